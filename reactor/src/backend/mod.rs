@@ -1,0 +1,41 @@
+//! Backends feed the ring with readiness from the operating system.
+//!
+//! The ring never names epoll, kqueue or io_uring: it sees this trait. A
+//! backend is polled by at most one consumer at a time (the harvester), may
+//! be woken from any thread while it sleeps, and reports readiness as
+//! `(entry, Ready)` pairs, where `entry` is the value given at registration.
+
+use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use crate::event::{Interest, Ready};
+
+pub(crate) mod mio;
+pub(crate) mod user;
+
+/// A source of OS readiness for the ring.
+pub(crate) trait Backend: Send + Sync + fmt::Debug {
+    /// Starts watching `fd` for `interest`, reporting it as `entry`.
+    fn register(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()>;
+    /// Changes the interest of a watched `fd`.
+    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()>;
+    /// Stops watching `fd`.
+    fn deregister(&self, fd: RawFd) -> io::Result<()>;
+    /// Waits up to `timeout` (`None`: forever) for readiness, appending it to
+    /// `out`. With `sigmask`, installs that signal mask atomically for the
+    /// duration of the wait. Returns early when `wake` is called.
+    fn poll(
+        &self,
+        out: &mut Vec<(u64, Ready)>,
+        timeout: Option<Duration>,
+        sigmask: Option<&libc::sigset_t>,
+    ) -> io::Result<()>;
+    /// Makes a concurrent or the next `poll` return promptly.
+    fn wake(&self) -> io::Result<()>;
+    /// The backend's name, for logs and metrics.
+    fn name(&self) -> &'static str;
+    /// Syscalls the backend made while polling (waits and wakes).
+    fn syscalls(&self) -> u64;
+}

@@ -1,0 +1,359 @@
+//! A consumer: one thread's handle on the ring (the seed's `kevent_wait`
+//! and `kevent_commit`).
+//!
+//! # Waiting and harvesting
+//!
+//! `wait` returns at once when the front moved past the index the caller
+//! saw. Otherwise the consumer goes to sleep. If nobody holds the harvester
+//! role it takes it and sleeps inside the backend's poll, bounded by the
+//! nearest timer; what the poll returns is published into the ring (waking
+//! one other consumer if there is more than it takes itself), and the role is
+//! released before the consumer returns: it never keeps the role while ready
+//! work waits for it. If the role is taken, the consumer parks on its own
+//! condition variable and asks for the role to be handed over when released,
+//! so that whenever consumers sleep one of them watches the backend.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::time::{Duration, Instant};
+
+use crate::event::{Event, Ready, Token};
+use crate::kevent::Kevent;
+use crate::registration::Key;
+use crate::timer::Timeout;
+
+/// What [`Consumer::wait`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitStatus {
+    /// Entries are there to claim (or the front moved past `seen`).
+    Ready,
+    /// The timeout passed first.
+    TimedOut,
+    /// The ring is full and more entries wait behind it: commit what you
+    /// hold so they can come in (the seed's "special error" of `kevent_wait`,
+    /// reported as a result rather than an error to guess).
+    Full,
+}
+
+/// Counters of one consumer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsumerStats {
+    /// Events delivered to this consumer.
+    pub consumed: u64,
+    /// Times it slept (parked or in the backend).
+    pub sleeps: u64,
+    /// Times a publisher woke it.
+    pub woken: u64,
+    /// Times it polled the backend.
+    pub harvests: u64,
+    /// Ring entries it published from the backend or timers.
+    pub published: u64,
+    /// Entries it took from its own mailbox (affinity hits).
+    pub mailbox_hits: u64,
+}
+
+/// A delivered, not yet committed entry.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    /// Ring position, `None` when it came from a mailbox.
+    pos: Option<u64>,
+    /// The registration entry.
+    entry: u64,
+}
+
+/// One thread's handle on the ring. Not `Clone`: each consumer has its own
+/// sleep slot and its own claimed entries.
+pub struct Consumer {
+    /// The ring.
+    kevent: Kevent,
+    /// This consumer's slot, also its affinity hint.
+    id: usize,
+    /// Scratch for ring claims.
+    claimed: Vec<(u64, u64)>,
+    /// Delivered entries awaiting commit, oldest first.
+    held: VecDeque<Held>,
+    /// The events of the last claim.
+    events: Vec<Event>,
+    /// Scratch for harvested OS readiness.
+    harvested: Vec<(u64, Ready)>,
+    /// Signal mask installed while this consumer sleeps in the backend.
+    sigmask: Option<libc::sigset_t>,
+    /// Counters.
+    stats: ConsumerStats,
+}
+
+impl fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("id", &self.id)
+            .field("held", &self.held.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    pub(crate) fn new(kevent: Kevent, id: usize) -> Consumer {
+        Consumer {
+            kevent,
+            id,
+            claimed: Vec::new(),
+            held: VecDeque::new(),
+            events: Vec::new(),
+            harvested: Vec::new(),
+            sigmask: None,
+            stats: ConsumerStats::default(),
+        }
+    }
+
+    /// This consumer's slot: hint entries to it with [`Kevent::set_hint`].
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// The ring this consumer reads.
+    pub fn kevent(&self) -> &Kevent {
+        &self.kevent
+    }
+
+    /// The front index now; pass it to a later [`wait`](Consumer::wait).
+    pub fn front(&self) -> u64 {
+        self.kevent.inner.ring.front()
+    }
+
+    /// Entries delivered to this consumer and not yet committed.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// This consumer's counters.
+    pub fn stats(&self) -> ConsumerStats {
+        ConsumerStats {
+            woken: self.kevent.inner.waiters.wakeups(self.id),
+            ..self.stats
+        }
+    }
+
+    /// Installs `mask` as the thread's signal mask, atomically, whenever
+    /// this consumer sleeps in the backend (`epoll_pwait`); Linux only.
+    pub fn set_sigmask(&mut self, mask: Option<libc::sigset_t>) {
+        self.sigmask = mask;
+    }
+
+    /// Whether there is anything for this consumer to claim.
+    fn has_work(&self, min: usize) -> bool {
+        let inner = &self.kevent.inner;
+        inner.ring.available() >= min.max(1)
+            || inner.waiters.has_mail(self.id)
+            || inner.waiters.stealable(self.id)
+    }
+
+    /// Waits for entries (the seed's `kevent_wait`).
+    ///
+    /// Returns at once with [`WaitStatus::Ready`] when the front moved past
+    /// `seen`; otherwise sleeps until at least `min` entries can be claimed
+    /// or the timeout (relative or absolute; `None`: forever) passes.
+    /// Returns [`WaitStatus::Full`] at once when the ring is full and more
+    /// entries wait behind it.
+    pub fn wait(
+        &mut self,
+        seen: u64,
+        min: usize,
+        timeout: impl Into<Timeout>,
+    ) -> io::Result<WaitStatus> {
+        let deadline = timeout.into().0.map(|d| d.instant());
+        let inner = self.kevent.inner.clone();
+        if inner.ring.is_full() && inner.overflow_pending() {
+            return Ok(WaitStatus::Full);
+        }
+        if inner.ring.front() != seen || inner.waiters.has_mail(self.id) {
+            return Ok(WaitStatus::Ready);
+        }
+        let broadcasts = inner.waiters.broadcasts();
+        loop {
+            if inner.fire_timers(Some(self.id)) > 0 && self.has_work(min) {
+                return Ok(WaitStatus::Ready);
+            }
+            if let Some(d) = deadline {
+                if Instant::now() >= d {
+                    return Ok(WaitStatus::TimedOut);
+                }
+            }
+            if inner.try_harvest_role() {
+                inner.waiters.prepare(self.id, true);
+                if self.has_work(min) {
+                    inner.waiters.cancel(self.id);
+                    inner.release_harvest_role();
+                    return Ok(WaitStatus::Ready);
+                }
+                let until = match (deadline, inner.next_timer()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                inner.set_harvest_until(until);
+                // The timer list may have changed between reading it and
+                // announcing our deadline; arm_timer wakes us if so.
+                let until = match (until, inner.next_timer()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let timeout = until.map(|u| u.saturating_duration_since(Instant::now()));
+                self.stats.sleeps += 1;
+                self.stats.harvests += 1;
+                self.harvested.clear();
+                let polled =
+                    inner
+                        .backend
+                        .poll(&mut self.harvested, timeout, self.sigmask.as_ref());
+                let notified = inner.waiters.cancel(self.id);
+                let published =
+                    inner.absorb(&self.harvested, Some(self.id)) + inner.fire_timers(Some(self.id));
+                self.stats.published += published as u64;
+                inner.release_harvest_role();
+                polled?;
+                if notified && inner.waiters.broadcasts() != broadcasts {
+                    return Ok(WaitStatus::Ready);
+                }
+            } else {
+                inner.want_harvest_role();
+                if inner.try_harvest_role() {
+                    inner.release_harvest_role();
+                    continue;
+                }
+                inner.waiters.prepare(self.id, false);
+                if self.has_work(min) {
+                    inner.waiters.cancel(self.id);
+                    return Ok(WaitStatus::Ready);
+                }
+                self.stats.sleeps += 1;
+                if inner.waiters.park(self.id, deadline) && inner.waiters.broadcasts() != broadcasts
+                {
+                    // Woken by a WAKEUP_ALL event: report it even if another
+                    // consumer claimed the entry first, so it reaches everyone.
+                    return Ok(WaitStatus::Ready);
+                }
+            }
+            if self.has_work(min) {
+                return Ok(WaitStatus::Ready);
+            }
+            if inner.ring.is_full() && inner.overflow_pending() {
+                return Ok(WaitStatus::Full);
+            }
+        }
+    }
+
+    /// Polls the backend without sleeping, if no other consumer is
+    /// harvesting, and fires due timers. Returns the entries published.
+    pub fn harvest(&mut self) -> io::Result<usize> {
+        let inner = self.kevent.inner.clone();
+        let mut published = inner.fire_timers(Some(self.id));
+        if inner.try_harvest_role() {
+            self.harvested.clear();
+            self.stats.harvests += 1;
+            let polled = inner
+                .backend
+                .poll(&mut self.harvested, Some(Duration::ZERO), None);
+            published += inner.absorb(&self.harvested, Some(self.id));
+            inner.release_harvest_role();
+            polled?;
+        }
+        self.stats.published += published as u64;
+        Ok(published)
+    }
+
+    /// Claims up to `max` events: this consumer's mailbox first (entries
+    /// hinted to it), then the ring in FIFO order, then, if it found
+    /// nothing, a mailbox whose owner is not coming for it. Claimed entries
+    /// are held until [`commit`](Consumer::commit): until then their
+    /// registrations are dispatched to this consumer and to no other.
+    pub fn claim(&mut self, max: usize) -> &[Event] {
+        self.events.clear();
+        let inner = self.kevent.inner.clone();
+        if max == 0 {
+            return &self.events;
+        }
+        if let Some(entry) = inner.waiters.take_own(self.id) {
+            self.stats.mailbox_hits += 1;
+            self.deliver(None, entry);
+        }
+        inner.waiters.running(self.id);
+        let room = max - self.events.len();
+        self.claimed.clear();
+        if room > 0 && inner.ring.claim(room, &mut self.claimed) > 0 {
+            let claimed = std::mem::take(&mut self.claimed);
+            for &(pos, entry) in &claimed {
+                self.deliver(Some(pos), entry);
+            }
+            self.claimed = claimed;
+        }
+        if self.events.is_empty() {
+            if let Some(entry) = inner.waiters.steal(self.id) {
+                self.deliver(None, entry);
+            }
+        }
+        self.stats.consumed += self.events.len() as u64;
+        &self.events
+    }
+
+    fn deliver(&mut self, pos: Option<u64>, entry: u64) {
+        let inner = &self.kevent.inner;
+        let key = Key::from_entry(entry);
+        let reg = inner.regs.slot(key.index);
+        match reg.take(key) {
+            Some(taken) if !taken.ready.is_empty() || taken.payload != 0 => {
+                self.events.push(Event {
+                    token: Token(taken.token),
+                    ready: taken.ready,
+                    payload: taken.payload,
+                });
+                self.held.push_back(Held { pos, entry });
+            }
+            taken => {
+                // Stale (the registration is gone) or withdrawn (a timer
+                // was reset): nothing to deliver; free the slot now.
+                if let Some(pos) = pos {
+                    inner.ring.commit(pos);
+                }
+                if taken.is_some() && reg.rearm(key) {
+                    inner.enqueue(&[entry], Some(self.id));
+                }
+                inner.after_commit(self.id);
+            }
+        }
+    }
+
+    /// Commits the oldest `n` held entries (the seed's `kevent_commit`):
+    /// frees their slots and re-arms their registrations; readiness that
+    /// arrived meanwhile is queued again.
+    pub fn commit(&mut self, n: usize) {
+        let inner = self.kevent.inner.clone();
+        let n = n.min(self.held.len());
+        if n == 0 {
+            return;
+        }
+        let mut again = Vec::new();
+        for held in self.held.drain(..n) {
+            if let Some(pos) = held.pos {
+                inner.ring.commit(pos);
+            }
+            let key = Key::from_entry(held.entry);
+            if inner.regs.slot(key.index).rearm(key) {
+                again.push(held.entry);
+            }
+        }
+        inner.after_commit(self.id);
+        inner.enqueue(&again, Some(self.id));
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.commit(self.held.len());
+        if let Some(entry) = self.kevent.inner.waiters.detach(self.id) {
+            // Hand the entry hinted to us to the others.
+            let key = Key::from_entry(entry);
+            self.kevent.inner.regs.slot(key.index).set_hint(usize::MAX);
+            self.kevent.inner.enqueue(&[entry], None);
+        }
+    }
+}

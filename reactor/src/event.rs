@@ -1,0 +1,201 @@
+//! The words of the ring's interface: tokens, interests, readiness and the
+//! events consumers receive.
+
+use std::fmt;
+
+/// The caller's name for a registration, handed back in every [`Event`].
+///
+/// Like mio's `Token`, the ring never interprets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Token(pub usize);
+
+/// What a file-descriptor registration wants to hear about. Errors and
+/// hang-ups are always reported, whatever the interest.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Interest(u8);
+
+impl Interest {
+    /// The source has bytes to read (or a connection to accept).
+    pub const READABLE: Interest = Interest(1);
+    /// The source can take bytes.
+    pub const WRITABLE: Interest = Interest(2);
+    /// Both directions.
+    pub const BOTH: Interest = Interest(3);
+
+    /// Whether reading is of interest.
+    pub fn is_readable(self) -> bool {
+        self.0 & 1 != 0
+    }
+
+    /// Whether writing is of interest.
+    pub fn is_writable(self) -> bool {
+        self.0 & 2 != 0
+    }
+
+    /// Both interests combined.
+    pub fn with(self, other: Interest) -> Interest {
+        Interest(self.0 | other.0)
+    }
+}
+
+impl fmt::Debug for Interest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.is_readable(), self.is_writable()) {
+            (true, true) => f.write_str("READABLE | WRITABLE"),
+            (true, false) => f.write_str("READABLE"),
+            (false, true) => f.write_str("WRITABLE"),
+            (false, false) => f.write_str("(none)"),
+        }
+    }
+}
+
+/// Readiness carried by an event: a small bit set. Readiness that arrives
+/// while a registration waits in the ring or is dispatched is OR-ed into it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Ready(u16);
+
+impl Ready {
+    /// No readiness.
+    pub const EMPTY: Ready = Ready(0);
+    /// The fd is readable.
+    pub const READABLE: Ready = Ready(1);
+    /// The fd is writable.
+    pub const WRITABLE: Ready = Ready(1 << 1);
+    /// The fd reported an error condition.
+    pub const ERROR: Ready = Ready(1 << 2);
+    /// The peer closed its write side (reads will see end of file).
+    pub const READ_CLOSED: Ready = Ready(1 << 3);
+    /// The fd can no longer be written (reset or shut down).
+    pub const WRITE_CLOSED: Ready = Ready(1 << 4);
+    /// A user event was posted.
+    pub const USER: Ready = Ready(1 << 5);
+    /// A timer expired.
+    pub const TIMER: Ready = Ready(1 << 6);
+    /// A watched signal arrived.
+    pub const SIGNAL: Ready = Ready(1 << 7);
+
+    pub(crate) const MASK: u16 = 0xff;
+
+    /// Whether every bit of `other` is set.
+    pub fn contains(self, other: Ready) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether any bit of `other` is set.
+    pub fn intersects(self, other: Ready) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// Whether no bit is set.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Readable, or closed for reading, or in error: a read will not block.
+    pub fn is_readable(self) -> bool {
+        self.intersects(Ready(
+            Self::READABLE.0 | Self::READ_CLOSED.0 | Self::ERROR.0,
+        ))
+    }
+
+    /// Writable, or closed for writing, or in error: a write will not block.
+    pub fn is_writable(self) -> bool {
+        self.intersects(Ready(
+            Self::WRITABLE.0 | Self::WRITE_CLOSED.0 | Self::ERROR.0,
+        ))
+    }
+
+    /// The raw bits.
+    pub fn bits(self) -> u16 {
+        self.0
+    }
+
+    /// Rebuilds a readiness from [`Ready::bits`].
+    pub fn from_bits(bits: u16) -> Ready {
+        Ready(bits & Self::MASK)
+    }
+}
+
+impl std::ops::BitOr for Ready {
+    type Output = Ready;
+    fn bitor(self, rhs: Ready) -> Ready {
+        Ready(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for Ready {
+    fn bitor_assign(&mut self, rhs: Ready) {
+        self.0 |= rhs.0;
+    }
+}
+
+impl fmt::Debug for Ready {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const NAMES: [&str; 8] = [
+            "READABLE",
+            "WRITABLE",
+            "ERROR",
+            "READ_CLOSED",
+            "WRITE_CLOSED",
+            "USER",
+            "TIMER",
+            "SIGNAL",
+        ];
+        let mut first = true;
+        for (i, name) in NAMES.iter().enumerate() {
+            if self.0 & (1 << i) != 0 {
+                if !first {
+                    f.write_str(" | ")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        if first {
+            f.write_str("(empty)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Per-registration delivery flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Flags(u8);
+
+impl Flags {
+    /// Default: publishing this registration's entry wakes at most one
+    /// sleeping consumer (the seed's `KEVENT_REQ_WAKEUP_ONE`, made the default).
+    pub const NONE: Flags = Flags(0);
+    /// Publishing this registration's entry wakes every sleeping consumer
+    /// (shutdown, configuration changes).
+    pub const WAKEUP_ALL: Flags = Flags(1);
+
+    /// Whether every flag of `other` is set.
+    pub fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub(crate) fn bits(self) -> u8 {
+        self.0
+    }
+
+    pub(crate) fn from_bits(bits: u8) -> Flags {
+        Flags(bits)
+    }
+}
+
+/// One delivered event: what a consumer gets for each ring entry it claims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// The registration's token.
+    pub token: Token,
+    /// Everything that became ready since the registration was last delivered.
+    pub ready: Ready,
+    /// For user events, the OR of the payloads posted since the last delivery;
+    /// for signals, a bit set of signal numbers (bit `n` for signal `n`); else 0.
+    pub payload: u64,
+}
+
+/// A consumer's identity for affinity: the CPU (or worker) index whose
+/// consumer should preferably handle an entry. Only ever a hint.
+pub type Hint = usize;

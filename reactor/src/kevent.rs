@@ -1,0 +1,633 @@
+//! The ring context (`kevent_init`): the ring, the registrations, the
+//! sleeping consumers and the backend, and the `kevent_ctl` operations.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::backend::mio::MioBackend;
+use crate::backend::user::UserBackend;
+use crate::backend::Backend as BackendImpl;
+use crate::consumer::Consumer;
+use crate::event::{Flags, Hint, Interest, Ready, Token};
+use crate::loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::loom::Mutex;
+use crate::registration::{Key, Kind, Slab};
+use crate::ring::Ring;
+use crate::signal::SignalPipe;
+use crate::timer::{Deadline, Timers};
+use crate::waiters::{Waiters, Woken};
+
+/// Which backend feeds the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Backend {
+    /// The best one this system offers (today: mio).
+    #[default]
+    Auto,
+    /// mio: epoll on Linux, kqueue on macOS and the BSDs.
+    Mio,
+    /// No OS sources at all: user events, timers only. The ring as an
+    /// in-process event queue.
+    UserSpace,
+}
+
+/// How to build a [`Kevent`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Ring slots (rounded up to a power of two).
+    pub capacity: usize,
+    /// The most consumers that may be attached at once.
+    pub max_consumers: usize,
+    /// Which backend feeds the ring.
+    pub backend: Backend,
+    /// Most OS events one harvest collects.
+    pub events_per_poll: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            capacity: 1024,
+            max_consumers: 64,
+            backend: Backend::Auto,
+            events_per_poll: 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Sets the ring's capacity.
+    pub fn capacity(mut self, capacity: usize) -> Config {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Sets the maximum number of consumers.
+    pub fn max_consumers(mut self, n: usize) -> Config {
+        self.max_consumers = n;
+        self
+    }
+
+    /// Chooses the backend.
+    pub fn backend(mut self, backend: Backend) -> Config {
+        self.backend = backend;
+        self
+    }
+}
+
+/// Counters of a whole ring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingStats {
+    /// Entries published into the ring (the front index).
+    pub published: u64,
+    /// Entries that found the ring full and waited in the overflow list.
+    pub overflowed: u64,
+    /// Syscalls the backend made to wait and wake.
+    pub backend_syscalls: u64,
+    /// Live registrations.
+    pub registrations: usize,
+}
+
+/// A kevent ring: register sources, post events, attach consumers.
+///
+/// Cheap to clone; all clones share one ring.
+///
+/// ```
+/// use kevent_reactor::{Config, Backend, Kevent, Token, Flags};
+/// use std::time::Duration;
+///
+/// let kq = Kevent::new(Config::default().backend(Backend::UserSpace))?;
+/// let user = kq.add_user(Token(7), Flags::NONE)?;
+/// let mut consumer = kq.consumer()?;
+/// kq.post(user, 0b10)?;
+/// consumer.wait(0, 1, Duration::from_secs(1))?;
+/// let events = consumer.claim(16).to_vec();
+/// assert_eq!(events[0].token, Token(7));
+/// assert_eq!(events[0].payload, 0b10);
+/// consumer.commit(events.len());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Kevent {
+    /// The shared state.
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Kevent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kevent")
+            .field("capacity", &self.inner.ring.capacity())
+            .field("backend", &self.inner.backend.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything a ring is made of.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    /// The entries.
+    pub(crate) ring: Ring,
+    /// The registrations.
+    pub(crate) regs: Slab,
+    /// The consumers and their sleep states.
+    pub(crate) waiters: Waiters,
+    /// The OS readiness source.
+    pub(crate) backend: Box<dyn BackendImpl>,
+    /// Entries that found the ring full, oldest first.
+    overflow: Mutex<VecDeque<u64>>,
+    /// `overflow.len()`, readable without the lock.
+    overflow_len: AtomicUsize,
+    /// Entries that ever went to overflow.
+    overflowed: AtomicU64,
+    /// Someone holds the harvester role.
+    harvesting: AtomicBool,
+    /// A consumer parked because the role was taken and wants it handed over.
+    harvest_wanted: AtomicBool,
+    /// The armed timers.
+    timers: Mutex<Timers>,
+    /// The nearest timer deadline in nanoseconds since `base` (u64::MAX: none).
+    next_timer: AtomicU64,
+    /// When the harvester's current sleep ends, in nanoseconds since `base`.
+    harvest_until: AtomicU64,
+    /// Time zero for the atomics above.
+    base: Instant,
+    /// The self-pipe for signals, created on first use.
+    signals: OnceLock<(SignalPipe, Key)>,
+    /// Signal registrations: (signal number, key).
+    signal_regs: Mutex<Vec<(i32, Key)>>,
+}
+
+impl Kevent {
+    /// Creates a ring (the seed's `kevent_init`).
+    pub fn new(config: Config) -> io::Result<Kevent> {
+        let backend: Box<dyn BackendImpl> = match config.backend {
+            Backend::Auto | Backend::Mio => Box::new(MioBackend::new(config.events_per_poll)?),
+            Backend::UserSpace => Box::new(UserBackend::new()),
+        };
+        let base = Instant::now();
+        Ok(Kevent {
+            inner: Arc::new(Inner {
+                ring: Ring::new(config.capacity),
+                regs: Slab::new(),
+                waiters: Waiters::new(config.max_consumers),
+                backend,
+                overflow: Mutex::new(VecDeque::new()),
+                overflow_len: AtomicUsize::new(0),
+                overflowed: AtomicU64::new(0),
+                harvesting: AtomicBool::new(false),
+                harvest_wanted: AtomicBool::new(false),
+                timers: Mutex::new(Timers::new(base)),
+                next_timer: AtomicU64::new(u64::MAX),
+                harvest_until: AtomicU64::new(u64::MAX),
+                base,
+                signals: OnceLock::new(),
+                signal_regs: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Attaches a consumer in the first free slot.
+    pub fn consumer(&self) -> io::Result<Consumer> {
+        let id = self.inner.waiters.attach(None).ok_or_else(|| {
+            io::Error::other("kevent: every consumer slot is taken; raise Config::max_consumers")
+        })?;
+        Ok(Consumer::new(self.clone(), id))
+    }
+
+    /// Attaches a consumer in slot `hint`: entries hinted to `hint` prefer it.
+    pub fn consumer_for(&self, hint: Hint) -> io::Result<Consumer> {
+        let id = self.inner.waiters.attach(Some(hint)).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("kevent: consumer slot {hint} is taken or out of range"),
+            )
+        })?;
+        Ok(Consumer::new(self.clone(), id))
+    }
+
+    /// The ring's capacity.
+    pub fn capacity(&self) -> usize {
+        self.inner.ring.capacity()
+    }
+
+    /// The backend's name ("mio (epoll)", ...).
+    pub fn backend_name(&self) -> &'static str {
+        self.inner.backend.name()
+    }
+
+    /// The seed's front index: entries published so far. Pass it to
+    /// [`Consumer::wait`] as the index last seen.
+    pub fn front(&self) -> u64 {
+        self.inner.ring.front()
+    }
+
+    /// Counters for the whole ring.
+    pub fn stats(&self) -> RingStats {
+        RingStats {
+            published: self.inner.ring.front(),
+            overflowed: self.inner.overflowed.load(Ordering::Relaxed),
+            backend_syscalls: self.inner.backend.syscalls(),
+            registrations: self.inner.regs.len(),
+        }
+    }
+
+    /// Watches a file descriptor (any mio source on Unix is one).
+    pub fn register(&self, fd: &impl AsRawFd, token: Token, interest: Interest) -> io::Result<Key> {
+        self.register_fd(fd.as_raw_fd(), token, interest)
+    }
+
+    /// Watches a raw file descriptor. The caller keeps it open until
+    /// [`Kevent::deregister`].
+    pub fn register_fd(&self, fd: RawFd, token: Token, interest: Interest) -> io::Result<Key> {
+        let (key, _) = self.inner.regs.insert(Kind::Fd, token.0, Flags::NONE, fd)?;
+        if let Err(e) = self.inner.backend.register(fd, key.entry(), interest) {
+            self.inner.regs.remove(key);
+            return Err(e);
+        }
+        Ok(key)
+    }
+
+    /// Changes what a file-descriptor registration listens for.
+    pub fn reregister(&self, key: Key, interest: Interest) -> io::Result<()> {
+        let reg = self.inner.regs.get(key).ok_or_else(stale)?;
+        if reg.kind() != Kind::Fd {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "kevent: reregister takes a file-descriptor registration",
+            ));
+        }
+        self.inner
+            .backend
+            .reregister(reg.fd(), key.entry(), interest)
+    }
+
+    /// Removes a registration of any kind. Entries still queued for it are
+    /// dropped, never delivered.
+    pub fn deregister(&self, key: Key) -> io::Result<()> {
+        let inner = &self.inner;
+        let reg = inner.regs.get(key).ok_or_else(stale)?;
+        let (kind, fd) = (reg.kind(), reg.fd());
+        let result = match kind {
+            Kind::Fd => inner.backend.deregister(fd),
+            Kind::Timer => {
+                inner.timers.lock().disarm(key);
+                Ok(())
+            }
+            Kind::Signal => {
+                inner.signal_regs.lock().retain(|&(_, k)| k != key);
+                Ok(())
+            }
+            Kind::User => Ok(()),
+        };
+        inner.regs.remove(key).ok_or_else(stale)?;
+        result
+    }
+
+    /// Sets the consumer an entry of this registration should preferably go
+    /// to (the CPU or worker where its task last ran). Only ever a hint.
+    pub fn set_hint(&self, key: Key, hint: Hint) {
+        if let Some(reg) = self.inner.regs.get(key) {
+            reg.set_hint(hint);
+        }
+    }
+
+    /// Adds a user event: any thread may [`post`](Kevent::post) it.
+    pub fn add_user(&self, token: Token, flags: Flags) -> io::Result<Key> {
+        Ok(self.inner.regs.insert(Kind::User, token.0, flags, -1)?.0)
+    }
+
+    /// Posts a user event with a payload. Posts that arrive before the
+    /// event is delivered coalesce into one event; their payloads are OR-ed
+    /// (kqueue's `NOTE_FFOR`).
+    pub fn post(&self, key: Key, payload: u64) -> io::Result<()> {
+        let reg = self.inner.regs.get(key).ok_or_else(stale)?;
+        if reg.mark_ready(key, Ready::USER, payload) {
+            self.inner.enqueue(&[key.entry()], None);
+        }
+        Ok(())
+    }
+
+    /// Adds a one-shot timer that fires at `deadline` (relative or absolute).
+    pub fn add_timer(
+        &self,
+        token: Token,
+        deadline: impl Into<Deadline>,
+        flags: Flags,
+    ) -> io::Result<Key> {
+        let at = deadline.into().instant();
+        let (key, _) = self.inner.regs.insert(Kind::Timer, token.0, flags, -1)?;
+        self.inner.arm_timer(key, at);
+        Ok(key)
+    }
+
+    /// Moves a timer to a new deadline; an expiry not yet claimed is
+    /// withdrawn, so the timer fires once, at the new deadline.
+    pub fn reset_timer(&self, key: Key, deadline: impl Into<Deadline>) -> io::Result<()> {
+        let at = deadline.into().instant();
+        let reg = self.inner.regs.get(key).ok_or_else(stale)?;
+        if reg.kind() != Kind::Timer {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "kevent: reset_timer takes a timer registration",
+            ));
+        }
+        reg.clear_pending(key);
+        self.inner.arm_timer(key, at);
+        Ok(())
+    }
+
+    /// Delivers `signo` as an event (`Ready::SIGNAL`, payload bit `signo`).
+    /// Installs a process-wide handler for it; the signal's default action
+    /// no longer happens.
+    pub fn add_signal(&self, token: Token, signo: i32) -> io::Result<Key> {
+        crate::signal::install(signo)?;
+        self.inner.signal_pipe()?;
+        let (key, _) = self
+            .inner
+            .regs
+            .insert(Kind::Signal, token.0, Flags::NONE, signo)?;
+        self.inner.signal_regs.lock().push((signo, key));
+        Ok(key)
+    }
+
+    /// Whether the registration `key` names is still live.
+    pub fn is_registered(&self, key: Key) -> bool {
+        self.inner.regs.get(key).is_some()
+    }
+}
+
+fn stale() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        "kevent: stale registration key (already deregistered)",
+    )
+}
+
+impl Inner {
+    fn nanos(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.base)
+            .as_nanos()
+            .min(u64::MAX as u128 - 1) as u64
+    }
+
+    fn arm_timer(&self, key: Key, at: Instant) {
+        let next = {
+            let mut timers = self.timers.lock();
+            timers.arm(key, at);
+            let next = timers.next_deadline().map_or(u64::MAX, |d| self.nanos(d));
+            self.next_timer.store(next, Ordering::SeqCst);
+            next
+        };
+        // A harvester sleeping past the new deadline must recompute its
+        // timeout: wake the backend.
+        if next < self.harvest_until.load(Ordering::SeqCst) {
+            let _ = self.backend.wake();
+        }
+    }
+
+    /// The instant of the nearest timer, if any.
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
+        match self.next_timer.load(Ordering::SeqCst) {
+            u64::MAX => None,
+            n => Some(self.base + Duration::from_nanos(n)),
+        }
+    }
+
+    /// Fires due timers; returns how many entries were published.
+    pub(crate) fn fire_timers(&self, publisher: Option<usize>) -> usize {
+        let next = self.next_timer.load(Ordering::SeqCst);
+        if next == u64::MAX {
+            return 0;
+        }
+        let now = Instant::now();
+        if self.nanos(now) < next {
+            return 0;
+        }
+        let mut expired = Vec::new();
+        {
+            let mut timers = self.timers.lock();
+            timers.expire(now, &mut expired);
+            let next = timers.next_deadline().map_or(u64::MAX, |d| self.nanos(d));
+            self.next_timer.store(next, Ordering::SeqCst);
+        }
+        let entries: Vec<u64> = expired
+            .into_iter()
+            .filter(|&key| {
+                self.regs
+                    .get(key)
+                    .is_some_and(|reg| reg.mark_ready(key, Ready::TIMER, 0))
+            })
+            .map(Key::entry)
+            .collect();
+        self.enqueue(&entries, publisher);
+        entries.len()
+    }
+
+    fn signal_pipe(&self) -> io::Result<&(SignalPipe, Key)> {
+        if let Some(p) = self.signals.get() {
+            return Ok(p);
+        }
+        let pipe = SignalPipe::new()?;
+        let (key, _) = self
+            .regs
+            .insert(Kind::Fd, usize::MAX, Flags::NONE, pipe.read)?;
+        self.backend
+            .register(pipe.read, key.entry(), Interest::READABLE)?;
+        if self.signals.set((pipe, key)).is_err() {
+            // Lost a race with another thread; ours is dropped and closed.
+            self.regs.remove(key);
+        }
+        Ok(self.signals.get().expect("signal pipe just set"))
+    }
+
+    /// Turns harvested OS readiness into ring entries.
+    pub(crate) fn absorb(&self, harvested: &[(u64, Ready)], publisher: Option<usize>) -> usize {
+        let signal_entry = self.signals.get().map(|(_, k)| k.entry());
+        let mut entries = Vec::with_capacity(harvested.len());
+        for &(entry, ready) in harvested {
+            if Some(entry) == signal_entry {
+                let arrived = self.signals.get().map_or(0, |(p, _)| p.drain());
+                self.signals_arrived(arrived, &mut entries);
+                continue;
+            }
+            let key = Key::from_entry(entry);
+            if let Some(reg) = self.regs.get(key) {
+                if reg.mark_ready(key, ready, 0) {
+                    entries.push(entry);
+                }
+            }
+        }
+        self.enqueue(&entries, publisher);
+        entries.len()
+    }
+
+    fn signals_arrived(&self, arrived: u64, entries: &mut Vec<u64>) {
+        if arrived == 0 {
+            return;
+        }
+        for &(signo, key) in self.signal_regs.lock().iter() {
+            let bit = 1u64 << signo;
+            if arrived & bit != 0 {
+                if let Some(reg) = self.regs.get(key) {
+                    if reg.mark_ready(key, Ready::SIGNAL, bit) {
+                        entries.push(key.entry());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Puts entries of registrations that just became queued into the
+    /// mailboxes or the ring, then applies the wake policy: at most one
+    /// sleeper per batch unless an entry asks for `WAKEUP_ALL`.
+    ///
+    /// `publisher` is the consumer publishing, if it will go on to claim:
+    /// it takes one entry itself, so a batch of one wakes nobody else.
+    pub(crate) fn enqueue(&self, entries: &[u64], publisher: Option<usize>) {
+        if entries.is_empty() {
+            return;
+        }
+        let waiters = &self.waiters;
+        let mut wake_all = false;
+        let mut preferred = None;
+        let mut for_others = 0usize;
+        let mut self_has = false;
+        for &entry in entries {
+            let reg = self.regs.slot(Key::from_entry(entry).index);
+            wake_all |= reg.flags().contains(Flags::WAKEUP_ALL);
+            let hint = reg.hint();
+            if hint < waiters.len() && waiters.state(hint) != crate::waiters::FREE {
+                if let Some(displaced) = waiters.put(hint, entry) {
+                    self.push(displaced);
+                    for_others += 1;
+                }
+                if Some(hint) == publisher {
+                    self_has = true;
+                    continue;
+                }
+                let state = waiters.state(hint);
+                if preferred.is_none()
+                    && (state == crate::waiters::SLEEPING || state == crate::waiters::HARVESTING)
+                {
+                    preferred = Some(hint);
+                }
+            } else {
+                self.push(entry);
+            }
+            for_others += 1;
+        }
+        // The SeqCst bumps of the ring's front (and the mailbox swaps) come
+        // before this check of the sleepers; sleepers announce themselves
+        // before re-checking for work. See `waiters`.
+        fence(Ordering::SeqCst);
+        if wake_all {
+            waiters.wake_all(|w| self.reach(w));
+            return;
+        }
+        if publisher.is_some() && !self_has {
+            // The publisher itself takes one.
+            for_others = for_others.saturating_sub(1);
+        }
+        if for_others > 0 || preferred.is_some() {
+            if let Some(w) = waiters.wake_one(preferred) {
+                self.reach(w);
+            }
+        }
+    }
+
+    /// Wakes a consumer that sleeps inside the backend.
+    pub(crate) fn reach(&self, woken: Woken) {
+        if let Woken::Harvester(_) = woken {
+            let _ = self.backend.wake();
+        }
+    }
+
+    /// Pushes one entry into the ring, or into overflow when it is full.
+    fn push(&self, entry: u64) {
+        if self.overflow_len.load(Ordering::SeqCst) == 0 && self.ring.push(entry).is_ok() {
+            return;
+        }
+        {
+            let mut overflow = self.overflow.lock();
+            overflow.push_back(entry);
+            self.overflow_len.fetch_add(1, Ordering::SeqCst);
+        }
+        self.overflowed.fetch_add(1, Ordering::Relaxed);
+        // Pairs with the fence in `after_commit`: either we see the slot a
+        // consumer just committed, or it sees our overflow entry.
+        fence(Ordering::SeqCst);
+        self.drain_overflow();
+    }
+
+    /// Moves overflow entries into the ring while it has room. FIFO: the
+    /// oldest overflow entry goes first. Returns how many moved.
+    pub(crate) fn drain_overflow(&self) -> usize {
+        if self.overflow_len.load(Ordering::SeqCst) == 0 {
+            return 0;
+        }
+        let mut overflow = self.overflow.lock();
+        let mut moved = 0;
+        while let Some(&entry) = overflow.front() {
+            if self.ring.push(entry).is_err() {
+                break;
+            }
+            overflow.pop_front();
+            self.overflow_len.fetch_sub(1, Ordering::SeqCst);
+            moved += 1;
+        }
+        moved
+    }
+
+    /// After a consumer committed slots: refill from overflow and wake.
+    pub(crate) fn after_commit(&self, publisher: usize) {
+        // Pairs with the fence in `push` (see there).
+        fence(Ordering::SeqCst);
+        let moved = self.drain_overflow();
+        if moved > 1 || (moved == 1 && self.waiters.any_sleeping()) {
+            fence(Ordering::SeqCst);
+            if let Some(w) = self.waiters.wake_one(None) {
+                self.reach(w);
+            }
+        }
+        let _ = publisher;
+    }
+
+    pub(crate) fn overflow_pending(&self) -> bool {
+        self.overflow_len.load(Ordering::SeqCst) > 0
+    }
+
+    /// Tries to take the harvester role.
+    pub(crate) fn try_harvest_role(&self) -> bool {
+        !self.harvesting.load(Ordering::Relaxed)
+            && self
+                .harvesting
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+    }
+
+    /// Gives the harvester role back; if a consumer parked wanting it,
+    /// wakes one so that somebody keeps watching the backend.
+    pub(crate) fn release_harvest_role(&self) {
+        self.harvest_until.store(u64::MAX, Ordering::SeqCst);
+        self.harvesting.store(false, Ordering::SeqCst);
+        if self.harvest_wanted.swap(false, Ordering::SeqCst) {
+            if let Some(w) = self.waiters.wake_one(None) {
+                self.reach(w);
+            }
+        }
+    }
+
+    /// A consumer that could not take the role asks for it before parking.
+    pub(crate) fn want_harvest_role(&self) {
+        self.harvest_wanted.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn set_harvest_until(&self, until: Option<Instant>) {
+        let n = until.map_or(u64::MAX, |u| self.nanos(u));
+        self.harvest_until.store(n, Ordering::SeqCst);
+    }
+}

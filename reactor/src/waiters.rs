@@ -1,0 +1,313 @@
+//! Sleeping consumers: who sleeps, who is woken, and the per-CPU last-entry
+//! mailboxes that carry affinity hints.
+//!
+//! # Wake policy
+//!
+//! A consumer about to sleep publishes `SLEEPING` (or `HARVESTING` when it
+//! sleeps inside the backend's poll), bumps `sleepers`, and only then looks at
+//! the ring once more. A publisher bumps the ring's front and only then reads
+//! `sleepers`. Both sides use `SeqCst`, so at least one of them sees the
+//! other: the event is never left with everyone asleep (invariant 1).
+//!
+//! Waking is a CAS from a sleeping state to `NOTIFIED`: exactly one waker
+//! wins per sleep, so a batch that wakes "one" wakes exactly one (invariant
+//! 4), and an event flagged `WAKEUP_ALL` runs the CAS on every sleeper. Parked
+//! sleepers are preferred over the one sleeping in the backend's poll: it
+//! costs the same to wake either, and the harvester keeps watching I/O.
+//!
+//! # Affinity
+//!
+//! Each consumer slot has a one-entry mailbox: the seed's "last queued entry
+//! for a CPU handled special". An entry hinted to a consumer goes there (the
+//! previous occupant moves to the ring); that consumer takes its mailbox
+//! before the ring. Any other consumer may empty a mailbox whose owner has not
+//! been woken for it (it is busy, or asleep while another consumer was woken
+//! for the batch), so a hint never delays delivery (invariant 5).
+
+use crate::loom::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use crate::loom::{CachePadded, Condvar, Mutex};
+
+/// The slot has no consumer.
+pub(crate) const FREE: u8 = 0;
+/// The consumer is running (not in `wait`).
+pub(crate) const RUNNING: u8 = 1;
+/// The consumer is parked on its condition variable.
+pub(crate) const SLEEPING: u8 = 2;
+/// The consumer sleeps inside the backend's poll.
+pub(crate) const HARVESTING: u8 = 3;
+/// A publisher woke the consumer; it has not run yet.
+pub(crate) const NOTIFIED: u8 = 4;
+
+/// Marks an empty mailbox (no registration has slab index `u32::MAX`).
+const EMPTY: u64 = u64::MAX;
+
+/// How a woken consumer must be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Woken {
+    /// It was parked: its condition variable was signalled.
+    Parked(usize),
+    /// It sleeps in the backend's poll: the caller must wake the backend.
+    Harvester(usize),
+}
+
+/// One consumer's slot.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    /// FREE, RUNNING, SLEEPING, HARVESTING or NOTIFIED.
+    state: AtomicU8,
+    /// The last entry hinted to this consumer, or EMPTY.
+    mailbox: AtomicU64,
+    /// Guards the park/notify handshake.
+    lock: Mutex<()>,
+    /// Where the consumer parks.
+    cv: Condvar,
+    /// Times this consumer was woken (for metrics and tests).
+    wakeups: AtomicU64,
+}
+
+/// The set of consumer slots.
+#[derive(Debug)]
+pub(crate) struct Waiters {
+    /// One slot per possible consumer.
+    slots: Box<[CachePadded<Waiter>]>,
+    /// Consumers in SLEEPING or HARVESTING.
+    sleepers: CachePadded<AtomicUsize>,
+    /// Where the next wake-one scan starts, to spread wakeups.
+    rotor: AtomicUsize,
+    /// Bumped by every `wake_all`, so a consumer woken by one returns even
+    /// when another consumer claimed the entry first.
+    broadcasts: AtomicU64,
+}
+
+impl Waiters {
+    pub(crate) fn new(max_consumers: usize) -> Waiters {
+        Waiters {
+            slots: (0..max_consumers.max(1))
+                .map(|_| {
+                    CachePadded(Waiter {
+                        state: AtomicU8::new(FREE),
+                        mailbox: AtomicU64::new(EMPTY),
+                        lock: Mutex::new(()),
+                        cv: Condvar::new(),
+                        wakeups: AtomicU64::new(0),
+                    })
+                })
+                .collect(),
+            sleepers: CachePadded(AtomicUsize::new(0)),
+            rotor: AtomicUsize::new(0),
+            broadcasts: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Takes slot `id` (any free slot when `None`) for a new consumer.
+    pub(crate) fn attach(&self, id: Option<usize>) -> Option<usize> {
+        let try_take = |i: usize| {
+            self.slots[i]
+                .state
+                .compare_exchange(FREE, RUNNING, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        };
+        match id {
+            Some(i) if i < self.slots.len() => try_take(i).then_some(i),
+            Some(_) => None,
+            None => (0..self.slots.len()).find(|&i| try_take(i)),
+        }
+    }
+
+    /// Frees slot `id`; returns the entry left in its mailbox, if any.
+    pub(crate) fn detach(&self, id: usize) -> Option<u64> {
+        let entry = self.take_own(id);
+        self.slots[id].state.store(FREE, Ordering::Release);
+        entry
+    }
+
+    pub(crate) fn state(&self, id: usize) -> u8 {
+        self.slots[id].state.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn wakeups(&self, id: usize) -> u64 {
+        self.slots[id].wakeups.load(Ordering::Relaxed)
+    }
+
+    /// Step one of sleeping: announce it. The caller must then re-check for
+    /// work and either `cancel` or `park` (or sleep in the backend).
+    pub(crate) fn prepare(&self, id: usize, harvesting: bool) {
+        let state = if harvesting { HARVESTING } else { SLEEPING };
+        self.slots[id].state.store(state, Ordering::SeqCst);
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Leaves the sleeping state without sleeping. Returns true if a
+    /// publisher woke us meanwhile (the wakeup is consumed either way).
+    pub(crate) fn cancel(&self, id: usize) -> bool {
+        let w = &self.slots[id];
+        let cur = w.state.load(Ordering::SeqCst);
+        if (cur == SLEEPING || cur == HARVESTING)
+            && w.state
+                .compare_exchange(cur, RUNNING, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        // A publisher moved us to NOTIFIED and already took us off
+        // `sleepers`. We stay NOTIFIED until we claim, so that nobody steals
+        // the mailbox entry we were woken for (see `running`).
+        true
+    }
+
+    /// The consumer claimed: from now on it is busy, and what lands in its
+    /// mailbox may be taken by others.
+    pub(crate) fn running(&self, id: usize) {
+        let w = &self.slots[id];
+        if w.state.load(Ordering::Relaxed) != RUNNING {
+            w.state.store(RUNNING, Ordering::SeqCst);
+        }
+    }
+
+    /// Parks until notified or `deadline`. Returns true if notified.
+    pub(crate) fn park(&self, id: usize, deadline: Option<std::time::Instant>) -> bool {
+        let w = &self.slots[id];
+        #[cfg(not(loom))]
+        {
+            let mut guard = w.lock.lock();
+            while w.state.load(Ordering::SeqCst) == SLEEPING {
+                if w.cv.wait_until(&mut guard, deadline) {
+                    break;
+                }
+            }
+        }
+        #[cfg(loom)]
+        {
+            let mut guard = w.lock.lock();
+            while w.state.load(Ordering::SeqCst) == SLEEPING {
+                guard = w.cv.wait_until(guard, deadline).0;
+            }
+            drop(guard);
+        }
+        self.cancel(id)
+    }
+
+    /// Moves `id` from a sleeping state to NOTIFIED, if it sleeps.
+    fn notify(&self, id: usize, only: Option<u8>) -> Option<Woken> {
+        let w = &self.slots[id];
+        let cur = w.state.load(Ordering::SeqCst);
+        if cur != SLEEPING && cur != HARVESTING {
+            return None;
+        }
+        if only.is_some_and(|o| o != cur) {
+            return None;
+        }
+        if w.state
+            .compare_exchange(cur, NOTIFIED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return None;
+        }
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        w.wakeups.fetch_add(1, Ordering::Relaxed);
+        if cur == HARVESTING {
+            return Some(Woken::Harvester(id));
+        }
+        // Taking the lock orders us after the sleeper's state check, so the
+        // signal cannot fall between its check and its wait.
+        drop(w.lock.lock());
+        w.cv.notify_one();
+        Some(Woken::Parked(id))
+    }
+
+    /// Whether anyone sleeps (a snapshot, `SeqCst` for the handshake).
+    pub(crate) fn any_sleeping(&self) -> bool {
+        self.sleepers.load(Ordering::SeqCst) > 0
+    }
+
+    /// Wakes at most one sleeper: `preferred` if it sleeps, else a parked
+    /// one, else the harvester.
+    pub(crate) fn wake_one(&self, preferred: Option<usize>) -> Option<Woken> {
+        if !self.any_sleeping() {
+            return None;
+        }
+        if let Some(w) = preferred.and_then(|p| self.notify(p, None)) {
+            return Some(w);
+        }
+        let n = self.slots.len();
+        let start = self.rotor.fetch_add(1, Ordering::Relaxed) % n;
+        for only in [SLEEPING, HARVESTING] {
+            for i in 0..n {
+                if let Some(w) = self.notify((start + i) % n, Some(only)) {
+                    return Some(w);
+                }
+            }
+        }
+        None
+    }
+
+    /// Wakes every sleeper; `each` is called for every consumer woken.
+    pub(crate) fn wake_all(&self, mut each: impl FnMut(Woken)) {
+        self.broadcasts.fetch_add(1, Ordering::SeqCst);
+        for i in 0..self.slots.len() {
+            if let Some(w) = self.notify(i, None) {
+                each(w);
+            }
+        }
+    }
+
+    /// How many `WAKEUP_ALL` broadcasts happened so far.
+    pub(crate) fn broadcasts(&self) -> u64 {
+        self.broadcasts.load(Ordering::SeqCst)
+    }
+
+    /// Puts `entry` in `id`'s mailbox; returns the entry it displaced.
+    pub(crate) fn put(&self, id: usize, entry: u64) -> Option<u64> {
+        // AcqRel pairs with the swaps in `take_own` / `steal`.
+        let old = self.slots[id].mailbox.swap(entry, Ordering::AcqRel);
+        (old != EMPTY).then_some(old)
+    }
+
+    /// Empties `id`'s own mailbox.
+    pub(crate) fn take_own(&self, id: usize) -> Option<u64> {
+        let w = &self.slots[id];
+        if w.mailbox.load(Ordering::Relaxed) == EMPTY {
+            return None;
+        }
+        let old = w.mailbox.swap(EMPTY, Ordering::AcqRel);
+        (old != EMPTY).then_some(old)
+    }
+
+    /// Empties another consumer's mailbox whose owner was not woken for it.
+    pub(crate) fn steal(&self, thief: usize) -> Option<u64> {
+        let n = self.slots.len();
+        for i in 1..n {
+            let id = (thief + i) % n;
+            let w = &self.slots[id];
+            if w.mailbox.load(Ordering::Relaxed) == EMPTY
+                || w.state.load(Ordering::SeqCst) == NOTIFIED
+            {
+                continue;
+            }
+            let old = w.mailbox.swap(EMPTY, Ordering::AcqRel);
+            if old != EMPTY {
+                return Some(old);
+            }
+        }
+        None
+    }
+
+    /// Whether any mailbox other than `id`'s own holds an entry its owner
+    /// was not woken for.
+    pub(crate) fn stealable(&self, id: usize) -> bool {
+        let n = self.slots.len();
+        (1..n).any(|i| {
+            let w = &self.slots[(id + i) % n];
+            w.mailbox.load(Ordering::SeqCst) != EMPTY && w.state.load(Ordering::SeqCst) != NOTIFIED
+        })
+    }
+
+    pub(crate) fn has_mail(&self, id: usize) -> bool {
+        self.slots[id].mailbox.load(Ordering::SeqCst) != EMPTY
+    }
+}
