@@ -170,6 +170,11 @@ impl Consumer {
             return Ok(WaitStatus::Ready);
         }
         let broadcasts = inner.waiters.broadcasts();
+        // The front as of our last look. Checked again after announcing
+        // sleep: whatever was published since is seen before we sleep (the
+        // seed's rule), and after each wakeup that did not bring `min`
+        // entries it moves on, so `min` is honoured.
+        let mut seen = seen;
         loop {
             if inner.fire_timers(Some(self.id)) > 0 && self.has_work(min) {
                 return Ok(WaitStatus::Ready);
@@ -181,7 +186,10 @@ impl Consumer {
             }
             if inner.try_harvest_role() {
                 inner.waiters.prepare(self.id, true);
-                if self.has_work(min) {
+                if inner.ring.front() != seen
+                    || inner.waiters.broadcasts() != broadcasts
+                    || self.has_work(min)
+                {
                     inner.waiters.cancel(self.id);
                     inner.release_harvest_role();
                     return Ok(WaitStatus::Ready);
@@ -221,7 +229,10 @@ impl Consumer {
                     continue;
                 }
                 inner.waiters.prepare(self.id, false);
-                if self.has_work(min) {
+                if inner.ring.front() != seen
+                    || inner.waiters.broadcasts() != broadcasts
+                    || self.has_work(min)
+                {
                     inner.waiters.cancel(self.id);
                     return Ok(WaitStatus::Ready);
                 }
@@ -239,6 +250,7 @@ impl Consumer {
             if inner.ring.is_full() && inner.overflow_pending() {
                 return Ok(WaitStatus::Full);
             }
+            seen = inner.ring.front();
         }
     }
 

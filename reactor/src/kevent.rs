@@ -90,6 +90,8 @@ pub struct RingStats {
     pub backend_syscalls: u64,
     /// Live registrations.
     pub registrations: usize,
+    /// Sleeping consumers woken by publishers.
+    pub wakeups: u64,
 }
 
 /// A kevent ring: register sources, post events, attach consumers.
@@ -232,6 +234,7 @@ impl Kevent {
             overflowed: self.inner.overflowed.load(Ordering::Relaxed),
             backend_syscalls: self.inner.backend.syscalls(),
             registrations: self.inner.regs.len(),
+            wakeups: self.inner.waiters.total_wakeups(),
         }
     }
 
@@ -614,6 +617,9 @@ impl Inner {
     pub(crate) fn release_harvest_role(&self) {
         self.harvest_until.store(u64::MAX, Ordering::SeqCst);
         self.harvesting.store(false, Ordering::SeqCst);
+        // Pairs with the fence in `want_harvest_role`: either the parker's
+        // retry sees the role free, or we see that it wants the role.
+        fence(Ordering::SeqCst);
         if self.harvest_wanted.swap(false, Ordering::SeqCst) {
             if let Some(w) = self.waiters.wake_one(None) {
                 self.reach(w);
@@ -624,6 +630,7 @@ impl Inner {
     /// A consumer that could not take the role asks for it before parking.
     pub(crate) fn want_harvest_role(&self) {
         self.harvest_wanted.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
     }
 
     pub(crate) fn set_harvest_until(&self, until: Option<Instant>) {

@@ -24,7 +24,7 @@
 //! been woken for it (it is busy, or asleep while another consumer was woken
 //! for the batch), so a hint never delays delivery (invariant 5).
 
-use crate::loom::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use crate::loom::sync::atomic::{fence, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use crate::loom::{CachePadded, Condvar, Mutex};
 
 /// The slot has no consumer.
@@ -139,6 +139,9 @@ impl Waiters {
         let state = if harvesting { HARVESTING } else { SLEEPING };
         self.slots[id].state.store(state, Ordering::SeqCst);
         self.sleepers.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence publishers run between bumping the front and
+        // reading `sleepers` (store-load ordering needs a fence each side).
+        fence(Ordering::SeqCst);
     }
 
     /// Leaves the sleeping state without sleeping. Returns true if a
@@ -249,11 +252,22 @@ impl Waiters {
     /// Wakes every sleeper; `each` is called for every consumer woken.
     pub(crate) fn wake_all(&self, mut each: impl FnMut(Woken)) {
         self.broadcasts.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence in `prepare`: a consumer about to sleep
+        // either sees the broadcast or is seen sleeping below.
+        fence(Ordering::SeqCst);
         for i in 0..self.slots.len() {
             if let Some(w) = self.notify(i, None) {
                 each(w);
             }
         }
+    }
+
+    /// Wakeups sent to every consumer so far.
+    pub(crate) fn total_wakeups(&self) -> u64 {
+        self.slots
+            .iter()
+            .map(|w| w.wakeups.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// How many `WAKEUP_ALL` broadcasts happened so far.

@@ -27,7 +27,7 @@
 #![warn(missing_docs, rust_2018_idioms)]
 
 use proc_macro::TokenStream;
-use proc_macro2::{Delimiter, Group, Span, TokenStream as TokenStream2, TokenTree};
+use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream as TokenStream2, TokenTree};
 use quote::{quote, ToTokens};
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
@@ -418,12 +418,16 @@ fn generate(input: ItemFn, config: Config, kind: Kind) -> TokenStream2 {
     // Check the body's value against the declared return type inside the async
     // block, so that a mismatch is reported on the user's code, the way rustc
     // reports it for a plain `fn` (not possible for `impl Trait` return types).
-    let body = match &sig.output {
+    // Helper locals: `mixed_site` keeps user locals from seeing them, the names
+    // keep them from being taken for a user item (a const or unit struct).
+    let ret = Ident::new("__kevent_ret", Span::mixed_site());
+    let future = match &sig.output {
         ReturnType::Type(_, ty) if !mentions_impl(ty.to_token_stream()) => {
-            quote!(async move { let ret: #ty = #body_block; ret })
+            quote!(async move { let #ret: #ty = #body_block; #ret })
         }
         _ => quote!(async move #body_block),
     };
+    let body = Ident::new("__kevent_body", Span::mixed_site());
 
     // A user-supplied crate path keeps its span: a wrong path is reported on it.
     let krate = config
@@ -440,7 +444,7 @@ fn generate(input: ItemFn, config: Config, kind: Kind) -> TokenStream2 {
         #test_attr
         #(#attrs)*
         #vis #sig {
-            let body = #body;
+            let #body = #future;
             #[allow(
                 clippy::expect_used,
                 clippy::diverging_sub_expression,
@@ -452,7 +456,7 @@ fn generate(input: ItemFn, config: Config, kind: Kind) -> TokenStream2 {
                     .enable_all()
                     .build()
                     .expect("failed to build the kevent runtime")
-                    .block_on(body);
+                    .block_on(#body);
             }
         }
     }

@@ -1,0 +1,196 @@
+//! The ring fed by mio: file descriptors, the harvester role, signals.
+#![cfg(not(loom))]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kevent_reactor::{Backend, Config, Consumer, Event, Interest, Kevent, Ready, Token};
+
+fn mio_ring(capacity: usize) -> Kevent {
+    Kevent::new(Config::default().capacity(capacity).backend(Backend::Mio)).unwrap()
+}
+
+fn pair() -> (UnixStream, UnixStream) {
+    let (a, b) = UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    b.set_nonblocking(true).unwrap();
+    (a, b)
+}
+
+fn next_events(c: &mut Consumer, timeout: Duration) -> Vec<Event> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = c.front();
+        let events = c.claim(64).to_vec();
+        if !events.is_empty() || Instant::now() >= deadline {
+            return events;
+        }
+        c.wait(seen, 1, deadline).unwrap();
+    }
+}
+
+#[test]
+fn a_readable_socket_is_delivered_through_the_harvester() {
+    let kq = mio_ring(64);
+    assert!(kq.backend_name().starts_with("mio"));
+    let (a, mut b) = pair();
+    let key = kq.register(&a, Token(3), Interest::READABLE).unwrap();
+    let mut c = kq.consumer().unwrap();
+    let writer = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(30));
+        b.write_all(b"ping").unwrap();
+        b
+    });
+    let events = next_events(&mut c, Duration::from_secs(5));
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].token, Token(3));
+    assert!(events[0].ready.is_readable());
+    c.commit(1);
+    let _b = writer.join().unwrap();
+    kq.deregister(key).unwrap();
+}
+
+#[test]
+fn writable_interest_and_hangup_are_reported() {
+    let kq = mio_ring(64);
+    let (a, b) = pair();
+    kq.register(&a, Token(1), Interest::BOTH).unwrap();
+    let mut c = kq.consumer().unwrap();
+    let ev = next_events(&mut c, Duration::from_secs(5));
+    assert!(ev[0].ready.is_writable(), "{:?}", ev[0].ready);
+    c.commit(ev.len());
+    drop(b);
+    let ev = next_events(&mut c, Duration::from_secs(5));
+    assert!(
+        ev[0].ready.contains(Ready::READ_CLOSED),
+        "{:?}",
+        ev[0].ready
+    );
+}
+
+#[test]
+fn readiness_arriving_during_dispatch_is_delivered_after_commit() {
+    let kq = mio_ring(64);
+    let (mut a, mut b) = pair();
+    kq.register(&a, Token(1), Interest::READABLE).unwrap();
+    let mut c = kq.consumer().unwrap();
+    b.write_all(b"1").unwrap();
+    let ev = next_events(&mut c, Duration::from_secs(5));
+    assert_eq!(ev.len(), 1);
+    // Drain, then more data arrives while we still hold the entry: a new
+    // edge, which must wait for our commit and then come back.
+    let mut buf = [0u8; 16];
+    assert_eq!(a.read(&mut buf).unwrap(), 1);
+    b.write_all(b"2").unwrap();
+    let mut other = kq.consumer().unwrap();
+    let _ = other.harvest().unwrap();
+    assert!(other.claim(8).is_empty(), "dispatched to c, not to other");
+    c.commit(1);
+    let ev = next_events(&mut other, Duration::from_secs(5));
+    assert_eq!(ev.len(), 1);
+    assert!(ev[0].ready.is_readable());
+}
+
+#[test]
+fn a_ring_of_8_delivers_1000_ready_sockets() {
+    let kq = mio_ring(8);
+    let mut pairs = Vec::new();
+    for i in 0..1000 {
+        let (a, mut b) = pair();
+        kq.register(&a, Token(i), Interest::READABLE).unwrap();
+        b.write_all(b"x").unwrap();
+        pairs.push((a, b));
+    }
+    let mut c = kq.consumer().unwrap();
+    let mut seen = vec![0u32; 1000];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.iter().any(|&s| s == 0) && Instant::now() < deadline {
+        let front = c.front();
+        let events = c.claim(8).to_vec();
+        if events.is_empty() {
+            c.wait(front, 1, Duration::from_millis(50)).unwrap();
+            continue;
+        }
+        for e in &events {
+            seen[e.token.0] += 1;
+        }
+        c.commit(events.len());
+    }
+    assert!(seen.iter().all(|&s| s == 1), "every socket exactly once");
+    assert!(kq.stats().overflowed > 0, "the ring really overflowed");
+}
+
+#[test]
+fn a_blocked_consumer_does_not_hold_up_the_others() {
+    let kq = mio_ring(64);
+    let (a, mut b) = pair();
+    kq.register(&a, Token(1), Interest::READABLE).unwrap();
+    // This consumer harvests once, then "blocks" for a long time without
+    // waiting: it must not keep the harvester role.
+    let mut blocked = kq.consumer().unwrap();
+    blocked.harvest().unwrap();
+    let mut c = kq.consumer().unwrap();
+    b.write_all(b"x").unwrap();
+    let start = Instant::now();
+    let ev = next_events(&mut c, Duration::from_secs(5));
+    assert_eq!(ev.len(), 1);
+    assert!(start.elapsed() < Duration::from_secs(1));
+    drop(blocked);
+}
+
+#[test]
+fn a_signal_arrives_as_an_event() {
+    let kq = mio_ring(64);
+    kq.add_signal(Token(77), libc::SIGUSR2).unwrap();
+    let mut c = kq.consumer().unwrap();
+    let t = thread::spawn(|| {
+        thread::sleep(Duration::from_millis(30));
+        // SAFETY: raising a signal for which a handler is installed.
+        unsafe { libc::kill(libc::getpid(), libc::SIGUSR2) };
+    });
+    let ev = next_events(&mut c, Duration::from_secs(5));
+    t.join().unwrap();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].token, Token(77));
+    assert!(ev[0].ready.contains(Ready::SIGNAL));
+    assert_eq!(ev[0].payload, 1 << libc::SIGUSR2);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn wait_installs_the_signal_mask_for_its_duration() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static HANDLED: AtomicBool = AtomicBool::new(false);
+    extern "C" fn on_winch(_: libc::c_int) {
+        HANDLED.store(true, Ordering::SeqCst);
+    }
+    let kq = mio_ring(8);
+    let mut c = kq.consumer().unwrap();
+    // SAFETY: plain libc signal-set manipulation on stack values; the
+    // handler only stores to an atomic.
+    let (wait_mask, old) = unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_winch as *const () as libc::sighandler_t;
+        libc::sigaction(libc::SIGWINCH, &action, std::ptr::null_mut());
+        // Block SIGWINCH in this thread...
+        let mut block: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut block);
+        libc::sigaddset(&mut block, libc::SIGWINCH);
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut old);
+        // ...and let the wait unblock it for its duration only.
+        let mut wait_mask: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut wait_mask);
+        libc::tgkill(libc::getpid(), libc::gettid(), libc::SIGWINCH);
+        (wait_mask, old)
+    };
+    assert!(!HANDLED.load(Ordering::SeqCst), "blocked outside the wait");
+    c.set_sigmask(Some(wait_mask));
+    let seen = c.front();
+    c.wait(seen, 1, Duration::from_millis(200)).unwrap();
+    assert!(HANDLED.load(Ordering::SeqCst), "delivered during the wait");
+    // SAFETY: restoring the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+}

@@ -1,0 +1,2 @@
+#[kevent::main(flavor = "x")]
+async fn main() {}

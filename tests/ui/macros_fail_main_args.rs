@@ -1,0 +1,4 @@
+#[kevent::main]
+async fn main(args: Vec<String>) {
+    let _ = args;
+}

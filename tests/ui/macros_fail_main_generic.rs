@@ -1,0 +1,4 @@
+#[kevent::main]
+async fn main<T: Default>() {
+    let _ = T::default();
+}

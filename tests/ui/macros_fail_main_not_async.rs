@@ -1,0 +1,2 @@
+#[kevent::main]
+fn main() {}

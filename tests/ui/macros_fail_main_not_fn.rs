@@ -1,0 +1,4 @@
+#[kevent::main]
+struct NotAFunction;
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[kevent::test]
+#[test]
+async fn twice() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[kevent::test]
+fn not_async() {}
+
+fn main() {}

@@ -1,0 +1,2 @@
+#[kevent::main(foo = "bar")]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[kevent::main(worker_threads = 0)]
+async fn main() {}
