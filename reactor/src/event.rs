@@ -106,12 +106,12 @@ impl Ready {
     }
 
     /// The raw bits.
-    pub fn bits(self) -> u16 {
+    pub const fn bits(self) -> u16 {
         self.0
     }
 
     /// Rebuilds a readiness from [`Ready::bits`].
-    pub fn from_bits(bits: u16) -> Ready {
+    pub const fn from_bits(bits: u16) -> Ready {
         Ready(bits & Self::MASK)
     }
 }

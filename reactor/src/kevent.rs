@@ -30,6 +30,9 @@ pub enum Backend {
     Auto,
     /// mio: epoll on Linux, kqueue on macOS and the BSDs.
     Mio,
+    /// io_uring (Linux): the kernel fills the completion ring. Not built
+    /// yet: asking for it explicitly is an error; `Auto` uses mio.
+    Uring,
     /// No OS sources at all: user events, timers only. The ring as an
     /// in-process event queue.
     UserSpace,
@@ -169,6 +172,13 @@ impl Kevent {
         let backend: Box<dyn BackendImpl> = match config.backend {
             Backend::Auto | Backend::Mio => Box::new(MioBackend::new(config.events_per_poll)?),
             Backend::UserSpace => Box::new(UserBackend::new()),
+            Backend::Uring => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "kevent: the io_uring backend is not available in this build; \
+                     use Backend::Auto or Backend::Mio",
+                ))
+            }
         };
         let base = Instant::now();
         Ok(Kevent {
@@ -225,6 +235,15 @@ impl Kevent {
     /// [`Consumer::wait`] as the index last seen.
     pub fn front(&self) -> u64 {
         self.inner.ring.front()
+    }
+
+    /// Times consumer `id` was woken by a publisher.
+    pub fn consumer_wakeups(&self, id: usize) -> u64 {
+        if id < self.inner.waiters.len() {
+            self.inner.waiters.wakeups(id)
+        } else {
+            0
+        }
     }
 
     /// Counters for the whole ring.

@@ -106,7 +106,7 @@ fn a_ring_of_8_delivers_1000_ready_sockets() {
     let mut c = kq.consumer().unwrap();
     let mut seen = vec![0u32; 1000];
     let deadline = Instant::now() + Duration::from_secs(20);
-    while seen.iter().any(|&s| s == 0) && Instant::now() < deadline {
+    while seen.contains(&0) && Instant::now() < deadline {
         let front = c.front();
         let events = c.claim(8).to_vec();
         if events.is_empty() {

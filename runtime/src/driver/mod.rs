@@ -1,0 +1,192 @@
+//! The bridge from ring registrations to tasks: a [`Registration`] ties a
+//! file descriptor, timer or signal to a [`ScheduledIo`] whose token the
+//! ring hands back in each event.
+
+pub(crate) mod slab;
+
+use std::io;
+use std::os::fd::RawFd;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use kevent_reactor::{Flags, Interest, Key, Token};
+
+use crate::runtime::Handle;
+use crate::scheduler::worker;
+use crate::task::coop;
+use slab::{Direction, IoToken, ReadyEvent, ScheduledIo};
+
+/// One source registered with the runtime's ring.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    /// The runtime.
+    handle: Handle,
+    /// The ring registration.
+    key: Key,
+    /// Where readiness and wakers live.
+    token: IoToken,
+}
+
+impl Registration {
+    fn alloc(handle: &Handle) -> io::Result<IoToken> {
+        Ok(handle.shared.io.alloc()?.0)
+    }
+
+    fn finish(handle: Handle, token: IoToken, key: io::Result<Key>) -> io::Result<Registration> {
+        match key {
+            Ok(key) => Ok(Registration { handle, key, token }),
+            Err(e) => {
+                handle.shared.io.release(token);
+                Err(e)
+            }
+        }
+    }
+
+    /// Registers a file descriptor with the current runtime.
+    #[track_caller]
+    pub(crate) fn new_fd(fd: RawFd, interest: Interest) -> io::Result<Registration> {
+        let handle = current_handle();
+        let token = Self::alloc(&handle)?;
+        let key = handle
+            .shared
+            .kevent
+            .register_fd(fd, Token(token.to_usize()), interest);
+        Self::finish(handle, token, key)
+    }
+
+    /// A timer firing at `deadline`, on `handle`'s runtime.
+    pub(crate) fn new_timer(handle: &Handle, deadline: Instant) -> io::Result<Registration> {
+        let token = Self::alloc(handle)?;
+        let key = handle
+            .shared
+            .kevent
+            .add_timer(Token(token.to_usize()), deadline, Flags::NONE);
+        Self::finish(handle.clone(), token, key)
+    }
+
+    /// A signal watcher.
+    pub(crate) fn new_signal(handle: &Handle, signo: i32) -> io::Result<Registration> {
+        let token = Self::alloc(handle)?;
+        let key = handle
+            .shared
+            .kevent
+            .add_signal(Token(token.to_usize()), signo);
+        Self::finish(handle.clone(), token, key)
+    }
+
+    fn io(&self) -> &ScheduledIo {
+        self.handle
+            .shared
+            .io
+            .get(self.token)
+            .expect("a live registration's slot is live")
+    }
+
+    /// Readiness in `dir`, or registers the task to be woken.
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+    ) -> Poll<io::Result<ReadyEvent>> {
+        if !coop::poll_proceed(cx) {
+            return Poll::Pending;
+        }
+        match self.io().poll_ready(cx, dir) {
+            Poll::Ready(ev) => Poll::Ready(Ok(ev)),
+            Poll::Pending => {
+                // The event should go to the worker this task runs on.
+                if let Some(i) = worker::current_index(&self.handle.shared) {
+                    self.handle.shared.kevent.set_hint(self.key, i);
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Forgets readiness observed in `ev` (after an operation hit
+    /// `WouldBlock`), unless newer readiness arrived since.
+    pub(crate) fn clear_readiness(&self, ev: ReadyEvent) {
+        self.io().clear(ev);
+    }
+
+    /// Runs `op` when ready in `dir`, clearing readiness and waiting again
+    /// when it would block.
+    pub(crate) fn poll_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            let ev = match self.poll_ready(cx, dir) {
+                Poll::Ready(Ok(ev)) => ev,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_readiness(ev),
+                res => return Poll::Ready(res),
+            }
+        }
+    }
+
+    /// Runs `op` now if the resource looks ready; `WouldBlock` otherwise.
+    pub(crate) fn try_io<R>(
+        &self,
+        dir: Direction,
+        op: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let ev = match self.io().poll_ready(&mut cx, dir) {
+            Poll::Ready(ev) => ev,
+            Poll::Pending => {
+                self.io().forget_waiter(dir);
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+        };
+        let res = op();
+        if let Err(e) = &res {
+            if e.kind() == io::ErrorKind::WouldBlock {
+                self.clear_readiness(ev);
+            }
+        }
+        res
+    }
+
+    /// Waits until ready in `dir`.
+    pub(crate) async fn ready(&self, dir: Direction) -> io::Result<ReadyEvent> {
+        std::future::poll_fn(|cx| self.poll_ready(cx, dir)).await
+    }
+
+    /// Moves a timer to a new deadline and withdraws an expiry not yet seen.
+    pub(crate) fn reset_timer(&self, deadline: Instant) -> io::Result<()> {
+        self.io().clear_all(kevent_reactor::Ready::TIMER);
+        self.handle.shared.kevent.reset_timer(self.key, deadline)
+    }
+
+    /// The runtime this registration belongs to.
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // Deregister before the caller closes the fd (epoll needs the fd).
+        let _ = self.handle.shared.kevent.deregister(self.key);
+        self.handle.shared.io.release(self.token);
+    }
+}
+
+#[track_caller]
+pub(crate) fn current_handle() -> Handle {
+    match Handle::try_current() {
+        Ok(h) => h,
+        Err(_) => panic!(
+            "there is no kevent runtime on this thread: I/O resources and timers must be \
+             created inside `#[kevent::main]`, `Runtime::block_on`, a task, or after \
+             `Runtime::enter`"
+        ),
+    }
+}

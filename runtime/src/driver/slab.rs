@@ -1,0 +1,270 @@
+//! Per-resource readiness and wakers, found from a ring event's token.
+//!
+//! A ring event names its resource by a token: slab index and generation.
+//! The slab's pages never move or shrink while the runtime lives, so a
+//! worker holding a token from an event that raced with the resource's drop
+//! still reads valid memory; the generation check turns such a token into a
+//! no-op instead of waking the slot's next occupant.
+
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::task::{Context, Poll, Waker};
+
+use kevent_reactor::Ready;
+use parking_lot::Mutex;
+
+/// Readiness bits that wake readers: reads, closes, errors, timers, user
+/// events and signals.
+pub(crate) const READ_SIDE: u16 = Ready::READABLE.bits()
+    | Ready::READ_CLOSED.bits()
+    | Ready::ERROR.bits()
+    | Ready::TIMER.bits()
+    | Ready::USER.bits()
+    | Ready::SIGNAL.bits();
+/// Readiness bits that wake writers.
+pub(crate) const WRITE_SIDE: u16 =
+    Ready::WRITABLE.bits() | Ready::WRITE_CLOSED.bits() | Ready::ERROR.bits();
+
+/// Which half of a resource a task waits on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// Reads (and timers, signals).
+    Read,
+    /// Writes.
+    Write,
+}
+
+impl Direction {
+    fn mask(self) -> u16 {
+        match self {
+            Direction::Read => READ_SIDE,
+            Direction::Write => WRITE_SIDE,
+        }
+    }
+}
+
+/// Readiness observed by a task, with the tick it was observed at, so that
+/// clearing it cannot erase readiness that arrived afterwards.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadyEvent {
+    /// The readiness bits.
+    pub(crate) ready: Ready,
+    /// The dispatch tick the bits belong to.
+    pub(crate) tick: u16,
+}
+
+/// One resource's readiness and waiting tasks.
+#[derive(Debug, Default)]
+pub(crate) struct ScheduledIo {
+    /// Generation of the slot (bumped on release).
+    gen: AtomicU32,
+    /// Low 16 bits: readiness; high 16 bits: tick, bumped by every event.
+    state: AtomicU32,
+    /// The task waiting to read.
+    reader: Mutex<Option<Waker>>,
+    /// The task waiting to write.
+    writer: Mutex<Option<Waker>>,
+}
+
+impl ScheduledIo {
+    /// Records readiness from a ring event and wakes whoever waits for it.
+    pub(crate) fn dispatch(&self, ready: Ready) {
+        let bits = ready.bits() as u32;
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                let tick = (s >> 16).wrapping_add(1) & 0xffff;
+                Some(tick << 16 | (s & 0xffff) | bits)
+            });
+        if ready.bits() & READ_SIDE != 0 {
+            if let Some(w) = self.reader.lock().take() {
+                w.wake();
+            }
+        }
+        if ready.bits() & WRITE_SIDE != 0 {
+            if let Some(w) = self.writer.lock().take() {
+                w.wake();
+            }
+        }
+    }
+
+    fn current(&self, dir: Direction) -> Option<ReadyEvent> {
+        let s = self.state.load(Ordering::Acquire);
+        let ready = (s & 0xffff) as u16 & dir.mask();
+        (ready != 0).then(|| ReadyEvent {
+            ready: Ready::from_bits(ready),
+            tick: (s >> 16) as u16,
+        })
+    }
+
+    /// Readiness for `dir`, or registers the task's waker and returns
+    /// `Pending`.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<ReadyEvent> {
+        if let Some(ev) = self.current(dir) {
+            return Poll::Ready(ev);
+        }
+        let slot = match dir {
+            Direction::Read => &self.reader,
+            Direction::Write => &self.writer,
+        };
+        {
+            let mut waiter = slot.lock();
+            match &*waiter {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *waiter = Some(cx.waker().clone()),
+            }
+        }
+        // Readiness may have arrived between the first check and storing the
+        // waker; `dispatch` sets the bits before taking the waker.
+        match self.current(dir) {
+            Some(ev) => Poll::Ready(ev),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Clears `ev`'s bits if no event came since it was observed.
+    pub(crate) fn clear(&self, ev: ReadyEvent) {
+        let clear = ev.ready.bits() as u32
+            & !(Ready::READ_CLOSED.bits() | Ready::WRITE_CLOSED.bits()) as u32;
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                ((s >> 16) as u16 == ev.tick).then_some(s & !clear)
+            });
+    }
+
+    /// Clears bits unconditionally (a timer reset).
+    pub(crate) fn clear_all(&self, bits: Ready) {
+        self.state
+            .fetch_and(!(bits.bits() as u32), Ordering::AcqRel);
+    }
+
+    /// Wakes both waiters (shutdown, deregistration).
+    pub(crate) fn wake_all(&self) {
+        if let Some(w) = self.reader.lock().take() {
+            w.wake();
+        }
+        if let Some(w) = self.writer.lock().take() {
+            w.wake();
+        }
+    }
+
+    /// Drops a waker without waking it.
+    pub(crate) fn forget_waiter(&self, dir: Direction) {
+        match dir {
+            Direction::Read => self.reader.lock().take(),
+            Direction::Write => self.writer.lock().take(),
+        };
+    }
+}
+
+/// Pages; page `p` holds `PAGE0 << p` slots.
+const PAGES: usize = 24;
+/// Slots in the first page.
+const PAGE0: usize = 64;
+
+fn locate(index: u32) -> (usize, usize) {
+    let i = index as usize + PAGE0;
+    let page = (usize::BITS - 1 - i.leading_zeros()) as usize - PAGE0.trailing_zeros() as usize;
+    (page, i - (PAGE0 << page))
+}
+
+/// The slab of [`ScheduledIo`]s.
+#[derive(Debug)]
+pub(crate) struct IoSlab {
+    /// Pages, allocated on first use, never freed before the runtime.
+    pages: Box<[OnceLock<Box<[ScheduledIo]>>]>,
+    /// Released slots and the first never-used index.
+    free: Mutex<(Vec<u32>, u32)>,
+    /// Live slots.
+    live: AtomicUsize,
+}
+
+/// A token: where a resource's [`ScheduledIo`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IoToken {
+    /// Slab index.
+    pub(crate) index: u32,
+    /// Generation when allocated.
+    pub(crate) gen: u32,
+}
+
+impl IoToken {
+    pub(crate) fn to_usize(self) -> usize {
+        (self.index as usize) << 32 | self.gen as usize
+    }
+
+    pub(crate) fn from_usize(v: usize) -> IoToken {
+        IoToken {
+            index: (v >> 32) as u32,
+            gen: v as u32,
+        }
+    }
+}
+
+impl IoSlab {
+    pub(crate) fn new() -> IoSlab {
+        IoSlab {
+            pages: (0..PAGES).map(|_| OnceLock::new()).collect(),
+            free: Mutex::new((Vec::new(), 0)),
+            live: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn alloc(&self) -> std::io::Result<(IoToken, &ScheduledIo)> {
+        let index = {
+            let mut free = self.free.lock();
+            match free.0.pop() {
+                Some(i) => i,
+                None => {
+                    let i = free.1;
+                    if locate(i).0 >= PAGES {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::OutOfMemory,
+                            "kevent: too many I/O resources",
+                        ));
+                    }
+                    free.1 += 1;
+                    i
+                }
+            }
+        };
+        let (page, offset) = locate(index);
+        let io = &self.pages[page]
+            .get_or_init(|| (0..PAGE0 << page).map(|_| ScheduledIo::default()).collect())[offset];
+        io.state.store(0, Ordering::Release);
+        let gen = io.gen.load(Ordering::Acquire);
+        self.live.fetch_add(1, Ordering::Relaxed);
+        Ok((IoToken { index, gen }, io))
+    }
+
+    /// The live slot `token` names.
+    pub(crate) fn get(&self, token: IoToken) -> Option<&ScheduledIo> {
+        let (page, offset) = locate(token.index);
+        let io = &self.pages.get(page)?.get()?[offset];
+        (io.gen.load(Ordering::Acquire) == token.gen).then_some(io)
+    }
+
+    pub(crate) fn release(&self, token: IoToken) {
+        if let Some(io) = self.get(token) {
+            io.gen.fetch_add(1, Ordering::AcqRel);
+            io.reader.lock().take();
+            io.writer.lock().take();
+            self.free.lock().0.push(token.index);
+            self.live.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Wakes every waiting task (runtime shutdown).
+    pub(crate) fn wake_all(&self) {
+        for page in self.pages.iter().filter_map(|p| p.get()) {
+            for io in page.iter() {
+                io.wake_all();
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,233 @@
+//! `Builder`: configures and builds a [`Runtime`].
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kevent_reactor::{Config, Kevent};
+
+use super::{Backend, Handle, Runtime};
+use crate::scheduler::{Flavor, Shared};
+use crate::task::blocking::BlockingPool;
+
+/// Builds a runtime with custom settings (tokio's `runtime::Builder`).
+///
+/// ```
+/// let rt = kevent_runtime::runtime::Builder::new_multi_thread()
+///     .worker_threads(2)
+///     .enable_all()
+///     .build()?;
+/// assert_eq!(rt.block_on(async { 1 + 1 }), 2);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    /// Which scheduler.
+    flavor: Flavor,
+    /// Worker count; `None`: `KEVENT_WORKERS` or the available cores.
+    workers: Option<usize>,
+    /// Thread name prefix.
+    thread_name: String,
+    /// Ring backend; `None`: `KEVENT_BACKEND` or auto.
+    backend: Option<Backend>,
+    /// Blocking-pool cap.
+    max_blocking: usize,
+    /// Idle time before a blocking thread exits.
+    keep_alive: Duration,
+    /// Ring slots.
+    ring_capacity: usize,
+    /// Worker thread stack size.
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    fn new(flavor: Flavor) -> Builder {
+        Builder {
+            flavor,
+            workers: None,
+            thread_name: "kevent-worker".to_string(),
+            backend: None,
+            max_blocking: 512,
+            keep_alive: Duration::from_secs(10),
+            ring_capacity: 4096,
+            stack_size: None,
+        }
+    }
+
+    /// A runtime with one worker thread per core (or `KEVENT_WORKERS`).
+    pub fn new_multi_thread() -> Builder {
+        Builder::new(Flavor::MultiThread)
+    }
+
+    /// A runtime whose only worker is the thread calling `block_on`.
+    pub fn new_current_thread() -> Builder {
+        Builder::new(Flavor::CurrentThread)
+    }
+
+    /// Sets the number of worker threads (multi-thread flavor).
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
+    #[track_caller]
+    pub fn worker_threads(&mut self, n: usize) -> &mut Builder {
+        assert!(n > 0, "worker_threads must be greater than 0");
+        self.workers = Some(n);
+        self
+    }
+
+    /// Sets the worker threads' name prefix.
+    pub fn thread_name(&mut self, name: impl Into<String>) -> &mut Builder {
+        self.thread_name = name.into();
+        self
+    }
+
+    /// Sets the worker threads' stack size.
+    pub fn thread_stack_size(&mut self, size: usize) -> &mut Builder {
+        self.stack_size = Some(size);
+        self
+    }
+
+    /// Accepted so tokio code compiles unchanged: I/O, time and signals are
+    /// always enabled in kevent.
+    pub fn enable_all(&mut self) -> &mut Builder {
+        self
+    }
+
+    /// Accepted for tokio compatibility; I/O is always enabled.
+    pub fn enable_io(&mut self) -> &mut Builder {
+        self
+    }
+
+    /// Accepted for tokio compatibility; timers are always enabled.
+    pub fn enable_time(&mut self) -> &mut Builder {
+        self
+    }
+
+    /// Caps the blocking pool's threads.
+    pub fn max_blocking_threads(&mut self, n: usize) -> &mut Builder {
+        assert!(n > 0, "max_blocking_threads must be greater than 0");
+        self.max_blocking = n;
+        self
+    }
+
+    /// How long an idle blocking thread waits for work before exiting.
+    pub fn thread_keep_alive(&mut self, d: Duration) -> &mut Builder {
+        self.keep_alive = d;
+        self
+    }
+
+    /// Chooses the ring's backend (`KEVENT_BACKEND=auto|uring|mio`
+    /// overrides the default, not an explicit choice).
+    pub fn backend(&mut self, backend: Backend) -> &mut Builder {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Sets the ring's capacity (a power of two; readiness never overflows
+    /// it, it only coalesces).
+    pub fn ring_capacity(&mut self, slots: usize) -> &mut Builder {
+        self.ring_capacity = slots;
+        self
+    }
+
+    fn worker_count(&self) -> io::Result<usize> {
+        if self.flavor == Flavor::CurrentThread {
+            return Ok(1);
+        }
+        if let Some(n) = self.workers {
+            return Ok(n);
+        }
+        if let Ok(v) = std::env::var("KEVENT_WORKERS") {
+            return match v.trim().parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("KEVENT_WORKERS must be a positive integer, not {v:?}"),
+                )),
+            };
+        }
+        Ok(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    fn backend_choice(&self) -> io::Result<Backend> {
+        if let Some(b) = self.backend {
+            return Ok(b);
+        }
+        match std::env::var("KEVENT_BACKEND").as_deref() {
+            Err(_) | Ok("") | Ok("auto") => Ok(Backend::Auto),
+            Ok("mio") => Ok(Backend::Mio),
+            Ok("uring") => Ok(Backend::Uring),
+            Ok(other) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("KEVENT_BACKEND must be auto, uring or mio, not {other:?}"),
+            )),
+        }
+    }
+
+    /// Builds the runtime and, for the multi-thread flavor, starts its
+    /// workers.
+    pub fn build(&mut self) -> io::Result<Runtime> {
+        let workers = self.worker_count()?;
+        let backend = self.backend_choice()?;
+        let kevent = Kevent::new(
+            Config::default()
+                .capacity(self.ring_capacity)
+                .max_consumers(workers)
+                .backend(backend.into()),
+        )?;
+        let blocking =
+            BlockingPool::new(self.max_blocking, self.keep_alive, self.thread_name.clone());
+        let shared = Shared::new(kevent, workers, self.flavor, blocking)?;
+        let handle = Handle { shared };
+        let mut threads = Vec::new();
+        if self.flavor == Flavor::MultiThread {
+            let cores = std::mem::take(&mut *handle.shared.cores.lock());
+            *handle.shared.running.lock() = cores.len();
+            for core in cores {
+                let shared = handle.shared.clone();
+                let handle2 = handle.clone();
+                let mut b = std::thread::Builder::new().name(format!(
+                    "{}-{}",
+                    self.thread_name,
+                    core_index(&core)
+                ));
+                if let Some(s) = self.stack_size {
+                    b = b.stack_size(s);
+                }
+                let spawned = b.spawn(move || worker_main(handle2, shared, core));
+                match spawned {
+                    Ok(t) => threads.push(t),
+                    Err(e) => {
+                        *handle.shared.running.lock() -= 1;
+                        handle.shared.begin_shutdown();
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(Runtime::new(handle, threads))
+    }
+}
+
+fn core_index(core: &crate::scheduler::worker::Core) -> usize {
+    core.index()
+}
+
+fn worker_main(handle: Handle, shared: Arc<Shared>, core: crate::scheduler::worker::Core) {
+    /// Counts the worker out even if it unwinds.
+    struct Exit(Arc<Shared>);
+    impl Drop for Exit {
+        fn drop(&mut self) {
+            *self.0.running.lock() -= 1;
+            self.0.exited.notify_all();
+        }
+    }
+    let _exit = Exit(shared.clone());
+    let _enter = super::context::enter(handle);
+    let _driving = super::context::driving();
+    let mut worker = crate::scheduler::worker::Worker::enter(shared.clone(), core);
+    worker.run();
+    let core = worker.leave();
+    shared.cores.lock().push(core);
+}

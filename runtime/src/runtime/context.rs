@@ -1,0 +1,68 @@
+//! Which runtime the current thread is in, for `Handle::current` and
+//! `kevent::spawn`, and misuse detection (nested `block_on`).
+
+use std::cell::{Cell, RefCell};
+
+use super::Handle;
+
+thread_local! {
+    /// Handles entered on this thread, innermost last.
+    static CURRENT: RefCell<Vec<Handle>> = const { RefCell::new(Vec::new()) };
+    /// Whether this thread is inside `block_on` or is a worker.
+    static BLOCKING_FORBIDDEN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes `handle` current until dropped.
+#[derive(Debug)]
+pub struct EnterGuard {
+    /// Not Send: the guard must be dropped on the thread that entered.
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+pub(crate) fn enter(handle: Handle) -> EnterGuard {
+    CURRENT.with(|c| c.borrow_mut().push(handle));
+    EnterGuard {
+        _not_send: std::marker::PhantomData,
+    }
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.borrow_mut().pop());
+    }
+}
+
+pub(crate) fn current() -> Option<Handle> {
+    CURRENT.with(|c| c.borrow().last().cloned())
+}
+
+/// Marks the thread as driving async code (a worker or `block_on`); nested
+/// blocking is misuse.
+pub(crate) struct DrivingGuard {
+    /// The previous value, restored on drop.
+    prev: bool,
+}
+
+pub(crate) fn driving() -> DrivingGuard {
+    let prev = BLOCKING_FORBIDDEN.with(|b| b.replace(true));
+    if prev {
+        panic!(
+            "Cannot start a runtime from within a runtime: `block_on` was called on a thread \
+             that is already driving asynchronous tasks (inside `block_on`, `#[kevent::main]` \
+             or a task). Use `.await` instead, or run the blocking code with \
+             `kevent::task::spawn_blocking`."
+        );
+    }
+    DrivingGuard { prev }
+}
+
+/// Whether this thread is driving async code.
+pub(crate) fn is_driving() -> bool {
+    BLOCKING_FORBIDDEN.with(|b| b.get())
+}
+
+impl Drop for DrivingGuard {
+    fn drop(&mut self) {
+        BLOCKING_FORBIDDEN.with(|b| b.set(self.prev));
+    }
+}

@@ -1,0 +1,85 @@
+//! Runtime metrics: per worker, what it did.
+
+use std::sync::atomic::Ordering;
+
+use crate::scheduler::Shared;
+
+/// One worker's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerMetrics {
+    /// Tasks polled.
+    pub polls: u64,
+    /// Successful steals from other workers.
+    pub steals: u64,
+    /// Times the worker slept in the ring.
+    pub parks: u64,
+    /// Ring entries it consumed.
+    pub ring_events: u64,
+    /// Wakeups it sent to sleeping workers (NOTIFY posts).
+    pub wakeups_sent: u64,
+    /// Times another thread woke it from the ring.
+    pub woken: u64,
+}
+
+/// A snapshot of the runtime's metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeMetrics {
+    /// Per worker, by index.
+    pub workers: Vec<WorkerMetrics>,
+    /// Tasks alive (spawned, not finished).
+    pub alive_tasks: usize,
+    /// Tasks waiting in the global injector.
+    pub injected_tasks: usize,
+    /// Wakeups sent from outside the workers.
+    pub remote_wakeups: u64,
+    /// Blocking-pool threads alive.
+    pub blocking_threads: usize,
+    /// The ring's backend ("mio (epoll)", ...).
+    pub backend: &'static str,
+    /// Syscalls the ring's backend made to wait and wake.
+    pub backend_syscalls: u64,
+    /// Ring entries published.
+    pub ring_published: u64,
+    /// Ring entries that found the ring full and waited in overflow.
+    pub ring_overflowed: u64,
+}
+
+impl RuntimeMetrics {
+    /// Number of workers.
+    pub fn num_workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Sum of all workers' polls.
+    pub fn total_polls(&self) -> u64 {
+        self.workers.iter().map(|w| w.polls).sum()
+    }
+}
+
+pub(crate) fn snapshot(shared: &Shared) -> RuntimeMetrics {
+    let ring = shared.kevent.stats();
+    let woken = shared.woken_counts();
+    RuntimeMetrics {
+        workers: shared
+            .remotes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| WorkerMetrics {
+                polls: r.counters.polls.load(Ordering::Relaxed),
+                steals: r.counters.steals.load(Ordering::Relaxed),
+                parks: r.counters.parks.load(Ordering::Relaxed),
+                ring_events: r.counters.events.load(Ordering::Relaxed),
+                wakeups_sent: r.counters.notifies.load(Ordering::Relaxed),
+                woken: woken.get(i).copied().unwrap_or(0),
+            })
+            .collect(),
+        alive_tasks: shared.owned.len(),
+        injected_tasks: shared.injector.len(),
+        remote_wakeups: shared.remote_notifies.load(Ordering::Relaxed),
+        blocking_threads: shared.blocking.threads(),
+        backend: shared.kevent.backend_name(),
+        backend_syscalls: ring.backend_syscalls,
+        ring_published: ring.published,
+        ring_overflowed: ring.overflowed,
+    }
+}

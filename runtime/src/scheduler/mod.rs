@@ -1,0 +1,277 @@
+//! The work-stealing scheduler on the kevent ring.
+//!
+//! # Algorithm
+//!
+//! Each worker owns a bounded local run queue with a LIFO slot
+//! (`local_queue`): a task woken by the task running on a worker goes to
+//! that worker's LIFO slot and runs next, while its cache is warm; a task
+//! that yields goes to the back of the queue. Tasks spawned or woken from
+//! outside the workers go to the global injector, and a full local queue
+//! moves half of itself there. An idle worker looks in its queue, the
+//! injector, the ring, and then steals half of another worker's queue, LIFO
+//! slot included: a task woken into the LIFO slot of a worker that then
+//! blocks must not wait for that worker (tokio's LIFO slot cannot be stolen,
+//! which is how it leaves such a task stalled; see DESIGN invariant 6).
+//!
+//! Workers sleep only in the ring's [`wait`](kevent_reactor::Consumer::wait).
+//! Everything that must wake a worker arrives as a ring event:
+//!
+//! * I/O readiness, timer expiry and signals: registrations whose token is
+//!   an [`IoToken`](crate::driver::slab::IoToken); the entry carries the
+//!   index of the worker that last polled the resource, so that worker is
+//!   the one woken (affinity);
+//! * "work is waiting" (`NOTIFY`): a user event posted when a task is
+//!   pushed while workers sleep and none is searching; posts coalesce, and
+//!   each delivery wakes one sleeper (wake-one);
+//! * shutdown: a user event flagged `WAKEUP_ALL`.
+//!
+//! The ring decides who harvests the OS: a sleeping worker with nothing to
+//! do sleeps inside the backend's poll, bounded by the nearest timer; a
+//! worker running tasks never holds that role, so no single worker stalls
+//! I/O for the others. Busy workers harvest without sleeping every
+//! `EVENT_INTERVAL` ticks so I/O is not starved by a stream of ready tasks.
+
+pub(crate) mod injector;
+pub(crate) mod local_queue;
+pub(crate) mod worker;
+
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_task::Runnable;
+use kevent_reactor::{Flags, Kevent, Key, Token};
+use parking_lot::Mutex;
+
+use crate::driver::slab::IoSlab;
+use crate::task::blocking::BlockingPool;
+use crate::task::harness::OwnedTasks;
+use injector::Injector;
+use local_queue::Steal;
+
+/// Token of the "work is waiting" user event.
+pub(crate) const NOTIFY: Token = Token(usize::MAX - 1);
+/// Token of the shutdown user event.
+pub(crate) const SHUTDOWN: Token = Token(usize::MAX - 2);
+/// Local queue capacity.
+pub(crate) const LOCAL_QUEUE: usize = 256;
+
+/// Which scheduler flavor a runtime runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    /// N worker threads.
+    MultiThread,
+    /// The thread in `block_on` is the only worker.
+    CurrentThread,
+}
+
+/// Counters of one worker, written by it, read by `Handle::metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct WorkerCounters {
+    /// Tasks polled.
+    pub(crate) polls: AtomicU64,
+    /// Successful steals.
+    pub(crate) steals: AtomicU64,
+    /// Times it slept in the ring.
+    pub(crate) parks: AtomicU64,
+    /// Ring events it consumed.
+    pub(crate) events: AtomicU64,
+    /// `NOTIFY` posts it made (wakeups sent).
+    pub(crate) notifies: AtomicU64,
+}
+
+/// What other workers (and everyone else) can see of a worker.
+#[derive(Debug)]
+pub(crate) struct Remote {
+    /// Steals from the worker's local queue.
+    pub(crate) steal: Steal<Runnable>,
+    /// Polls started, to tell a worker stuck in one poll from a busy one.
+    pub(crate) tick: AtomicU64,
+    /// Counters.
+    pub(crate) counters: WorkerCounters,
+}
+
+/// Idle bookkeeping for the notify policy.
+#[derive(Debug, Default)]
+pub(crate) struct Idle {
+    /// Workers inside the ring's wait.
+    pub(crate) sleeping: AtomicUsize,
+    /// Workers woken and looking for work.
+    pub(crate) searching: AtomicUsize,
+}
+
+/// Everything the workers of one runtime share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The ring.
+    pub(crate) kevent: Kevent,
+    /// "Work is waiting" (wake-one).
+    pub(crate) notify: Key,
+    /// Shutdown (`WAKEUP_ALL`).
+    pub(crate) shutdown_key: Key,
+    /// One per worker.
+    pub(crate) remotes: Box<[Remote]>,
+    /// Tasks from outside the workers.
+    pub(crate) injector: Injector<Runnable>,
+    /// Sleep accounting.
+    pub(crate) idle: Idle,
+    /// Set once shutdown starts: new work is dropped.
+    pub(crate) shutdown: AtomicBool,
+    /// Every live task.
+    pub(crate) owned: OwnedTasks,
+    /// Readiness and wakers of I/O resources, timers and signals.
+    pub(crate) io: IoSlab,
+    /// Threads for `spawn_blocking`.
+    pub(crate) blocking: BlockingPool,
+    /// The scheduler flavor.
+    pub(crate) flavor: Flavor,
+    /// Local queues (and ring consumers) not yet taken by a thread.
+    pub(crate) cores: Mutex<Vec<worker::Core>>,
+    /// Worker threads still running.
+    pub(crate) running: Mutex<usize>,
+    /// Signalled when a worker thread exits.
+    pub(crate) exited: parking_lot::Condvar,
+    /// Whether the injector-to-worker notify is disabled (one worker).
+    pub(crate) single: bool,
+    /// NOTIFY posts from outside the workers.
+    pub(crate) remote_notifies: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        kevent: Kevent,
+        workers: usize,
+        flavor: Flavor,
+        blocking: BlockingPool,
+    ) -> std::io::Result<Arc<Shared>> {
+        let notify = kevent.add_user(NOTIFY, Flags::NONE)?;
+        let shutdown_key = kevent.add_user(SHUTDOWN, Flags::WAKEUP_ALL)?;
+        let mut remotes = Vec::with_capacity(workers);
+        let mut locals = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (local, steal) = local_queue::local(LOCAL_QUEUE);
+            remotes.push(Remote {
+                steal,
+                tick: AtomicU64::new(0),
+                counters: WorkerCounters::default(),
+            });
+            locals.push(local);
+        }
+        let mut cores = Vec::with_capacity(workers);
+        for (index, local) in locals.into_iter().enumerate() {
+            cores.push(worker::Core::new(index, local, kevent.consumer_for(index)?));
+        }
+        Ok(Arc::new(Shared {
+            kevent,
+            notify,
+            shutdown_key,
+            remotes: remotes.into_boxed_slice(),
+            injector: Injector::new(),
+            idle: Idle::default(),
+            shutdown: AtomicBool::new(false),
+            owned: OwnedTasks::new(),
+            io: IoSlab::new(),
+            blocking,
+            flavor,
+            cores: Mutex::new(cores),
+            running: Mutex::new(0),
+            exited: parking_lot::Condvar::new(),
+            single: workers == 1,
+            remote_notifies: AtomicU64::new(0),
+        }))
+    }
+
+    /// Schedules a woken task: onto the current worker's queue when called
+    /// on one of our workers, else into the injector.
+    pub(crate) fn schedule(self: &Arc<Self>, task: Runnable, yielded: bool) {
+        if self.shutdown.load(Ordering::Acquire) {
+            drop_task(task);
+            return;
+        }
+        if let Err(task) = worker::schedule_local(self, task, yielded) {
+            self.injector.push(task);
+            self.remote_notifies.fetch_add(1, Ordering::Relaxed);
+            self.notify_one(true);
+            if self.shutdown.load(Ordering::Acquire) {
+                // Shutdown raced with the push; make sure the task is dropped.
+                for t in self.injector.drain() {
+                    drop_task(t);
+                }
+            }
+        }
+    }
+
+    /// Posts NOTIFY when a worker sleeps and none is looking for work. With
+    /// `always`, whenever any worker sleeps (work from outside must not wait
+    /// for a searcher that may be about to give up).
+    pub(crate) fn notify_one(&self, always: bool) -> bool {
+        // Pairs with the fence in `Worker::park`: either the sleeper sees
+        // the work we just queued or we see it sleeping.
+        fence(Ordering::SeqCst);
+        if self.idle.sleeping.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        if !always && self.idle.searching.load(Ordering::SeqCst) > 0 {
+            return false;
+        }
+        let _ = self.kevent.post(self.notify, 0);
+        true
+    }
+
+    /// Times each worker's ring consumer was woken.
+    pub(crate) fn woken_counts(&self) -> Vec<u64> {
+        (0..self.remotes.len())
+            .map(|i| self.kevent.consumer_wakeups(i))
+            .collect()
+    }
+
+    /// Starts shutdown: no task runs any more; every worker wakes and exits.
+    pub(crate) fn begin_shutdown(&self) {
+        if self.shutdown.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let _ = self.kevent.post(self.shutdown_key, 0);
+    }
+
+    /// After the workers stopped: drop every task still queued or parked
+    /// behind a waker, each future exactly once.
+    pub(crate) fn drop_all_tasks(&self) {
+        for t in self.injector.drain() {
+            drop_task(t);
+        }
+        for core in self.cores.lock().iter_mut() {
+            core.drain();
+        }
+        self.owned.close_and_wake_all();
+        self.io.wake_all();
+        for t in self.injector.drain() {
+            drop_task(t);
+        }
+        self.blocking.shutdown();
+    }
+
+    /// Waits up to `timeout` for worker threads to exit; false if some are
+    /// still running (blocked in a task).
+    pub(crate) fn wait_workers(&self, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let mut running = self.running.lock();
+        while *running > 0 {
+            match deadline {
+                Some(d) => {
+                    if self.exited.wait_until(&mut running, d).timed_out() {
+                        return *running == 0;
+                    }
+                }
+                None => self.exited.wait(&mut running),
+            }
+        }
+        true
+    }
+}
+
+/// Drops a task that will never run, catching a panic from its future's
+/// destructor (the harness already does; this is belt and braces for the
+/// scheduler's own state).
+pub(crate) fn drop_task(task: Runnable) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(task)));
+}

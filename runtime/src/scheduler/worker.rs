@@ -1,0 +1,471 @@
+//! A worker: the loop that runs tasks, consumes the ring and sleeps in it.
+//!
+//! # Loop
+//!
+//! ```text
+//!   loop:
+//!     every EVENT_INTERVAL ticks: injector first (fairness), then harvest
+//!       the ring without sleeping (I/O must not starve behind tasks)
+//!     task = LIFO slot (at most MAX_LIFO in a row) | local queue | injector
+//!          | ring events (which wake tasks onto this worker) | steal
+//!     run it with a fresh cooperative budget
+//!     nothing anywhere: announce sleep, look once more, sleep in the ring
+//! ```
+//!
+//! The local queue lives in a thread-local so that wakers called while a
+//! task runs (or while ring events are dispatched) push straight into it.
+//! The ring consumer stays on the loop's stack: dispatching events must not
+//! hold the thread-local borrow, or wakers would fall back to the injector.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use async_task::Runnable;
+use kevent_reactor::{Consumer, Event, WaitStatus};
+
+use super::local_queue::Local;
+use super::{drop_task, Shared, LOCAL_QUEUE, NOTIFY, SHUTDOWN};
+use crate::driver::slab::IoToken;
+use crate::task::coop;
+
+/// Ticks between fairness checks of the injector and non-sleeping harvests.
+const EVENT_INTERVAL: u32 = 61;
+/// Most tasks taken from the LIFO slot in a row before the queue's front.
+const MAX_LIFO: u32 = 3;
+/// Events claimed from the ring at a time.
+const CLAIM_BATCH: usize = 64;
+/// How long a sleeping worker waits before checking whether a busy worker
+/// is stuck in one poll with tasks queued behind it.
+const STALL_CHECK: Duration = Duration::from_millis(2);
+
+/// A worker's queue and identity, reachable from wakers on its thread.
+pub(crate) struct WorkerCtx {
+    /// The runtime.
+    pub(crate) shared: Arc<Shared>,
+    /// This worker's index (also its ring consumer slot and affinity hint).
+    pub(crate) index: usize,
+    /// The local run queue.
+    local: RefCell<Local<Runnable>>,
+}
+
+thread_local! {
+    /// The worker running on this thread, if any.
+    static WORKER: RefCell<Option<Rc<WorkerCtx>>> = const { RefCell::new(None) };
+}
+
+/// The current worker context, if this thread is a worker.
+pub(crate) fn current() -> Option<Rc<WorkerCtx>> {
+    WORKER.with(|w| w.borrow().clone())
+}
+
+/// Index of the worker running on this thread within `shared`'s runtime.
+pub(crate) fn current_index(shared: &Arc<Shared>) -> Option<usize> {
+    WORKER.with(|w| {
+        w.borrow()
+            .as_ref()
+            .filter(|ctx| Arc::ptr_eq(&ctx.shared, shared))
+            .map(|ctx| ctx.index)
+    })
+}
+
+/// Pushes onto the current worker's queue if this thread is one of
+/// `shared`'s workers; gives the task back otherwise.
+pub(crate) fn schedule_local(
+    shared: &Arc<Shared>,
+    task: Runnable,
+    yielded: bool,
+) -> Result<(), Runnable> {
+    let Some(ctx) = current() else {
+        return Err(task);
+    };
+    if !Arc::ptr_eq(&ctx.shared, shared) {
+        return Err(task);
+    }
+    let Ok(mut local) = ctx.local.try_borrow_mut() else {
+        return Err(task);
+    };
+    let mut overflow =
+        |batch: &mut dyn Iterator<Item = Runnable>| shared.injector.push_batch(batch);
+    let mut notify = false;
+    if yielded {
+        local.push_back(task, &mut overflow);
+        notify = true;
+    } else if let Some(prev) = local.push_lifo(task) {
+        local.push_back(prev, &mut overflow);
+        notify = true;
+    }
+    drop(local);
+    if notify && !shared.single && shared.notify_one(false) {
+        shared.remotes[ctx.index]
+            .counters
+            .notifies
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// A worker's private state, kept on its loop's stack.
+pub(crate) struct Core {
+    /// Worker index.
+    index: usize,
+    /// The local queue, moved into the thread-local while running.
+    local: Option<Local<Runnable>>,
+    /// This worker's ring consumer.
+    consumer: Consumer,
+    /// Loop iterations.
+    tick: u32,
+    /// LIFO pops in a row.
+    lifo_streak: u32,
+    /// Where the next steal starts.
+    rand: u32,
+    /// Scratch for claimed events.
+    events: Vec<Event>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    pub(crate) fn new(index: usize, local: Local<Runnable>, consumer: Consumer) -> Core {
+        Core {
+            index,
+            local: Some(local),
+            consumer,
+            tick: 0,
+            lifo_streak: 0,
+            rand: (index as u32).wrapping_mul(0x9E37_79B9) | 1,
+            events: Vec::with_capacity(CLAIM_BATCH),
+        }
+    }
+
+    /// The worker index.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Drops every queued task (shutdown).
+    pub(crate) fn drain(&mut self) {
+        if let Some(local) = self.local.as_mut() {
+            while let Some(t) = local.pop() {
+                drop_task(t);
+            }
+        }
+    }
+}
+
+/// A worker running on this thread: the core plus its installed context.
+pub(crate) struct Worker {
+    /// The runtime.
+    shared: Arc<Shared>,
+    /// Private state.
+    core: Core,
+    /// The context installed in the thread-local.
+    ctx: Rc<WorkerCtx>,
+}
+
+impl Worker {
+    /// Installs `core` as this thread's worker.
+    pub(crate) fn enter(shared: Arc<Shared>, mut core: Core) -> Worker {
+        let local = core.local.take().expect("core without its queue");
+        let ctx = Rc::new(WorkerCtx {
+            shared: shared.clone(),
+            index: core.index,
+            local: RefCell::new(local),
+        });
+        WORKER.with(|w| *w.borrow_mut() = Some(ctx.clone()));
+        Worker { shared, core, ctx }
+    }
+
+    /// Uninstalls the worker and gives its core back.
+    pub(crate) fn leave(self) -> Core {
+        WORKER.with(|w| *w.borrow_mut() = None);
+        let Worker { mut core, ctx, .. } = self;
+        let ctx = Rc::try_unwrap(ctx)
+            .ok()
+            .expect("worker context still borrowed");
+        core.local = Some(ctx.local.into_inner());
+        core
+    }
+
+    pub(crate) fn shared_ref(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    fn remote(&self) -> &super::Remote {
+        &self.shared.remotes[self.core.index]
+    }
+
+    /// Runs tasks until shutdown (multi-thread workers).
+    pub(crate) fn run(&mut self) {
+        while !self.shared.shutdown.load(Ordering::Acquire) {
+            if !self.run_once() {
+                self.park(None);
+            }
+        }
+        self.ctx.local.borrow_mut().pop().map(drop_task);
+        let mut local = self.ctx.local.borrow_mut();
+        while let Some(t) = local.pop() {
+            drop_task(t);
+        }
+    }
+
+    /// Finds and runs one task. False when there was nothing to do.
+    pub(crate) fn run_once(&mut self) -> bool {
+        self.core.tick = self.core.tick.wrapping_add(1);
+        if self.core.tick % EVENT_INTERVAL == 0 {
+            if let Some(task) = self.shared.injector.pop() {
+                self.run_task(task);
+                return true;
+            }
+            self.harvest();
+        }
+        if let Some(task) = self.next_local() {
+            self.run_task(task);
+            return true;
+        }
+        if let Some(task) = self.next_injected() {
+            self.run_task(task);
+            return true;
+        }
+        if self.consume_ring() > 0 {
+            return true;
+        }
+        if self.harvest() > 0 {
+            return true;
+        }
+        if let Some(task) = self.steal() {
+            self.run_task(task);
+            return true;
+        }
+        false
+    }
+
+    fn next_local(&mut self) -> Option<Runnable> {
+        let mut local = self.ctx.local.borrow_mut();
+        if self.core.lifo_streak >= MAX_LIFO {
+            self.core.lifo_streak = 0;
+            if let Some(t) = local.pop_fifo() {
+                return Some(t);
+            }
+        }
+        let had_lifo = local.has_lifo();
+        let t = local.pop();
+        if t.is_some() && had_lifo {
+            self.core.lifo_streak += 1;
+        } else {
+            self.core.lifo_streak = 0;
+        }
+        t
+    }
+
+    fn next_injected(&mut self) -> Option<Runnable> {
+        if self.shared.injector.is_empty() {
+            return None;
+        }
+        let mut local = self.ctx.local.borrow_mut();
+        let room = LOCAL_QUEUE.saturating_sub(local.len()) / 2;
+        let per_worker = self.shared.injector.len() / self.shared.remotes.len() + 1;
+        let mut spill = |t: Runnable| local.push_back(t, &mut |_| unreachable!("room was checked"));
+        self.shared
+            .injector
+            .pop_batch(room.min(per_worker).max(1), &mut spill)
+    }
+
+    fn steal(&mut self) -> Option<Runnable> {
+        let n = self.shared.remotes.len();
+        if n <= 1 {
+            return None;
+        }
+        self.core.rand ^= self.core.rand << 13;
+        self.core.rand ^= self.core.rand >> 17;
+        self.core.rand ^= self.core.rand << 5;
+        let start = self.core.rand as usize % n;
+        let mut local = self.ctx.local.borrow_mut();
+        for i in 0..n {
+            let victim = (start + i) % n;
+            if victim == self.core.index {
+                continue;
+            }
+            if let Some(t) = self.shared.remotes[victim].steal.steal_into(&mut local) {
+                self.remote()
+                    .counters
+                    .steals
+                    .fetch_add(1, Ordering::Relaxed);
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    fn run_task(&mut self, task: Runnable) {
+        let remote = self.remote();
+        remote.tick.fetch_add(1, Ordering::Relaxed);
+        remote.counters.polls.fetch_add(1, Ordering::Relaxed);
+        if self.shared.idle.searching.load(Ordering::Relaxed) > 0 {
+            self.transition_from_searching();
+        }
+        coop::budget(|| task.run());
+    }
+
+    /// Polls the backend without sleeping, then consumes what came.
+    fn harvest(&mut self) -> usize {
+        let _ = self.core.consumer.harvest();
+        self.consume_ring()
+    }
+
+    /// Claims ring events and dispatches them; returns how many.
+    pub(crate) fn consume_ring(&mut self) -> usize {
+        self.core.events.clear();
+        self.core
+            .events
+            .extend_from_slice(self.core.consumer.claim(CLAIM_BATCH));
+        let n = self.core.events.len();
+        if n == 0 {
+            return 0;
+        }
+        let counters = &self.shared.remotes[self.core.index].counters;
+        counters.events.fetch_add(n as u64, Ordering::Relaxed);
+        for ev in &self.core.events {
+            match ev.token {
+                NOTIFY | SHUTDOWN => {}
+                token => {
+                    if let Some(io) = self.shared.io.get(IoToken::from_usize(token.0)) {
+                        io.dispatch(ev.ready);
+                    }
+                }
+            }
+        }
+        // Commit after dispatching: until then each registration is ours
+        // alone, and readiness arriving meanwhile is queued again.
+        self.core.consumer.commit(n);
+        n
+    }
+
+    fn transition_from_searching(&self) {
+        let idle = &self.shared.idle;
+        if let Ok(prev) = idle
+            .searching
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| s.checked_sub(1))
+        {
+            // The last searcher found work: more may be waiting, so wake
+            // another worker to look (tokio's searching hand-off).
+            if prev == 1 && !self.shared.injector.is_empty() {
+                self.shared.notify_one(false);
+            }
+        }
+    }
+
+    /// Sleeps in the ring until an event (or `limit`).
+    pub(crate) fn park(&mut self, limit: Option<Duration>) {
+        self.park_unless(limit, || false);
+    }
+
+    /// Like `park`, but does not sleep if `ready()` holds after the worker
+    /// announced its sleep (so a wakeup racing with it is not lost).
+    pub(crate) fn park_unless(&mut self, limit: Option<Duration>, ready: impl Fn() -> bool) {
+        let shared = self.shared.clone();
+        let seen = self.core.consumer.front();
+        shared.idle.sleeping.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence in `Shared::notify_one`.
+        fence(Ordering::SeqCst);
+        if shared.shutdown.load(Ordering::Acquire)
+            || ready()
+            || !shared.injector.is_empty()
+            || self.others_have_work(false)
+        {
+            shared.idle.sleeping.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+        // A worker stuck in one long poll cannot run what sits in its LIFO
+        // slot; look again soon rather than sleeping forever.
+        let stall_watch = self.others_have_work(true).then_some(STALL_CHECK);
+        let timeout = match (limit, stall_watch) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.remote().counters.parks.fetch_add(1, Ordering::Relaxed);
+        let status = self.core.consumer.wait(seen, 1, timeout);
+        shared.idle.sleeping.fetch_sub(1, Ordering::SeqCst);
+        if matches!(status, Ok(WaitStatus::Ready)) && !shared.single {
+            shared.idle.searching.fetch_add(1, Ordering::SeqCst);
+        }
+        if let Ok(WaitStatus::Full) = status {
+            // Nothing held by us blocks the ring (we commit per batch);
+            // claiming is how we help drain it.
+            self.consume_ring();
+        }
+    }
+
+    /// Whether another worker has queued tasks. With `lifo_only`, whether
+    /// one has only its LIFO slot filled (which does not notify).
+    fn others_have_work(&self, lifo_only: bool) -> bool {
+        self.shared
+            .remotes
+            .iter()
+            .enumerate()
+            .any(|(i, r)| i != self.core.index && !r.steal.is_empty())
+            && (lifo_only || self.shared.remotes.len() > 1)
+    }
+
+    /// Runs `future` to completion on this thread, running the runtime's
+    /// tasks while it is pending (the current-thread flavor).
+    pub(crate) fn block_on<F: Future>(&mut self, future: F) -> F::Output {
+        let woken = Arc::new(MainWaker {
+            woken: std::sync::atomic::AtomicBool::new(true),
+            shared: self.shared.clone(),
+        });
+        let waker = Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if woken.woken.swap(false, Ordering::AcqRel) {
+                if let Poll::Ready(out) = coop::budget(|| future.as_mut().poll(&mut cx)) {
+                    return out;
+                }
+            }
+            let mut ran = 0;
+            while ran < EVENT_INTERVAL && !woken.woken.load(Ordering::Acquire) {
+                if !self.run_once() {
+                    break;
+                }
+                ran += 1;
+            }
+            if ran > 0 || woken.woken.load(Ordering::Acquire) {
+                continue;
+            }
+            self.park_unless(None, || woken.woken.load(Ordering::SeqCst));
+        }
+    }
+}
+
+/// Wakes the future given to a current-thread `block_on`.
+struct MainWaker {
+    /// Set by `wake`, cleared before each poll.
+    woken: std::sync::atomic::AtomicBool,
+    /// The runtime, to post NOTIFY when the thread sleeps in the ring.
+    shared: Arc<Shared>,
+}
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.woken.swap(true, Ordering::SeqCst) {
+            // The block_on thread may sleep in the ring (`park` announces
+            // it in `idle.sleeping` before its last check of `woken`).
+            self.shared.notify_one(true);
+        }
+    }
+}

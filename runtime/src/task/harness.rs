@@ -1,0 +1,243 @@
+//! What every spawned future is wrapped in: panic capture, abort, and the
+//! runtime's registry of live tasks (so shutdown can drop every future).
+//!
+//! # Task state machine
+//!
+//! `TaskCtl::state` is a small atomic state machine:
+//!
+//! ```text
+//!   IDLE --abort--> ABORTED --next poll--> (future dropped) DONE
+//!   IDLE --poll returns Ready--> DONE
+//! ```
+//!
+//! The future itself runs inside an async-task raw task, which owns the
+//! scheduling state (scheduled / running / completed / closed) and the
+//! output handoff to the `JoinHandle`. `abort` only flips our state and
+//! wakes the task: the future is always dropped on a thread that polls it,
+//! never concurrently with a poll.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use crate::loom::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use parking_lot::Mutex;
+
+use super::join::JoinError;
+
+const IDLE: u8 = 0;
+const ABORTED: u8 = 1;
+const DONE: u8 = 2;
+
+/// Shared control block of one task.
+#[derive(Debug)]
+pub(crate) struct TaskCtl {
+    /// IDLE, ABORTED or DONE.
+    state: AtomicU8,
+    /// The task's own waker, captured at its first poll, used to make an
+    /// aborted or shut-down task run once more and drop its future.
+    waker: Mutex<Option<Waker>>,
+    /// The task's id (unique per runtime).
+    id: u64,
+}
+
+impl TaskCtl {
+    pub(crate) fn new(id: u64) -> TaskCtl {
+        TaskCtl {
+            state: AtomicU8::new(IDLE),
+            waker: Mutex::new(None),
+            id,
+        }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Requests cancellation and wakes the task so it notices.
+    pub(crate) fn abort(&self) {
+        if self
+            .state
+            .compare_exchange(IDLE, ABORTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            let waker = self.waker.lock().clone();
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.state.load(Ordering::Acquire) == DONE
+    }
+
+    /// Wakes the task without changing its state (shutdown uses this after
+    /// closing the scheduler, so the wake drops the task).
+    pub(crate) fn wake(&self) {
+        let waker = self.waker.lock().take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// The registry of live tasks, sharded to keep spawns from contending.
+#[derive(Debug)]
+pub(crate) struct OwnedTasks {
+    /// Tasks by id, in `id % shards` shards.
+    shards: Box<[Mutex<HashMap<u64, Arc<TaskCtl>>>]>,
+    /// Next task id.
+    next_id: AtomicU64,
+    /// Once closed, no task may be added (spawns after shutdown are
+    /// refused).
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl OwnedTasks {
+    pub(crate) fn new() -> OwnedTasks {
+        OwnedTasks {
+            shards: (0..32).map(|_| Mutex::new(HashMap::new())).collect(),
+            next_id: AtomicU64::new(1),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Registers a new task; `None` when the registry is closed.
+    pub(crate) fn insert(&self) -> Option<Arc<TaskCtl>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let ctl = Arc::new(TaskCtl::new(id));
+        let mut shard = self.shards[(id % self.shards.len() as u64) as usize].lock();
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        shard.insert(id, ctl.clone());
+        Some(ctl)
+    }
+
+    fn remove(&self, id: u64) {
+        self.shards[(id % self.shards.len() as u64) as usize]
+            .lock()
+            .remove(&id);
+    }
+
+    /// Refuses new tasks and wakes every live one, so that each is
+    /// scheduled once more and, the scheduler being closed, dropped.
+    pub(crate) fn close_and_wake_all(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        for shard in self.shards.iter() {
+            let ctls: Vec<Arc<TaskCtl>> = shard.lock().drain().map(|(_, c)| c).collect();
+            for ctl in ctls {
+                ctl.wake();
+            }
+        }
+    }
+
+    /// Live tasks.
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+}
+
+/// A spawned future with its control block.
+pub(crate) struct Harness<F> {
+    /// The future; `None` once finished or dropped by abort.
+    future: Option<F>,
+    /// Abort control and the captured waker.
+    ctl: Arc<TaskCtl>,
+    /// The runtime whose registry to leave when finished (`None` for
+    /// blocking jobs, which are not registered).
+    owned: Option<Arc<crate::scheduler::Shared>>,
+    /// Whether the waker was captured.
+    has_waker: bool,
+}
+
+impl<F> Harness<F> {
+    pub(crate) fn new(
+        future: F,
+        ctl: Arc<TaskCtl>,
+        owned: Option<Arc<crate::scheduler::Shared>>,
+    ) -> Self {
+        Harness {
+            future: Some(future),
+            ctl,
+            owned,
+            has_waker: false,
+        }
+    }
+
+    fn finish(&mut self) {
+        self.ctl.state.store(DONE, Ordering::Release);
+        self.ctl.waker.lock().take();
+        if let Some(shared) = &self.owned {
+            shared.owned.remove(self.ctl.id);
+        }
+    }
+}
+
+/// Drops the future in place (it may be pinned), catching a panic from its
+/// `Drop`: a panicking destructor must not take a worker down. Assignment
+/// drops in place and stores `None` even if the destructor unwinds.
+fn drop_caught<F>(slot: &mut Option<F>) -> Result<(), Box<dyn Any + Send>> {
+    catch_unwind(AssertUnwindSafe(|| *slot = None))
+}
+
+impl<F: Future> Future for Harness<F> {
+    type Output = Result<F::Output, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `future` is structurally pinned: it is only ever polled
+        // through `Pin::new_unchecked` below and dropped in place by
+        // `drop_caught`; no other field is pinned, and nothing moves it out.
+        let this = unsafe { self.get_unchecked_mut() };
+        if this.ctl.state.load(Ordering::Acquire) == ABORTED {
+            let _ = drop_caught(&mut this.future);
+            this.finish();
+            return Poll::Ready(Err(JoinError::cancelled()));
+        }
+        if !this.has_waker {
+            *this.ctl.waker.lock() = Some(cx.waker().clone());
+            this.has_waker = true;
+            // An abort that raced with capturing the waker found no waker.
+            if this.ctl.state.load(Ordering::Acquire) == ABORTED {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+        let Some(future) = this.future.as_mut() else {
+            return Poll::Ready(Err(JoinError::cancelled()));
+        };
+        // SAFETY: `future` lives inside the pinned harness and is never
+        // moved until dropped in place (the async-task allocation does not
+        // move).
+        let pinned = unsafe { Pin::new_unchecked(future) };
+        match catch_unwind(AssertUnwindSafe(|| pinned.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(out)) => {
+                let _ = drop_caught(&mut this.future);
+                this.finish();
+                Poll::Ready(Ok(out))
+            }
+            Err(panic) => {
+                let _ = drop_caught(&mut this.future);
+                this.finish();
+                Poll::Ready(Err(JoinError::panic(panic)))
+            }
+        }
+    }
+}
+
+impl<F> Drop for Harness<F> {
+    fn drop(&mut self) {
+        // A panicking Drop at shutdown must not take the runtime down.
+        let _ = drop_caught(&mut self.future);
+        if self.ctl.state.load(Ordering::Acquire) != DONE {
+            self.finish();
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! `JoinHandle` and `JoinError`, shaped like tokio's.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::harness::TaskCtl;
+
+/// Why a task did not produce its output.
+pub struct JoinError {
+    /// Cancelled, or the panic payload.
+    repr: Repr,
+}
+
+/// What happened to the task.
+enum Repr {
+    /// The task was aborted or the runtime shut down first.
+    Cancelled,
+    /// The task panicked.
+    Panic(Box<dyn Any + Send + 'static>),
+}
+
+impl JoinError {
+    pub(crate) fn cancelled() -> JoinError {
+        JoinError {
+            repr: Repr::Cancelled,
+        }
+    }
+
+    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+        JoinError {
+            repr: Repr::Panic(payload),
+        }
+    }
+
+    /// Whether the task was cancelled (aborted, or dropped at shutdown).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.repr, Repr::Cancelled)
+    }
+
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.repr, Repr::Panic(_))
+    }
+
+    /// The panic payload. Panics if the task did not panic; see
+    /// [`try_into_panic`](JoinError::try_into_panic).
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic()
+            .expect("`JoinError::into_panic` on a task that did not panic; check `is_panic` first")
+    }
+
+    /// The panic payload, or the error back if the task did not panic.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.repr {
+            Repr::Panic(p) => Ok(p),
+            Repr::Cancelled => Err(self),
+        }
+    }
+}
+
+fn panic_message(p: &(dyn Any + Send)) -> Option<&str> {
+    p.downcast_ref::<&'static str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(String::as_str))
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => f.write_str("task was cancelled"),
+            Repr::Panic(p) => match panic_message(&**p) {
+                Some(m) => write!(f, "task panicked with message {m:?}"),
+                None => f.write_str("task panicked"),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => f.write_str("JoinError::Cancelled"),
+            Repr::Panic(p) => match panic_message(&**p) {
+                Some(m) => write!(f, "JoinError::Panic({m:?})"),
+                None => f.write_str("JoinError::Panic(..)"),
+            },
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+impl From<JoinError> for std::io::Error {
+    fn from(e: JoinError) -> std::io::Error {
+        std::io::Error::other(e.to_string())
+    }
+}
+
+/// An owned permission to join a task: a future of its output.
+///
+/// Dropping the handle detaches the task; it keeps running.
+pub struct JoinHandle<T> {
+    /// async-task's handle; `None` once the output was taken.
+    task: Option<async_task::FallibleTask<Result<T, JoinError>>>,
+    /// Abort control.
+    ctl: Arc<TaskCtl>,
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(task: async_task::Task<Result<T, JoinError>>, ctl: Arc<TaskCtl>) -> Self {
+        JoinHandle {
+            task: Some(task.fallible()),
+            ctl,
+        }
+    }
+
+    /// Cancels the task: its future is dropped the next time it would run,
+    /// and awaiting the handle gives a cancelled [`JoinError`]. A task that
+    /// already finished is unaffected.
+    pub fn abort(&self) {
+        self.ctl.abort();
+    }
+
+    /// Whether the task has finished (completed, panicked or cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// A handle that can abort the task without owning its output.
+    pub fn abort_handle(&self) -> AbortHandle {
+        AbortHandle {
+            ctl: self.ctl.clone(),
+        }
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let task = self
+            .task
+            .as_mut()
+            .expect("JoinHandle polled after it returned its output");
+        if !super::coop::poll_proceed(cx) {
+            return Poll::Pending;
+        }
+        match Pin::new(task).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(out) => {
+                self.task = None;
+                Poll::Ready(out.unwrap_or_else(|| Err(JoinError::cancelled())))
+            }
+        }
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("id", &self.ctl.id())
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Aborts a task without owning its output.
+#[derive(Clone)]
+pub struct AbortHandle {
+    /// Abort control.
+    ctl: Arc<TaskCtl>,
+}
+
+impl AbortHandle {
+    /// See [`JoinHandle::abort`].
+    pub fn abort(&self) {
+        self.ctl.abort();
+    }
+
+    /// Whether the task has finished.
+    pub fn is_finished(&self) -> bool {
+        self.ctl.is_finished()
+    }
+}
+
+impl fmt::Debug for AbortHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AbortHandle")
+            .field("id", &self.ctl.id())
+            .finish()
+    }
+}

@@ -1,0 +1,126 @@
+//! Tasks: spawning, joining, yielding, and the blocking pool.
+
+pub(crate) mod blocking;
+pub(crate) mod coop;
+pub(crate) mod harness;
+mod join;
+mod yield_now;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_task::{Runnable, WithInfo};
+
+pub use join::{AbortHandle, JoinError, JoinHandle};
+pub use yield_now::yield_now;
+
+use crate::runtime::Handle;
+use crate::scheduler::Shared;
+use harness::{Harness, TaskCtl};
+
+/// Spawns a task on the current runtime; it starts running at once, on
+/// any worker, and keeps running if the handle is dropped.
+///
+/// # Panics
+///
+/// Outside a kevent runtime. Call it from inside `#[kevent::main]`,
+/// `Runtime::block_on` or a task, or use [`Handle::spawn`] with a handle.
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match Handle::try_current() {
+        Ok(handle) => handle.spawn(future),
+        Err(_) => panic!(
+            "`kevent::spawn` called outside a kevent runtime: call it from inside \
+             `#[kevent::main]`, `Runtime::block_on` or another task, or keep a \
+             `kevent::runtime::Handle` and use `Handle::spawn`"
+        ),
+    }
+}
+
+/// Runs a blocking closure on the blocking pool, so it does not hold up a
+/// worker. Returns a handle to await its result.
+///
+/// # Panics
+///
+/// Outside a kevent runtime (see [`spawn`]).
+#[track_caller]
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    match Handle::try_current() {
+        Ok(handle) => handle.spawn_blocking(f),
+        Err(_) => panic!(
+            "`kevent::task::spawn_blocking` called outside a kevent runtime: call it from \
+             inside the runtime or use `Handle::spawn_blocking`"
+        ),
+    }
+}
+
+/// Spawns `future` on `shared`'s scheduler.
+pub(crate) fn spawn_on<F>(shared: &Arc<Shared>, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let Some(ctl) = shared.owned.insert() else {
+        return cancelled();
+    };
+    let harness = Harness::new(future, ctl.clone(), Some(shared.clone()));
+    let scheduler = shared.clone();
+    let schedule = move |task: Runnable, info: async_task::ScheduleInfo| {
+        scheduler.schedule(task, info.woken_while_running);
+    };
+    let (runnable, task) = async_task::Builder::new().spawn(move |()| harness, WithInfo(schedule));
+    // A new task goes to the back of the queue (as tokio does): it must
+    // not displace the spawner's LIFO successor.
+    shared.schedule(runnable, true);
+    JoinHandle::new(task, ctl)
+}
+
+/// Runs `f` on `shared`'s blocking pool.
+pub(crate) fn spawn_blocking_on<F, R>(shared: &Arc<Shared>, f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let ctl = Arc::new(TaskCtl::new(0));
+    let harness = Harness::new(BlockingJob(Some(f)), ctl.clone(), None);
+    let pool = shared.clone();
+    let (runnable, task) = async_task::spawn(harness, move |r| pool.blocking.schedule(r));
+    runnable.schedule();
+    JoinHandle::new(task, ctl)
+}
+
+/// A handle for a task that could not be spawned (the runtime shut down):
+/// awaiting it gives a cancelled `JoinError`.
+fn cancelled<T: Send + 'static>() -> JoinHandle<T> {
+    let ctl = Arc::new(TaskCtl::new(0));
+    let (runnable, task) = async_task::spawn(
+        async { Err::<T, JoinError>(JoinError::cancelled()) },
+        |_| {},
+    );
+    drop(runnable);
+    JoinHandle::new(task, ctl)
+}
+
+/// A blocking closure as a future that runs it on its first poll.
+struct BlockingJob<F>(Option<F>);
+
+impl<F> Unpin for BlockingJob<F> {}
+
+impl<F: FnOnce() -> R, R> Future for BlockingJob<F> {
+    type Output = R;
+
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<R> {
+        let f = self.0.take().expect("blocking job polled after completion");
+        Poll::Ready(f())
+    }
+}

@@ -1,0 +1,128 @@
+//! `Sleep`: a future that completes at a deadline, backed by a ring timer.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::driver::slab::Direction;
+use crate::driver::Registration;
+use crate::runtime::Handle;
+
+/// Waits until `duration` has elapsed.
+///
+/// # Panics
+///
+/// Outside a kevent runtime.
+#[track_caller]
+pub fn sleep(duration: Duration) -> Sleep {
+    sleep_until(
+        Instant::now()
+            .checked_add(duration)
+            .unwrap_or_else(far_future),
+    )
+}
+
+/// Waits until `deadline`.
+///
+/// # Panics
+///
+/// Outside a kevent runtime.
+#[track_caller]
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline,
+        handle: crate::driver::current_handle(),
+        timer: None,
+        elapsed: false,
+    }
+}
+
+/// About 30 years from now: "never" for overflowing durations.
+pub(crate) fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400 * 365 * 30)
+}
+
+/// A future that completes at its deadline (see [`sleep`]).
+///
+/// The ring timer is created on the first poll that finds the deadline in
+/// the future, and reused by [`Sleep::reset`].
+pub struct Sleep {
+    /// When to complete.
+    deadline: Instant,
+    /// The runtime whose ring runs the timer.
+    handle: Handle,
+    /// The ring timer, once armed.
+    timer: Option<Registration>,
+    /// Completed.
+    elapsed: bool,
+}
+
+impl Sleep {
+    /// The deadline.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the deadline has passed.
+    pub fn is_elapsed(&self) -> bool {
+        self.elapsed || Instant::now() >= self.deadline
+    }
+
+    /// Moves the deadline, reusing the ring timer.
+    pub fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        let this = self.get_mut();
+        this.deadline = deadline;
+        this.elapsed = false;
+        if let Some(timer) = &this.timer {
+            if timer.reset_timer(deadline).is_err() {
+                this.timer = None;
+            }
+        }
+    }
+
+    pub(crate) fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.elapsed {
+            return Poll::Ready(());
+        }
+        if self.timer.is_none() {
+            if Instant::now() >= self.deadline {
+                self.elapsed = true;
+                return Poll::Ready(());
+            }
+            match Registration::new_timer(&self.handle, self.deadline) {
+                Ok(r) => self.timer = Some(r),
+                // The ring refused a timer (out of memory): fall back to
+                // checking the clock when woken for other reasons is not
+                // good enough, so fail loudly.
+                Err(e) => panic!("kevent: cannot arm a timer: {e}"),
+            }
+        }
+        let timer = self.timer.as_ref().expect("armed above");
+        match timer.poll_ready(cx, Direction::Read) {
+            Poll::Ready(_) => {
+                self.elapsed = true;
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().poll_elapsed(cx)
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .field("elapsed", &self.elapsed)
+            .finish()
+    }
+}
