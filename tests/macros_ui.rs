@@ -9,11 +9,6 @@
 //! TRYBUILD=overwrite cargo test --test macros_ui
 //! ```
 //!
-//! DISABLED until the two prerequisites land; then delete the `#![cfg(any())]` line:
-//! - `trybuild = "1"` in `[dev-dependencies]` of the root `Cargo.toml`;
-//! - `kevent` re-exports `kevent_macros::{main, test}` and provides
-//!   `kevent::runtime::{Builder, Runtime}` as the macros' expansion expects.
-#![cfg(any())]
 
 #[test]
 fn macros_ui() {

@@ -194,8 +194,9 @@ struct Inner<T> {
     tail: CachePadded<AtomicU32>,
     /// The stealable LIFO slot.
     lifo: CachePadded<LifoSlot<T>>,
-    /// The ring. A slot is initialised iff its position is in `[steal, tail)`,
-    /// where the range `[steal, real)` belongs to the in-flight thief.
+    /// The ring. Positions `[real, tail)` hold queued tasks; `[steal, real)`
+    /// belongs to the in-flight thief, which moves them out; the rest is
+    /// uninitialised.
     buffer: Box<[UnsafeCell<MaybeUninit<T>>]>,
     /// `capacity - 1`; `capacity` is a power of two.
     mask: u32,
@@ -432,9 +433,9 @@ impl<T> Local<T> {
     /// If the ring is full, it moves the oldest half plus `task` to the global
     /// injector as one batch, calling `overflow` once with it. If a thief is
     /// in flight (so half can't be taken right now), the batch is `task`
-    /// alone. `overflow` must consume the whole iterator. No task is lost:
-    /// anything the callback leaves unconsumed is dropped, and debug builds
-    /// panic.
+    /// alone. The queue never loses a task, but `overflow` must consume the
+    /// whole iterator: any task it leaves is dropped (and debug builds
+    /// panic).
     pub(crate) fn push_back(
         &mut self,
         mut task: T,
@@ -754,7 +755,7 @@ impl<T> fmt::Debug for Steal<T> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-    use std::sync::Mutex;
+    use std::sync::{Barrier, Mutex};
 
     /// An overflow callback for tests that must never overflow.
     fn no_overflow(_: &mut dyn Iterator<Item = usize>) {
@@ -908,7 +909,11 @@ mod tests {
     #[test]
     fn drop_drops_remaining_tasks() {
         let drops = Arc::new(AtomicUsize::new(0));
-        struct Counted(Arc<AtomicUsize>);
+        /// Counts its drops.
+        struct Counted(
+            /// Shared drop counter.
+            Arc<AtomicUsize>,
+        );
         impl Drop for Counted {
             fn drop(&mut self) {
                 self.0.fetch_add(1, SeqCst);
@@ -942,6 +947,7 @@ mod tests {
         let seen: Arc<Vec<AtomicUsize>> = Arc::new((0..N).map(|_| AtomicUsize::new(0)).collect());
         let injector = Arc::new(Mutex::new(Vec::new()));
         let done = Arc::new(AtomicBool::new(false));
+        let start = Arc::new(Barrier::new(THIEVES + 1));
 
         let (mut owner, owner_steal) = local::<usize>(256);
         let mut locals = Vec::new();
@@ -958,6 +964,7 @@ mod tests {
                 let seen = seen.clone();
                 let injector = injector.clone();
                 let done = done.clone();
+                let start = start.clone();
                 // Victims: the owner (index 0) and the other thieves.
                 let victims: Vec<_> = steals
                     .iter()
@@ -966,6 +973,7 @@ mod tests {
                     .map(|(_, s)| s.clone())
                     .collect();
                 std::thread::spawn(move || {
+                    start.wait();
                     let mark = |t: usize| {
                         seen[t].fetch_add(1, SeqCst);
                     };
@@ -1011,7 +1019,12 @@ mod tests {
         let mut overflow = |it: &mut dyn Iterator<Item = usize>| {
             injector.lock().unwrap().extend(it);
         };
+        start.wait();
         for i in 0..N {
+            if i % 128 == 0 {
+                // Give the thieves a chance on a machine with few cores.
+                std::thread::yield_now();
+            }
             if i % 7 == 0 {
                 if let Some(prev) = owner.push_lifo(i) {
                     owner.push_back(prev, &mut overflow);
