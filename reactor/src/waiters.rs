@@ -74,6 +74,9 @@ pub(crate) struct Waiters {
     sleepers: CachePadded<AtomicUsize>,
     /// Where the next wake-one scan starts, to spread wakeups.
     rotor: AtomicUsize,
+    /// One past the highest slot ever attached: scans stop there, so a
+    /// ring sized for 64 consumers but used by 2 scans 2 slots.
+    high: AtomicUsize,
     /// Bumped by every `wake_all`, so a consumer woken by one returns even
     /// when another consumer claimed the entry first.
     broadcasts: AtomicU64,
@@ -95,6 +98,7 @@ impl Waiters {
                 .collect(),
             sleepers: CachePadded(AtomicUsize::new(0)),
             rotor: AtomicUsize::new(0),
+            high: AtomicUsize::new(0),
             broadcasts: AtomicU64::new(0),
         }
     }
@@ -103,13 +107,22 @@ impl Waiters {
         self.slots.len()
     }
 
+    /// Slots worth scanning: up to the highest ever attached.
+    fn scan_len(&self) -> usize {
+        self.high.load(Ordering::SeqCst).max(1)
+    }
+
     /// Takes slot `id` (any free slot when `None`) for a new consumer.
     pub(crate) fn attach(&self, id: Option<usize>) -> Option<usize> {
         let try_take = |i: usize| {
-            self.slots[i]
+            let ok = self.slots[i]
                 .state
                 .compare_exchange(FREE, RUNNING, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
+                .is_ok();
+            if ok {
+                self.high.fetch_max(i + 1, Ordering::SeqCst);
+            }
+            ok
         };
         match id {
             Some(i) if i < self.slots.len() => try_take(i).then_some(i),
@@ -237,7 +250,7 @@ impl Waiters {
         if let Some(w) = preferred.and_then(|p| self.notify(p, None)) {
             return Some(w);
         }
-        let n = self.slots.len();
+        let n = self.scan_len();
         let start = self.rotor.fetch_add(1, Ordering::Relaxed) % n;
         for only in [SLEEPING, HARVESTING] {
             for i in 0..n {
@@ -255,7 +268,7 @@ impl Waiters {
         // Pairs with the fence in `prepare`: a consumer about to sleep
         // either sees the broadcast or is seen sleeping below.
         fence(Ordering::SeqCst);
-        for i in 0..self.slots.len() {
+        for i in 0..self.scan_len() {
             if let Some(w) = self.notify(i, None) {
                 each(w);
             }
@@ -294,7 +307,7 @@ impl Waiters {
 
     /// Empties another consumer's mailbox whose owner was not woken for it.
     pub(crate) fn steal(&self, thief: usize) -> Option<u64> {
-        let n = self.slots.len();
+        let n = self.scan_len().max(thief + 1);
         for i in 1..n {
             let id = (thief + i) % n;
             let w = &self.slots[id];
@@ -314,7 +327,7 @@ impl Waiters {
     /// Whether any mailbox other than `id`'s own holds an entry its owner
     /// was not woken for.
     pub(crate) fn stealable(&self, id: usize) -> bool {
-        let n = self.slots.len();
+        let n = self.scan_len().max(id + 1);
         (1..n).any(|i| {
             let w = &self.slots[(id + i) % n];
             w.mailbox.load(Ordering::SeqCst) != EMPTY && w.state.load(Ordering::SeqCst) != NOTIFIED

@@ -47,20 +47,15 @@ impl<T> Injector<T> {
         t
     }
 
-    /// Pops up to `max` tasks (at least one if any), handing all but the
-    /// first to `rest`.
-    pub(crate) fn pop_batch(&self, max: usize, mut rest: impl FnMut(T)) -> Option<T> {
+    /// Pops up to `max` tasks (at least one if any) into `out`.
+    pub(crate) fn pop_batch(&self, max: usize, out: &mut Vec<T>) {
         if self.is_empty() {
-            return None;
+            return;
         }
         let mut q = self.queue.lock();
-        let first = q.pop_front();
-        let n = q.len().min(max.saturating_sub(1));
-        for t in q.drain(..n) {
-            rest(t);
-        }
+        let n = q.len().min(max.max(1));
+        out.extend(q.drain(..n));
         self.len.store(q.len(), Ordering::SeqCst);
-        first
     }
 
     pub(crate) fn is_empty(&self) -> bool {

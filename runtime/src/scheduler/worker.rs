@@ -125,6 +125,8 @@ pub(crate) struct Core {
     rand: u32,
     /// Scratch for claimed events.
     events: Vec<Event>,
+    /// Scratch for injector batches.
+    batch: Vec<Runnable>,
 }
 
 impl std::fmt::Debug for Core {
@@ -145,6 +147,7 @@ impl Core {
             lifo_streak: 0,
             rand: (index as u32).wrapping_mul(0x9E37_79B9) | 1,
             events: Vec::with_capacity(CLAIM_BATCH),
+            batch: Vec::new(),
         }
     }
 
@@ -275,10 +278,20 @@ impl Worker {
         let mut local = self.ctx.local.borrow_mut();
         let room = LOCAL_QUEUE.saturating_sub(local.len()) / 2;
         let per_worker = self.shared.injector.len() / self.shared.remotes.len() + 1;
-        let mut spill = |t: Runnable| local.push_back(t, &mut |_| unreachable!("room was checked"));
+        let mut batch = std::mem::take(&mut self.core.batch);
         self.shared
             .injector
-            .pop_batch(room.min(per_worker).max(1), &mut spill)
+            .pop_batch(room.min(per_worker).max(1), &mut batch);
+        let mut tasks = batch.drain(..);
+        let first = tasks.next();
+        let injector = &self.shared.injector;
+        for t in tasks {
+            // A thief mid-copy can make the queue look fuller than `room`
+            // said; overflow then goes back where it came from.
+            local.push_back(t, &mut |rest| injector.push_batch(rest));
+        }
+        self.core.batch = batch;
+        first
     }
 
     fn steal(&mut self) -> Option<Runnable> {
