@@ -280,35 +280,72 @@ impl Consumer {
     /// registrations are dispatched to this consumer and to no other.
     pub fn claim(&mut self, max: usize) -> &[Event] {
         self.events.clear();
-        let inner = self.kevent.inner.clone();
         if max == 0 {
             return &self.events;
         }
+        let inner = &*self.kevent.inner;
+        let mut out = Delivery {
+            id: self.id,
+            events: &mut self.events,
+            held: &mut self.held,
+        };
         if let Some(entry) = inner.waiters.take_own(self.id) {
             self.stats.mailbox_hits += 1;
-            self.deliver(None, entry);
+            out.deliver(inner, None, entry);
         }
         inner.waiters.running(self.id);
-        let room = max - self.events.len();
+        let room = max - out.events.len();
         self.claimed.clear();
         if room > 0 && inner.ring.claim(room, &mut self.claimed) > 0 {
-            let claimed = std::mem::take(&mut self.claimed);
-            for &(pos, entry) in &claimed {
-                self.deliver(Some(pos), entry);
+            for &(pos, entry) in &self.claimed {
+                out.deliver(inner, Some(pos), entry);
             }
-            self.claimed = claimed;
         }
-        if self.events.is_empty() {
+        if out.events.is_empty() {
             if let Some(entry) = inner.waiters.steal(self.id) {
-                self.deliver(None, entry);
+                out.deliver(inner, None, entry);
             }
         }
         self.stats.consumed += self.events.len() as u64;
         &self.events
     }
 
-    fn deliver(&mut self, pos: Option<u64>, entry: u64) {
-        let inner = &self.kevent.inner;
+    /// Commits the oldest `n` held entries (the seed's `kevent_commit`):
+    /// frees their slots and re-arms their registrations; readiness that
+    /// arrived meanwhile is queued again.
+    pub fn commit(&mut self, n: usize) {
+        let inner = &*self.kevent.inner;
+        let n = n.min(self.held.len());
+        if n == 0 {
+            return;
+        }
+        let mut again = Vec::new();
+        for held in self.held.drain(..n) {
+            if let Some(pos) = held.pos {
+                inner.ring.commit(pos);
+            }
+            let key = Key::from_entry(held.entry);
+            if inner.regs.slot(key.index).rearm(key) {
+                again.push(held.entry);
+            }
+        }
+        inner.after_commit(self.id);
+        inner.enqueue(&again, Some(self.id));
+    }
+}
+
+/// Where claimed entries go: the events handed out and the held list.
+struct Delivery<'a> {
+    /// The consumer's slot.
+    id: usize,
+    /// Events of this claim.
+    events: &'a mut Vec<Event>,
+    /// Entries awaiting commit.
+    held: &'a mut VecDeque<Held>,
+}
+
+impl Delivery<'_> {
+    fn deliver(&mut self, inner: &crate::kevent::Inner, pos: Option<u64>, entry: u64) {
         let key = Key::from_entry(entry);
         let reg = inner.regs.slot(key.index);
         match reg.take(key) {
@@ -332,29 +369,6 @@ impl Consumer {
                 inner.after_commit(self.id);
             }
         }
-    }
-
-    /// Commits the oldest `n` held entries (the seed's `kevent_commit`):
-    /// frees their slots and re-arms their registrations; readiness that
-    /// arrived meanwhile is queued again.
-    pub fn commit(&mut self, n: usize) {
-        let inner = self.kevent.inner.clone();
-        let n = n.min(self.held.len());
-        if n == 0 {
-            return;
-        }
-        let mut again = Vec::new();
-        for held in self.held.drain(..n) {
-            if let Some(pos) = held.pos {
-                inner.ring.commit(pos);
-            }
-            let key = Key::from_entry(held.entry);
-            if inner.regs.slot(key.index).rearm(key) {
-                again.push(held.entry);
-            }
-        }
-        inner.after_commit(self.id);
-        inner.enqueue(&again, Some(self.id));
     }
 }
 
