@@ -20,5 +20,9 @@
 pub use kevent_macros::{main, test};
 pub use kevent_runtime::{io, net, runtime, signal, spawn, task, time};
 
+/// hyper integration: executor and timer (feature `hyper`, on by default).
+#[cfg(feature = "hyper")]
+pub use kevent_runtime::hyper;
+
 /// The kevent ring itself, usable without the runtime.
 pub use kevent_reactor as reactor;

@@ -99,3 +99,100 @@ impl hyper::rt::Timer for Timer {
         }
     }
 }
+
+mod io_impls {
+    //! `hyper::rt::Read` / `Write` for kevent's stream sockets.
+
+    use std::io::{self, IoSlice};
+    use std::os::fd::AsRawFd;
+    use std::pin::Pin;
+    use std::task::{ready, Context, Poll};
+
+    use hyper::rt::ReadBufCursor;
+
+    use crate::driver::slab::Direction;
+    use crate::net::evented::Evented;
+    use crate::net::{TcpStream, UnixStream};
+
+    /// Reads into hyper's buffer without zeroing it first: `recv(2)` writes
+    /// the bytes, and only the bytes it reports are marked filled.
+    fn poll_read_uninit<S: AsRawFd>(
+        io: &Evented<S>,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        // SAFETY: the slice is only written through recv(2) below and never
+        // read; `advance` then marks exactly the bytes recv wrote.
+        let dst = unsafe { buf.as_mut() };
+        let len = dst.len();
+        let ptr = dst.as_mut_ptr();
+        let n = ready!(io.poll_transfer(cx, Direction::Read, len, |s| {
+            // SAFETY: `ptr` points to `len` writable bytes owned by the
+            // cursor for the duration of this call; recv writes at most
+            // `len` of them.
+            let r = unsafe { libc::recv(s.as_raw_fd(), ptr.cast(), len, 0) };
+            if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(r as usize)
+            }
+        }))?;
+        // SAFETY: recv initialised the first `n` bytes of the cursor.
+        unsafe { buf.advance(n) };
+        Poll::Ready(Ok(()))
+    }
+
+    macro_rules! hyper_stream {
+        ($ty:ty) => {
+            impl hyper::rt::Read for $ty {
+                fn poll_read(
+                    self: Pin<&mut Self>,
+                    cx: &mut Context<'_>,
+                    buf: ReadBufCursor<'_>,
+                ) -> Poll<io::Result<()>> {
+                    poll_read_uninit(self.evented(), cx, buf)
+                }
+            }
+
+            impl hyper::rt::Write for $ty {
+                fn poll_write(
+                    self: Pin<&mut Self>,
+                    cx: &mut Context<'_>,
+                    buf: &[u8],
+                ) -> Poll<io::Result<usize>> {
+                    self.evented().poll_write(cx, buf)
+                }
+
+                fn poll_write_vectored(
+                    self: Pin<&mut Self>,
+                    cx: &mut Context<'_>,
+                    bufs: &[IoSlice<'_>],
+                ) -> Poll<io::Result<usize>> {
+                    self.evented().poll_write_vectored(cx, bufs)
+                }
+
+                fn is_write_vectored(&self) -> bool {
+                    true
+                }
+
+                fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                    // Writes go straight to the socket: nothing is buffered.
+                    Poll::Ready(Ok(()))
+                }
+
+                fn poll_shutdown(
+                    self: Pin<&mut Self>,
+                    _cx: &mut Context<'_>,
+                ) -> Poll<io::Result<()>> {
+                    match self.shutdown_std(std::net::Shutdown::Write) {
+                        Err(e) if e.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(e)),
+                        _ => Poll::Ready(Ok(())),
+                    }
+                }
+            }
+        };
+    }
+
+    hyper_stream!(TcpStream);
+    hyper_stream!(UnixStream);
+}

@@ -164,11 +164,6 @@ impl Registration {
         self.io().clear_all(kevent_reactor::Ready::TIMER);
         self.handle.shared.kevent.reset_timer(self.key, deadline)
     }
-
-    /// The runtime this registration belongs to.
-    pub(crate) fn handle(&self) -> &Handle {
-        &self.handle
-    }
 }
 
 impl Drop for Registration {

@@ -264,6 +264,8 @@ impl IoSlab {
         }
     }
 
+    /// Live slots (resources, timers and signals registered now).
+    #[allow(dead_code)]
     pub(crate) fn len(&self) -> usize {
         self.live.load(Ordering::Relaxed)
     }

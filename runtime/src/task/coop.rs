@@ -37,8 +37,3 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> bool {
         }
     })
 }
-
-/// Whether the current task's budget is spent.
-pub(crate) fn exhausted() -> bool {
-    LEFT.with(|l| l.get() == 0)
-}

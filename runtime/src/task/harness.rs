@@ -241,3 +241,87 @@ impl<F> Drop for Harness<F> {
         }
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! The task state machine under loom: `abort` racing with polls.
+    use super::*;
+    use crate::loom::sync::atomic::AtomicUsize;
+    use crate::loom::thread;
+    use std::task::Wake;
+
+    /// Counts wakes.
+    struct CountWaker(AtomicUsize);
+
+    impl Wake for CountWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// An abort racing with the task's first poll is never lost: either
+    /// that poll cancels the task, or the abort wakes it and the next poll
+    /// does; a cancelled task is never polled again.
+    #[test]
+    fn abort_racing_first_poll_is_never_lost() {
+        loom::model(|| {
+            let ctl = Arc::new(TaskCtl::new(1));
+            let polls = Arc::new(AtomicUsize::new(0));
+            let counter = polls.clone();
+            let future = std::future::poll_fn(move |_| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Poll::<()>::Pending
+            });
+            let mut harness = Box::pin(Harness::new(future, ctl.clone(), None));
+            let wakes = Arc::new(CountWaker(AtomicUsize::new(0)));
+            let waker = Waker::from(wakes.clone());
+            let mut cx = Context::from_waker(&waker);
+            let aborter = {
+                let ctl = ctl.clone();
+                thread::spawn(move || ctl.abort())
+            };
+            let first = harness.as_mut().poll(&mut cx);
+            aborter.join().unwrap();
+            match first {
+                Poll::Ready(Err(e)) => assert!(e.is_cancelled()),
+                Poll::Ready(Ok(())) => panic!("the future never completes"),
+                Poll::Pending => {
+                    assert!(
+                        wakes.0.load(Ordering::SeqCst) >= 1,
+                        "abort after the waker was captured must wake the task"
+                    );
+                    match harness.as_mut().poll(&mut cx) {
+                        Poll::Ready(Err(e)) => assert!(e.is_cancelled()),
+                        other => panic!("second poll after abort: {:?}", other.is_ready()),
+                    }
+                }
+            }
+            let polled = polls.load(Ordering::SeqCst);
+            assert!(polled <= 1, "polled {polled} times");
+            assert!(ctl.is_finished());
+        });
+    }
+
+    /// Completion and abort racing: the output is either delivered or the
+    /// task is cancelled, and the state ends DONE either way.
+    #[test]
+    fn abort_racing_completion_ends_done() {
+        loom::model(|| {
+            let ctl = Arc::new(TaskCtl::new(2));
+            let mut harness = Box::pin(Harness::new(async { 7 }, ctl.clone(), None));
+            let waker = Waker::noop();
+            let mut cx = Context::from_waker(waker);
+            let aborter = {
+                let ctl = ctl.clone();
+                thread::spawn(move || ctl.abort())
+            };
+            match harness.as_mut().poll(&mut cx) {
+                Poll::Ready(Ok(v)) => assert_eq!(v, 7),
+                Poll::Ready(Err(e)) => assert!(e.is_cancelled()),
+                Poll::Pending => panic!("ready future returned pending"),
+            }
+            aborter.join().unwrap();
+            assert!(ctl.is_finished());
+        });
+    }
+}

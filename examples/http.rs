@@ -1,0 +1,81 @@
+//! TechEmpower plaintext/json on hyper, running on kevent.
+//!
+//! `cargo run --release --example http [ADDR]` (default 127.0.0.1:8080;
+//! workers from `KEVENT_WORKERS`). Ctrl-C stops accepting, lets in-flight
+//! requests finish, and exits 0. `examples/http_tokio.rs` is the same
+//! server on tokio: `diff examples/http_tokio.rs examples/http.rs` is the
+//! porting guide.
+
+#[path = "common/http_service.rs"]
+mod service;
+
+use std::io;
+use std::pin::pin;
+
+use futures::future::{select, Either};
+use hyper::service::service_fn;
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+
+use kevent::hyper::{Executor, Timer};
+use kevent::net::TcpListener;
+use kevent::{signal, spawn, time};
+
+#[kevent::main]
+async fn main() -> io::Result<()> {
+    service::set_server_name("kevent");
+    let config = service::Config::from_env();
+    let listener = TcpListener::bind(service::listen_addr()).await?;
+    eprintln!("listening on http://{}", listener.local_addr()?);
+
+    let mut http = auto::Builder::new(Executor::new());
+    http.http1()
+        .timer(Timer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .keep_alive(true)
+        .pipeline_flush(true);
+    http.http2().timer(Timer::new());
+
+    let limit = service::ConnLimit::new(config.max_connections);
+    let graceful = GracefulShutdown::new();
+    let mut backoff = service::Backoff::default();
+    let mut ctrl_c = pin!(signal::ctrl_c());
+    loop {
+        let accept = pin!(async {
+            let permit = limit.acquire().await;
+            (listener.accept().await, permit)
+        });
+        let (accepted, permit) = match select(accept, ctrl_c.as_mut()).await {
+            Either::Left((accepted, _)) => accepted,
+            Either::Right(_) => break,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                backoff.reset();
+                let _ = stream.set_nodelay(true);
+                let conn = http.serve_connection(stream, service_fn(service::handle));
+                let conn = graceful.watch(conn.into_owned());
+                spawn(async move {
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+            Err(e) if service::is_resource_exhaustion(&e) => {
+                let delay = backoff.next_delay();
+                eprintln!("accept: {e}; retrying in {delay:?}");
+                time::sleep(delay).await;
+            }
+            Err(e) => eprintln!("accept: {e}"),
+        }
+    }
+
+    drop(listener);
+    eprintln!("shutting down: finishing in-flight requests");
+    if time::timeout(config.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!("grace period over; closing the remaining connections");
+    }
+    Ok(())
+}

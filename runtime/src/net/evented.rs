@@ -1,0 +1,234 @@
+//! A nonblocking mio socket tied to the ring: the wait-try-clear loop every
+//! socket type shares.
+//!
+//! The ring reports readiness edges. A socket operation runs once its
+//! direction looks ready; when it hits `WouldBlock`, the readiness it acted
+//! on is cleared (unless a newer event arrived meanwhile) and the task waits
+//! for the next edge.
+
+use std::future::poll_fn;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::os::fd::AsRawFd;
+use std::task::{ready, Context, Poll};
+
+use kevent_reactor::{Interest, Ready};
+
+use crate::driver::slab::Direction;
+use crate::driver::Registration;
+
+/// The one direction `interest` names, for `try_io`-style calls.
+///
+/// # Panics
+///
+/// With both directions: the caller must say which one `op` needs.
+#[track_caller]
+pub(crate) fn direction(interest: Interest) -> Direction {
+    match (interest.is_readable(), interest.is_writable()) {
+        (true, false) => Direction::Read,
+        (false, true) => Direction::Write,
+        _ => panic!(
+            "`try_io`/`async_io` need one direction: pass `Interest::READABLE` or \
+             `Interest::WRITABLE`, not {interest:?}"
+        ),
+    }
+}
+
+/// A nonblocking socket registered with the current runtime's ring.
+#[derive(Debug)]
+pub(crate) struct Evented<S> {
+    /// The ring registration. Declared before `io` so that it drops first:
+    /// the fd leaves the ring while it is still open.
+    reg: Registration,
+    /// The nonblocking socket.
+    io: S,
+}
+
+impl<S: AsRawFd> Evented<S> {
+    /// Registers `io` (already nonblocking) with the current runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a kevent runtime.
+    #[track_caller]
+    pub(crate) fn new(io: S, interest: Interest) -> io::Result<Evented<S>> {
+        let reg = Registration::new_fd(io.as_raw_fd(), interest)?;
+        Ok(Evented { reg, io })
+    }
+}
+
+impl<S> Evented<S> {
+    /// The socket.
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// The ring registration.
+    pub(crate) fn registration(&self) -> &Registration {
+        &self.reg
+    }
+
+    /// Leaves the ring and hands back the socket.
+    pub(crate) fn into_inner(self) -> S {
+        let Evented { reg, io } = self;
+        drop(reg);
+        io
+    }
+
+    /// Readiness in `dir`, or registers the task to be woken.
+    pub(crate) fn poll_ready_dir(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+    ) -> Poll<io::Result<()>> {
+        self.reg.poll_ready(cx, dir).map_ok(|_| ())
+    }
+
+    /// Waits until `dir` looks ready.
+    pub(crate) async fn ready_dir(&self, dir: Direction) -> io::Result<()> {
+        self.reg.ready(dir).await.map(|_| ())
+    }
+
+    /// Readiness for any direction in `interest`, or registers the task to
+    /// be woken by either.
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+    ) -> Poll<io::Result<Ready>> {
+        let mut ready = Ready::EMPTY;
+        if interest.is_readable() {
+            if let Poll::Ready(ev) = self.reg.poll_ready(cx, Direction::Read)? {
+                ready |= ev.ready;
+            }
+        }
+        if interest.is_writable() {
+            if let Poll::Ready(ev) = self.reg.poll_ready(cx, Direction::Write)? {
+                ready |= ev.ready;
+            }
+        }
+        if ready.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(Ok(ready))
+        }
+    }
+
+    /// Waits until any direction in `interest` looks ready.
+    pub(crate) async fn ready(&self, interest: Interest) -> io::Result<Ready> {
+        poll_fn(|cx| self.poll_ready(cx, interest)).await
+    }
+
+    /// Runs `op` when `dir` is ready, waiting again whenever it would block.
+    pub(crate) fn poll_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.reg.poll_io(cx, dir, || op(&self.io))
+    }
+
+    /// Awaits `op` succeeding or failing with something other than
+    /// `WouldBlock`.
+    pub(crate) async fn io<R>(
+        &self,
+        dir: Direction,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        poll_fn(|cx| self.poll_io(cx, dir, &mut op)).await
+    }
+
+    /// Runs `op` now if `dir` looks ready; `WouldBlock` otherwise.
+    pub(crate) fn try_io<R>(
+        &self,
+        dir: Direction,
+        op: impl FnOnce(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.reg.try_io(dir, || op(&self.io))
+    }
+
+    /// Like [`Evented::poll_io`] for a byte-stream transfer of `len` bytes.
+    /// A short transfer means the kernel buffer was drained (or filled), so
+    /// the next attempt would block: the readiness is cleared at once,
+    /// saving that syscall. An event arriving meanwhile advances the tick
+    /// and survives the clear.
+    pub(crate) fn poll_transfer(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        len: usize,
+        mut op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let ev = ready!(self.reg.poll_ready(cx, dir))?;
+            match op(&self.io) {
+                Ok(n) if n > 0 && n < len => {
+                    self.reg.clear_readiness(ev);
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.reg.clear_readiness(ev),
+                res => return Poll::Ready(res),
+            }
+        }
+    }
+}
+
+impl<S> Evented<S>
+where
+    for<'a> &'a S: Read + Write,
+{
+    /// `AsyncRead::poll_read` for a byte stream.
+    pub(crate) fn poll_read(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let len = buf.len();
+        self.poll_transfer(cx, Direction::Read, len, |mut io| io.read(buf))
+    }
+
+    /// `AsyncRead::poll_read_vectored` for a byte stream.
+    pub(crate) fn poll_read_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.poll_transfer(cx, Direction::Read, len, |mut io| io.read_vectored(bufs))
+    }
+
+    /// `AsyncWrite::poll_write` for a byte stream.
+    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_transfer(cx, Direction::Write, buf.len(), |mut io| io.write(buf))
+    }
+
+    /// `AsyncWrite::poll_write_vectored` for a byte stream.
+    pub(crate) fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.poll_transfer(cx, Direction::Write, len, |mut io| io.write_vectored(bufs))
+    }
+
+    /// Reads now if the socket looks readable; `WouldBlock` otherwise.
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.try_io(Direction::Read, |mut io| io.read(buf))
+    }
+
+    /// Vectored [`Evented::try_read`].
+    pub(crate) fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.try_io(Direction::Read, |mut io| io.read_vectored(bufs))
+    }
+
+    /// Writes now if the socket looks writable; `WouldBlock` otherwise.
+    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.try_io(Direction::Write, |mut io| io.write(buf))
+    }
+
+    /// Vectored [`Evented::try_write`].
+    pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.try_io(Direction::Write, |mut io| io.write_vectored(bufs))
+    }
+}
