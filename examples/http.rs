@@ -19,12 +19,16 @@ use hyper_util::server::graceful::GracefulShutdown;
 
 use kevent::hyper::{Executor, Timer};
 use kevent::net::TcpListener;
-use kevent::{signal, spawn, time};
+use kevent::signal::unix::{signal, SignalKind};
+use kevent::{spawn, time};
 
 #[kevent::main]
 async fn main() -> io::Result<()> {
     service::set_server_name("kevent");
     let config = service::Config::from_env();
+    // Listen for Ctrl-C before announcing the address, so a SIGINT sent as
+    // soon as we are up is never lost.
+    let mut interrupt = signal(SignalKind::interrupt())?;
     let listener = TcpListener::bind(service::listen_addr()).await?;
     eprintln!("listening on http://{}", listener.local_addr()?);
 
@@ -39,7 +43,7 @@ async fn main() -> io::Result<()> {
     let limit = service::ConnLimit::new(config.max_connections);
     let graceful = GracefulShutdown::new();
     let mut backoff = service::Backoff::default();
-    let mut ctrl_c = pin!(signal::ctrl_c());
+    let mut ctrl_c = pin!(interrupt.recv());
     loop {
         let accept = pin!(async {
             let permit = limit.acquire().await;
