@@ -325,10 +325,20 @@ impl Kevent {
     /// Posts a user event with a payload. Posts that arrive before the
     /// event is delivered coalesce into one event; their payloads are OR-ed
     /// (kqueue's `NOTE_FFOR`).
+    ///
+    /// A post that coalesces into an entry still waiting to be claimed
+    /// wakes one more sleeper, if any: the consumer woken for that entry
+    /// may have been taken up by other work before claiming it, and a post
+    /// is a new batch that must not wait behind it.
     pub fn post(&self, key: Key, payload: u64) -> io::Result<()> {
         let reg = self.inner.regs.get(key).ok_or_else(stale)?;
         if reg.mark_ready(key, Ready::USER, payload) {
             self.inner.enqueue(&[key.entry()], None);
+        } else if reg.is_waiting() {
+            fence(Ordering::SeqCst);
+            if let Some(w) = self.inner.waiters.wake_one(None) {
+                self.inner.reach(w);
+            }
         }
         Ok(())
     }

@@ -182,6 +182,13 @@ impl Reg {
         }
     }
 
+    /// Whether an entry for this registration waits in the ring, a mailbox
+    /// or overflow, not yet claimed.
+    pub(crate) fn is_waiting(&self) -> bool {
+        let s = self.state.load(Ordering::SeqCst);
+        s & QUEUED != 0 && s & DISPATCHED == 0
+    }
+
     /// A consumer claimed this registration's entry: move the pending
     /// readiness to it and mark the registration dispatched. `None` when the
     /// entry is stale (the registration was removed or replaced).

@@ -735,6 +735,14 @@ impl<T> Steal<T> {
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Snapshot of the victim's queued tasks, LIFO slot excluded: work its
+    /// owner has announced to the other workers.
+    pub(crate) fn queue_len(&self) -> usize {
+        self.inner
+            .len()
+            .saturating_sub(usize::from(self.inner.lifo.is_full()))
+    }
 }
 
 impl<T> Clone for Steal<T> {

@@ -53,6 +53,11 @@ use local_queue::Steal;
 pub(crate) const NOTIFY: Token = Token(usize::MAX - 1);
 /// Token of the shutdown user event.
 pub(crate) const SHUTDOWN: Token = Token(usize::MAX - 2);
+/// Token of the stall-check timer.
+pub(crate) const STALL: Token = Token(usize::MAX - 3);
+/// How often, while any worker is busy, the workers check for one stuck in
+/// a single poll with tasks waiting behind it.
+pub(crate) const STALL_CHECK: Duration = Duration::from_millis(2);
 /// Local queue capacity.
 pub(crate) const LOCAL_QUEUE: usize = 256;
 
@@ -135,6 +140,13 @@ pub(crate) struct Shared {
     pub(crate) single: bool,
     /// NOTIFY posts from outside the workers.
     pub(crate) remote_notifies: AtomicU64,
+    /// The stall-check timer (a ring timer, so it fires in whichever
+    /// worker sleeps in the ring).
+    pub(crate) stall_key: Key,
+    /// Whether the stall-check timer is armed.
+    pub(crate) stall_armed: AtomicBool,
+    /// Each worker's poll count at the previous stall check.
+    pub(crate) stall_ticks: Mutex<Vec<u64>>,
 }
 
 impl Shared {
@@ -146,6 +158,12 @@ impl Shared {
     ) -> std::io::Result<Arc<Shared>> {
         let notify = kevent.add_user(NOTIFY, Flags::NONE)?;
         let shutdown_key = kevent.add_user(SHUTDOWN, Flags::WAKEUP_ALL)?;
+        // Far in the future until a worker gets busy (see `arm_stall_check`).
+        let stall_key = kevent.add_timer(
+            STALL,
+            std::time::Instant::now() + Duration::from_secs(86400 * 365),
+            Flags::NONE,
+        )?;
         let mut remotes = Vec::with_capacity(workers);
         let mut locals = Vec::with_capacity(workers);
         for _ in 0..workers {
@@ -161,7 +179,7 @@ impl Shared {
         for (index, local) in locals.into_iter().enumerate() {
             cores.push(worker::Core::new(index, local, kevent.consumer_for(index)?));
         }
-        Ok(Arc::new(Shared {
+        let shared = Arc::new(Shared {
             kevent,
             notify,
             shutdown_key,
@@ -178,7 +196,12 @@ impl Shared {
             exited: parking_lot::Condvar::new(),
             single: workers == 1,
             remote_notifies: AtomicU64::new(0),
-        }))
+            stall_key,
+            stall_armed: AtomicBool::new(false),
+            stall_ticks: Mutex::new(vec![u64::MAX; workers]),
+        });
+        shared.blocking.set_runtime(Arc::downgrade(&shared));
+        Ok(shared)
     }
 
     /// Schedules a woken task: onto the current worker's queue when called
@@ -216,6 +239,23 @@ impl Shared {
         }
         let _ = self.kevent.post(self.notify, 0);
         true
+    }
+
+    /// Arms the stall-check timer if it is not armed and some worker sleeps
+    /// (only a sleeping worker can take over a stuck one's tasks).
+    pub(crate) fn arm_stall_check(&self) {
+        if self.stall_armed.load(Ordering::Relaxed)
+            || self.idle.sleeping.load(Ordering::Relaxed) == 0
+            || self
+                .stall_armed
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let _ = self
+            .kevent
+            .reset_timer(self.stall_key, std::time::Instant::now() + STALL_CHECK);
     }
 
     /// Times each worker's ring consumer was woken.

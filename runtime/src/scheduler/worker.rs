@@ -29,7 +29,7 @@ use async_task::Runnable;
 use kevent_reactor::{Consumer, Event, WaitStatus};
 
 use super::local_queue::Local;
-use super::{drop_task, Shared, LOCAL_QUEUE, NOTIFY, SHUTDOWN};
+use super::{drop_task, Shared, LOCAL_QUEUE, NOTIFY, SHUTDOWN, STALL};
 use crate::driver::slab::IoToken;
 use crate::task::coop;
 
@@ -39,9 +39,6 @@ const EVENT_INTERVAL: u32 = 61;
 const MAX_LIFO: u32 = 3;
 /// Events claimed from the ring at a time.
 const CLAIM_BATCH: usize = 64;
-/// How long a sleeping worker waits before checking whether a busy worker
-/// is stuck in one poll with tasks queued behind it.
-const STALL_CHECK: Duration = Duration::from_millis(2);
 
 /// A worker's queue and identity, reachable from wakers on its thread.
 pub(crate) struct WorkerCtx {
@@ -285,12 +282,18 @@ impl Worker {
         let mut tasks = batch.drain(..);
         let first = tasks.next();
         let injector = &self.shared.injector;
+        let spilled = tasks.len() > 0;
         for t in tasks {
             // A thief mid-copy can make the queue look fuller than `room`
             // said; overflow then goes back where it came from.
             local.push_back(t, &mut |rest| injector.push_batch(rest));
         }
         self.core.batch = batch;
+        drop(local);
+        if spilled && !self.shared.single {
+            // We took more than we run now: let an idle worker steal some.
+            self.shared.notify_one(false);
+        }
         first
     }
 
@@ -348,9 +351,11 @@ impl Worker {
         }
         let counters = &self.shared.remotes[self.core.index].counters;
         counters.events.fetch_add(n as u64, Ordering::Relaxed);
+        let mut stall = false;
         for ev in &self.core.events {
             match ev.token {
                 NOTIFY | SHUTDOWN => {}
+                STALL => stall = true,
                 token => {
                     if let Some(io) = self.shared.io.get(IoToken::from_usize(token.0)) {
                         io.dispatch(ev.ready);
@@ -361,6 +366,9 @@ impl Worker {
         // Commit after dispatching: until then each registration is ours
         // alone, and readiness arriving meanwhile is queued again.
         self.core.consumer.commit(n);
+        if stall {
+            self.check_stalls();
+        }
         n
     }
 
@@ -394,40 +402,92 @@ impl Worker {
         if shared.shutdown.load(Ordering::Acquire)
             || ready()
             || !shared.injector.is_empty()
-            || self.others_have_work(false)
+            || self.others_have_queued_work()
         {
             shared.idle.sleeping.fetch_sub(1, Ordering::SeqCst);
             return;
         }
-        // A worker stuck in one long poll cannot run what sits in its LIFO
-        // slot; look again soon rather than sleeping forever.
-        let stall_watch = self.others_have_work(true).then_some(STALL_CHECK);
-        let timeout = match (limit, stall_watch) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let timeout = limit;
+        if !shared.single && shared.idle.sleeping.load(Ordering::Relaxed) < shared.remotes.len() {
+            // Others are busy: watch them while we sleep.
+            shared.arm_stall_check();
+        }
         self.remote().counters.parks.fetch_add(1, Ordering::Relaxed);
         let status = self.core.consumer.wait(seen, 1, timeout);
         shared.idle.sleeping.fetch_sub(1, Ordering::SeqCst);
-        if matches!(status, Ok(WaitStatus::Ready)) && !shared.single {
-            shared.idle.searching.fetch_add(1, Ordering::SeqCst);
+        match status {
+            Ok(WaitStatus::Ready) => {
+                if !shared.single {
+                    shared.idle.searching.fetch_add(1, Ordering::SeqCst);
+                }
+                // Take what woke us now: a NOTIFY left unclaimed while we run
+                // a task would swallow the posts that follow it.
+                self.consume_ring();
+            }
+            Ok(WaitStatus::Full) => {
+                self.consume_ring();
+            }
+            _ => {}
         }
-        if let Ok(WaitStatus::Full) = status {
-            // Nothing held by us blocks the ring (we commit per batch);
-            // claiming is how we help drain it.
-            self.consume_ring();
+        // We are about to run tasks: make sure someone watches for a worker
+        // stuck in one poll (see `check_stalls`).
+        if !shared.single {
+            shared.arm_stall_check();
         }
     }
 
-    /// Whether another worker has queued tasks. With `lifo_only`, whether
-    /// one has only its LIFO slot filled (which does not notify).
-    fn others_have_work(&self, lifo_only: bool) -> bool {
+    /// The stall check fired: steal from workers whose poll count has not
+    /// moved since the previous check and who have tasks waiting (their
+    /// LIFO slot included: a task woken into it by a task that then blocked
+    /// must not wait for that worker), and keep checking while any worker
+    /// is busy.
+    fn check_stalls(&mut self) {
+        let shared = self.shared.clone();
+        let stalled: Vec<usize> = {
+            let mut last = shared.stall_ticks.lock();
+            shared
+                .remotes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| {
+                    let tick = r.tick.load(Ordering::Relaxed);
+                    let stuck = last[i] == tick && i != self.core.index && !r.steal.is_empty();
+                    last[i] = tick;
+                    stuck.then_some(i)
+                })
+                .collect()
+        };
+        shared.stall_armed.store(false, Ordering::SeqCst);
+        if shared.idle.sleeping.load(Ordering::SeqCst) + 1 < shared.remotes.len() {
+            shared.arm_stall_check();
+        }
+        for i in stalled {
+            let stolen = shared.remotes[i]
+                .steal
+                .steal_into(&mut self.ctx.local.borrow_mut());
+            if let Some(task) = stolen {
+                self.remote()
+                    .counters
+                    .steals
+                    .fetch_add(1, Ordering::Relaxed);
+                self.ctx
+                    .local
+                    .borrow_mut()
+                    .push_back(task, &mut |rest| shared.injector.push_batch(rest));
+                break;
+            }
+        }
+    }
+
+    /// Whether another worker has tasks queued (LIFO slots aside: a busy
+    /// worker runs its LIFO task next, and stealing it would move a
+    /// ping-pong across cores).
+    fn others_have_queued_work(&self) -> bool {
         self.shared
             .remotes
             .iter()
             .enumerate()
-            .any(|(i, r)| i != self.core.index && !r.steal.is_empty())
-            && (lifo_only || self.shared.remotes.len() > 1)
+            .any(|(i, r)| i != self.core.index && r.steal.queue_len() > 0)
     }
 
     /// Runs `future` to completion on this thread, running the runtime's

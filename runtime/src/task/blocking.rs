@@ -43,6 +43,9 @@ struct Inner {
     keep_alive: Duration,
     /// Thread name prefix.
     name: String,
+    /// The runtime the pool belongs to, entered by each pool thread so that
+    /// `Handle::current()` and `kevent::spawn` work in blocking closures.
+    runtime: std::sync::OnceLock<std::sync::Weak<crate::scheduler::Shared>>,
 }
 
 impl BlockingPool {
@@ -54,6 +57,7 @@ impl BlockingPool {
                 max: max.max(1),
                 keep_alive,
                 name,
+                runtime: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -83,6 +87,12 @@ impl BlockingPool {
         }
     }
 
+    /// Ties the pool to its runtime (set once, right after the runtime's
+    /// shared state exists).
+    pub(crate) fn set_runtime(&self, shared: std::sync::Weak<crate::scheduler::Shared>) {
+        let _ = self.inner.runtime.set(shared);
+    }
+
     /// Threads alive now.
     pub(crate) fn threads(&self) -> usize {
         self.inner.state.lock().threads
@@ -98,6 +108,12 @@ impl BlockingPool {
 
 impl Inner {
     fn run(&self) {
+        let handle = self
+            .runtime
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .map(|shared| crate::runtime::Handle { shared });
+        let _enter = handle.map(crate::runtime::context::enter);
         let mut state = self.state.lock();
         loop {
             if let Some(job) = state.queue.pop_front() {

@@ -16,10 +16,15 @@ thread_local! {
 
 /// Runs `f` (a task poll) with a fresh budget.
 pub(crate) fn budget<R>(f: impl FnOnce() -> R) -> R {
-    let prev = LEFT.with(|l| l.replace(BUDGET));
-    let r = f();
-    LEFT.with(|l| l.set(prev));
-    r
+    /// Restores the caller's budget even if the poll unwinds.
+    struct Restore(u32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            LEFT.with(|l| l.set(self.0));
+        }
+    }
+    let _restore = Restore(LEFT.with(|l| l.replace(BUDGET)));
+    f()
 }
 
 /// Spends one unit; `false` (after waking the task) when none is left.

@@ -67,7 +67,10 @@ impl Interval {
         }
         let scheduled = self.delay.deadline();
         let now = Instant::now();
+        // As tokio: a tick less than 5 ms late is on time, whatever the policy.
+        let late = now.saturating_duration_since(scheduled) > Duration::from_millis(5);
         let next = match self.missed {
+            _ if !late => scheduled + self.period,
             MissedTickBehavior::Burst => scheduled + self.period,
             MissedTickBehavior::Delay => now + self.period,
             MissedTickBehavior::Skip => {

@@ -1,0 +1,202 @@
+//! `Handle::metrics()`: the counters move when the scenario guarantees
+//! they must. Every behaviour runs on current_thread and on multi_thread
+//! with 1, 2 and 4 workers unless it is about one flavor.
+
+#[macro_use]
+mod common;
+
+use std::future::pending;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{eventually, ms, Flavor};
+use futures::channel::oneshot;
+use kevent::runtime::{Handle, RuntimeMetrics};
+use kevent::time::sleep;
+
+fn metrics() -> RuntimeMetrics {
+    Handle::current().metrics()
+}
+
+fn sum(m: &RuntimeMetrics, field: fn(&kevent::runtime::WorkerMetrics) -> u64) -> u64 {
+    m.workers.iter().map(field).sum()
+}
+
+rt_test!(total_polls_count_every_task_run);
+async fn total_polls_count_every_task_run(_: Flavor) {
+    const N: u64 = 500;
+    let before = metrics().total_polls();
+    let handles: Vec<_> = (0..N).map(|i| kevent::spawn(async move { i })).collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    let after = metrics().total_polls();
+    assert!(
+        after - before >= N,
+        "{N} tasks ran but total_polls went {before} -> {after}"
+    );
+    // A task suspended k times is polled k + 1 times.
+    let before = metrics().total_polls();
+    kevent::spawn(async {
+        for _ in 0..9 {
+            kevent::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(metrics().total_polls() - before >= 10);
+}
+
+rt_test!(parks_are_counted_after_an_idle_sleep);
+async fn parks_are_counted_after_an_idle_sleep(_: Flavor) {
+    sleep(ms(50)).await;
+    let m = metrics();
+    let parks = sum(&m, |w| w.parks);
+    assert!(parks > 0, "no worker parked during an idle 50 ms: {m:?}");
+}
+
+rt_test!(ring_events_are_counted_after_a_sleep_completes);
+async fn ring_events_are_counted_after_a_sleep_completes(_: Flavor) {
+    sleep(ms(20)).await;
+    kevent::spawn(async { sleep(ms(5)).await }).await.unwrap();
+    let m = metrics();
+    assert!(sum(&m, |w| w.ring_events) > 0, "no ring events: {m:?}");
+}
+
+rt_test!(idle_workers_steal_from_a_blocked_worker: multi_thread_2, multi_thread_4);
+async fn idle_workers_steal_from_a_blocked_worker(_: Flavor) {
+    // Children spawned by a task sit in its worker's queue; that worker
+    // then blocks, so they can only run if another worker steals them.
+    const CHILDREN: usize = 64;
+    let done = Arc::new(AtomicUsize::new(0));
+    let d = done.clone();
+    let ran_while_blocked = kevent::spawn(async move {
+        for _ in 0..CHILDREN {
+            let d = d.clone();
+            drop(kevent::spawn(async move {
+                d.fetch_add(1, SeqCst);
+            }));
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while d.load(SeqCst) < CHILDREN && Instant::now() < deadline {
+            thread::sleep(ms(1));
+        }
+        d.load(SeqCst)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        ran_while_blocked, CHILDREN,
+        "children did not run while their spawner's worker was blocked"
+    );
+    let m = metrics();
+    assert!(sum(&m, |w| w.steals) > 0, "no steals counted: {m:?}");
+}
+
+rt_test!(single_worker_never_steals: current_thread, multi_thread_1);
+async fn single_worker_never_steals(_: Flavor) {
+    let handles: Vec<_> = (0..200).map(|i| kevent::spawn(async move { i })).collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    let m = metrics();
+    assert_eq!(sum(&m, |w| w.steals), 0, "{m:?}");
+}
+
+rt_test!(alive_tasks_returns_to_zero_when_all_tasks_finish);
+async fn alive_tasks_returns_to_zero_when_all_tasks_finish(_: Flavor) {
+    assert_eq!(metrics().alive_tasks, 0);
+    let mut senders = Vec::new();
+    let mut waiting = Vec::new();
+    for _ in 0..100 {
+        let (tx, rx) = oneshot::channel::<()>();
+        senders.push(tx);
+        waiting.push(kevent::spawn(async move {
+            let _ = rx.await;
+        }));
+    }
+    let aborted = kevent::spawn(pending::<()>());
+    let panicked = kevent::spawn(async {
+        if true {
+            panic!("metrics panic");
+        }
+    });
+    drop(kevent::spawn(async { sleep(ms(5)).await }));
+    let alive = metrics().alive_tasks;
+    assert!(alive >= 100, "100 tasks wait, alive_tasks = {alive}");
+    aborted.abort();
+    assert!(aborted.await.unwrap_err().is_cancelled());
+    assert!(panicked.await.unwrap_err().is_panic());
+    for tx in senders {
+        tx.send(()).unwrap();
+    }
+    for h in waiting {
+        h.await.unwrap();
+    }
+    // Blocking jobs are not tasks, but must not leak into the count either.
+    kevent::task::spawn_blocking(|| ()).await.unwrap();
+    eventually(
+        "alive_tasks back to 0 (the detached sleeper finishes in 5 ms)",
+        Duration::from_secs(2),
+        || metrics().alive_tasks == 0,
+    )
+    .await;
+}
+
+rt_test!(backend_is_named_mio);
+async fn backend_is_named_mio(flavor: Flavor) {
+    let m = metrics();
+    assert!(m.backend.contains("mio"), "backend is {:?}", m.backend);
+    assert_eq!(m.num_workers(), flavor.workers());
+    assert_eq!(m.workers.len(), flavor.workers());
+}
+
+rt_test!(spawns_from_outside_count_remote_wakeups);
+async fn spawns_from_outside_count_remote_wakeups(_: Flavor) {
+    let handle = Handle::current();
+    let before = metrics().remote_wakeups;
+    let joins = thread::spawn(move || {
+        (0..10)
+            .map(|i| handle.spawn(async move { i }))
+            .collect::<Vec<_>>()
+    })
+    .join()
+    .unwrap();
+    for (i, h) in joins.into_iter().enumerate() {
+        assert_eq!(h.await.unwrap(), i);
+    }
+    let after = metrics().remote_wakeups;
+    assert!(after > before, "remote_wakeups {before} -> {after}");
+}
+
+rt_test!(blocking_threads_counts_the_pool);
+async fn blocking_threads_counts_the_pool(_: Flavor) {
+    let running = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(AtomicBool::new(false));
+    let jobs: Vec<_> = (0..2)
+        .map(|_| {
+            let (running, release) = (running.clone(), release.clone());
+            kevent::task::spawn_blocking(move || {
+                running.fetch_add(1, SeqCst);
+                while !release.load(SeqCst) {
+                    thread::sleep(ms(1));
+                }
+            })
+        })
+        .collect();
+    eventually("both blocking jobs run", Duration::from_secs(5), || {
+        running.load(SeqCst) == 2
+    })
+    .await;
+    let threads = metrics().blocking_threads;
+    release.store(true, SeqCst);
+    for j in jobs {
+        j.await.unwrap();
+    }
+    assert!(
+        threads >= 2,
+        "2 blocking jobs ran, blocking_threads = {threads}"
+    );
+}

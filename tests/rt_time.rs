@@ -1,0 +1,348 @@
+//! Time: `sleep`, `sleep_until`, `Sleep::reset`, `timeout`, `interval` and
+//! its missed-tick policies, many concurrent timers, dropped timers. Every
+//! behaviour runs on current_thread and on multi_thread with 1, 2 and 4
+//! workers. Timing assertions are "not before the deadline" and generous
+//! upper bounds only.
+
+#[macro_use]
+mod common;
+
+use std::future::pending;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{ms, DropCounter, Flavor};
+use futures::poll;
+use kevent::time::{
+    interval, interval_at, sleep, sleep_until, timeout, timeout_at, MissedTickBehavior,
+};
+
+// ---------------------------------------------------------------- sleep
+
+rt_test!(sleep_never_completes_before_its_duration);
+async fn sleep_never_completes_before_its_duration(_: Flavor) {
+    for d in [0, 1, 2, 5, 10, 25, 50] {
+        let d = ms(d);
+        let start = Instant::now();
+        let s = sleep(d);
+        assert!(s.deadline() >= start + d);
+        s.await;
+        let took = start.elapsed();
+        assert!(took >= d, "sleep({d:?}) completed after {took:?}");
+    }
+    // From many tasks at once.
+    let handles: Vec<_> = (0..100u64)
+        .map(|i| {
+            kevent::spawn(async move {
+                let d = ms(1 + i % 30);
+                let start = Instant::now();
+                sleep(d).await;
+                (d, start.elapsed())
+            })
+        })
+        .collect();
+    for h in handles {
+        let (d, took) = h.await.unwrap();
+        assert!(took >= d, "sleep({d:?}) in a task completed after {took:?}");
+    }
+}
+
+rt_test!(sleep_until_waits_for_an_absolute_deadline);
+async fn sleep_until_waits_for_an_absolute_deadline(_: Flavor) {
+    let deadline = Instant::now() + ms(60);
+    let s = sleep_until(deadline);
+    assert_eq!(s.deadline(), deadline);
+    assert!(!s.is_elapsed());
+    s.await;
+    let now = Instant::now();
+    assert!(now >= deadline, "woke {:?} early", deadline - now);
+    assert!(now < deadline + Duration::from_secs(2));
+
+    // A deadline in the past completes at once.
+    let past = Instant::now()
+        .checked_sub(ms(10))
+        .unwrap_or_else(Instant::now);
+    let s = sleep_until(past);
+    assert!(s.is_elapsed());
+    timeout(Duration::from_secs(2), s)
+        .await
+        .expect("a past deadline did not complete");
+}
+
+rt_test!(sleep_reset_moves_the_deadline_earlier_and_later);
+async fn sleep_reset_moves_the_deadline_earlier_and_later(_: Flavor) {
+    // Earlier: an armed 10 s sleep moved to 50 ms from now.
+    let start = Instant::now();
+    let mut s = pin!(sleep(Duration::from_secs(10)));
+    assert!(poll!(s.as_mut()).is_pending());
+    s.as_mut().reset(start + ms(50));
+    assert_eq!(s.deadline(), start + ms(50));
+    s.as_mut().await;
+    let took = start.elapsed();
+    assert!(took >= ms(50), "reset sleep completed after {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "reset earlier was ignored: {took:?}"
+    );
+
+    // Later: an armed 20 ms sleep moved to 150 ms.
+    let start = Instant::now();
+    let mut s = pin!(sleep(ms(20)));
+    assert!(poll!(s.as_mut()).is_pending());
+    s.as_mut().reset(start + ms(150));
+    s.as_mut().await;
+    let took = start.elapsed();
+    assert!(took >= ms(150), "sleep reset later fired after {took:?}");
+
+    // After it fired: the same Sleep waits again.
+    let mut s = pin!(sleep(ms(5)));
+    s.as_mut().await;
+    let again = Instant::now();
+    s.as_mut().reset(again + ms(50));
+    assert!(!s.is_elapsed());
+    s.as_mut().await;
+    assert!(again.elapsed() >= ms(50));
+
+    // Before its first poll.
+    let start = Instant::now();
+    let mut s = pin!(sleep(Duration::from_secs(10)));
+    s.as_mut().reset(start + ms(20));
+    s.as_mut().await;
+    let took = start.elapsed();
+    assert!(took >= ms(20) && took < Duration::from_secs(2), "{took:?}");
+}
+
+rt_test!(sleep_reset_racing_the_old_expiry_is_never_early);
+async fn sleep_reset_racing_the_old_expiry_is_never_early(_: Flavor) {
+    // The old deadline expires at about the moment of the reset: its
+    // expiry must not complete the moved sleep.
+    for round in 0..20u64 {
+        let mut s = pin!(sleep(ms(5)));
+        assert!(poll!(s.as_mut()).is_pending());
+        sleep(ms(4 + round % 3)).await;
+        let moved = Instant::now();
+        s.as_mut().reset(moved + ms(30));
+        s.as_mut().await;
+        let took = moved.elapsed();
+        assert!(
+            took >= ms(30),
+            "round {round}: moved sleep fired after {took:?}"
+        );
+    }
+}
+
+rt_test!(ten_thousand_concurrent_sleeps_all_complete);
+async fn ten_thousand_concurrent_sleeps_all_complete(_: Flavor) {
+    const N: u64 = 10_000;
+    let done = Arc::new(AtomicUsize::new(0));
+    let early = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..N)
+        .map(|i| {
+            let (done, early) = (done.clone(), early.clone());
+            kevent::spawn(async move {
+                let d = ms(1 + i % 200);
+                let start = Instant::now();
+                sleep(d).await;
+                if start.elapsed() < d {
+                    early.fetch_add(1, SeqCst);
+                }
+                done.fetch_add(1, SeqCst);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert_eq!(done.load(SeqCst), N as usize);
+    assert_eq!(early.load(SeqCst), 0, "sleeps completed early");
+}
+
+rt_test!(dropping_an_armed_sleep_does_not_disturb_later_timers);
+async fn dropping_an_armed_sleep_does_not_disturb_later_timers(_: Flavor) {
+    for round in 0..20 {
+        let mut doomed = Box::pin(sleep(ms(5)));
+        assert!(poll!(doomed.as_mut()).is_pending());
+        drop(doomed);
+        // Likely reuses the dropped timer's slot; the old expiry (at 5 ms)
+        // must not complete it.
+        let start = Instant::now();
+        sleep(ms(40)).await;
+        let took = start.elapsed();
+        assert!(
+            took >= ms(40),
+            "round {round}: sleep completed after {took:?}"
+        );
+    }
+    // Many armed sleeps dropped from tasks; the runtime keeps timing.
+    let handles: Vec<_> = (0..1_000u64)
+        .map(|i| {
+            kevent::spawn(async move {
+                let mut s = Box::pin(sleep(ms(1 + i % 10)));
+                let _ = poll!(s.as_mut());
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    let start = Instant::now();
+    sleep(ms(30)).await;
+    assert!(start.elapsed() >= ms(30));
+}
+
+// ---------------------------------------------------------------- timeout
+
+rt_test!(timeout_elapses_when_the_future_is_slow);
+async fn timeout_elapses_when_the_future_is_slow(_: Flavor) {
+    let start = Instant::now();
+    let res = timeout(ms(50), pending::<()>()).await;
+    let took = start.elapsed();
+    let elapsed = res.expect_err("pending future completed");
+    assert!(took >= ms(50), "timeout fired after {took:?}");
+    assert_eq!(
+        std::io::Error::from(elapsed).kind(),
+        std::io::ErrorKind::TimedOut
+    );
+
+    let res = timeout(ms(30), sleep(Duration::from_secs(10))).await;
+    assert!(res.is_err());
+
+    // The inner future is dropped when the deadline wins.
+    let drops = Arc::new(AtomicUsize::new(0));
+    let guard = DropCounter::new(&drops);
+    let res = timeout(ms(10), async move {
+        let _guard = guard;
+        pending::<()>().await
+    })
+    .await;
+    assert!(res.is_err());
+    assert_eq!(drops.load(SeqCst), 1);
+
+    let deadline = Instant::now() + ms(20);
+    assert!(timeout_at(deadline, pending::<()>()).await.is_err());
+    assert!(Instant::now() >= deadline);
+}
+
+rt_test!(timeout_returns_the_output_of_a_fast_future);
+async fn timeout_returns_the_output_of_a_fast_future(_: Flavor) {
+    let start = Instant::now();
+    let v = timeout(Duration::from_secs(5), async {
+        sleep(ms(10)).await;
+        5
+    })
+    .await;
+    assert_eq!(v, Ok(5));
+    assert!(start.elapsed() < Duration::from_secs(2));
+    // A ready future wins even against a zero timeout.
+    assert_eq!(timeout(Duration::ZERO, async { 1 }).await, Ok(1));
+    // Completing from another task.
+    let v = timeout(Duration::from_secs(5), kevent::spawn(async { 3 })).await;
+    assert_eq!(v.unwrap().unwrap(), 3);
+}
+
+// ---------------------------------------------------------------- interval
+
+rt_test!(interval_first_tick_is_immediate_then_ticks_are_a_period_apart);
+async fn interval_first_tick_is_immediate_then_ticks_are_a_period_apart(_: Flavor) {
+    let period = ms(300);
+    let start = Instant::now();
+    let mut iv = interval(period);
+    assert_eq!(iv.period(), period);
+    let first = iv.tick().await;
+    let first_at = Instant::now();
+    assert!(first >= start && first <= first_at);
+    assert!(
+        first_at - start < ms(250),
+        "first tick took {:?}",
+        first_at - start
+    );
+    let second = iv.tick().await;
+    assert!(Instant::now() >= first + period, "second tick early");
+    let third = iv.tick().await;
+    assert!(Instant::now() >= first + 2 * period, "third tick early");
+    assert_eq!(second - first, period);
+    assert_eq!(third - second, period);
+
+    // interval_at: the first tick waits for `start`.
+    let at = Instant::now() + ms(50);
+    let mut iv = interval_at(at, ms(10));
+    assert_eq!(iv.tick().await, at);
+    assert!(Instant::now() >= at);
+}
+
+rt_test!(interval_burst_fires_missed_ticks_on_the_original_schedule);
+async fn interval_burst_fires_missed_ticks_on_the_original_schedule(_: Flavor) {
+    let period = ms(100);
+    let start = Instant::now();
+    let mut iv = interval_at(start, period);
+    assert_eq!(iv.missed_tick_behavior(), MissedTickBehavior::Burst);
+    assert_eq!(iv.tick().await, start);
+    sleep_until(start + ms(250)).await;
+    assert_eq!(iv.tick().await, start + period);
+    assert_eq!(iv.tick().await, start + 2 * period);
+    assert_eq!(iv.tick().await, start + 3 * period);
+    assert!(Instant::now() >= start + 3 * period);
+}
+
+rt_test!(interval_delay_schedules_a_period_after_the_late_tick);
+async fn interval_delay_schedules_a_period_after_the_late_tick(_: Flavor) {
+    let period = ms(100);
+    let start = Instant::now();
+    let mut iv = interval_at(start, period);
+    iv.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    assert_eq!(iv.missed_tick_behavior(), MissedTickBehavior::Delay);
+    assert_eq!(iv.tick().await, start);
+    sleep_until(start + ms(250)).await;
+    let before_late = Instant::now();
+    let late = iv.tick().await;
+    assert!(late < before_late, "the missed tick fires at once");
+    let next = iv.tick().await;
+    // Burst would give start + 200 ms here, already in the past.
+    assert!(next >= before_late + period, "next tick not delayed");
+    assert!(Instant::now() >= before_late + period);
+}
+
+rt_test!(interval_delay_keeps_the_schedule_while_ticks_are_on_time);
+async fn interval_delay_keeps_the_schedule_while_ticks_are_on_time(_: Flavor) {
+    // As tokio: the policy applies to missed ticks only (tokio: more than
+    // 5 ms late); a tick taken on time schedules the next one a period
+    // after its own deadline, not after the moment it was polled, so the
+    // schedule does not drift.
+    let period = ms(50);
+    let start = Instant::now();
+    let mut iv = interval_at(start, period);
+    iv.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    assert_eq!(iv.tick().await, start);
+    assert_eq!(
+        iv.tick().await,
+        start + period,
+        "an on-time tick moved the schedule"
+    );
+}
+
+rt_test!(interval_skip_jumps_to_the_next_multiple_of_the_period);
+async fn interval_skip_jumps_to_the_next_multiple_of_the_period(_: Flavor) {
+    let period = ms(100);
+    let start = Instant::now();
+    let mut iv = interval_at(start, period);
+    iv.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    assert_eq!(iv.tick().await, start);
+    sleep_until(start + ms(250)).await;
+    let before_late = Instant::now();
+    assert_eq!(iv.tick().await, start + period, "the late tick fires");
+    let next = iv.tick().await;
+    let offset = next - start;
+    assert_eq!(
+        offset.as_nanos() % period.as_nanos(),
+        0,
+        "skip left the schedule: {offset:?}"
+    );
+    assert!(
+        next > before_late,
+        "a missed tick was not skipped: {offset:?}"
+    );
+    assert!(next >= start + 3 * period);
+    assert!(Instant::now() >= next);
+}
