@@ -291,8 +291,9 @@ impl Worker {
         self.core.batch = batch;
         drop(local);
         if spilled && !self.shared.single {
-            // We took more than we run now: let an idle worker steal some.
-            self.shared.notify_one(false);
+            // We took more than we run now: let an idle worker steal some
+            // (even if we are still counted as searching ourselves).
+            self.shared.notify_one(true);
         }
         first
     }
@@ -380,7 +381,8 @@ impl Worker {
         {
             // The last searcher found work: more may be waiting, so wake
             // another worker to look (tokio's searching hand-off).
-            if prev == 1 && !self.shared.injector.is_empty() {
+            if prev == 1 && (!self.shared.injector.is_empty() || self.ctx.local.borrow().len() > 1)
+            {
                 self.shared.notify_one(false);
             }
         }
