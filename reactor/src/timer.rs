@@ -2,7 +2,6 @@
 //! nearest one bounds the harvester's sleep, and an expired timer is
 //! delivered like any other readiness (`Ready::TIMER`).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::registration::Key;
@@ -51,7 +50,7 @@ pub(crate) struct Timers {
     /// Pending deadlines; the value is the registration's key.
     wheel: Wheel<Key>,
     /// Wheel key of every armed timer registration, by slab index.
-    armed: HashMap<u32, TimerKey>,
+    armed: Vec<Option<TimerKey>>,
     /// Scratch for expired timers.
     expired: Vec<(TimerKey, Key)>,
 }
@@ -60,25 +59,33 @@ impl Timers {
     pub(crate) fn new(start: Instant) -> Timers {
         Timers {
             wheel: Wheel::new(start),
-            armed: HashMap::new(),
+            armed: Vec::new(),
             expired: Vec::new(),
         }
     }
 
     /// Arms (or re-arms) the timer of `key` for `at`.
     pub(crate) fn arm(&mut self, key: Key, at: Instant) {
-        if let Some(tk) = self.armed.get(&key.index).copied() {
+        let i = key.index as usize;
+        if let Some(tk) = self.armed.get(i).copied().flatten() {
             if self.wheel.reset(tk, at) {
                 return;
             }
         }
         let tk = self.wheel.insert(at, key);
-        self.armed.insert(key.index, tk);
+        if self.armed.len() <= i {
+            self.armed.resize(i + 1, None);
+        }
+        self.armed[i] = Some(tk);
     }
 
     /// Disarms the timer of `key`, if armed.
     pub(crate) fn disarm(&mut self, key: Key) {
-        if let Some(tk) = self.armed.remove(&key.index) {
+        if let Some(tk) = self
+            .armed
+            .get_mut(key.index as usize)
+            .and_then(Option::take)
+        {
             self.wheel.remove(tk);
         }
     }
@@ -88,7 +95,9 @@ impl Timers {
         self.expired.clear();
         self.wheel.poll_expired(now, &mut self.expired);
         for &(_, key) in &self.expired {
-            self.armed.remove(&key.index);
+            if let Some(slot) = self.armed.get_mut(key.index as usize) {
+                *slot = None;
+            }
             out.push(key);
         }
     }

@@ -85,8 +85,10 @@ pub(crate) struct WorkerCounters {
     pub(crate) notifies: AtomicU64,
 }
 
-/// What other workers (and everyone else) can see of a worker.
+/// What other workers (and everyone else) can see of a worker. Aligned to
+/// a cache-line pair: each worker writes its own counters on every poll.
 #[derive(Debug)]
+#[repr(align(128))]
 pub(crate) struct Remote {
     /// Steals from the worker's local queue.
     pub(crate) steal: Steal<Runnable>,

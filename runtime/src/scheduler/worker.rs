@@ -223,7 +223,9 @@ impl Worker {
     pub(crate) fn run_once(&mut self) -> bool {
         self.core.tick = self.core.tick.wrapping_add(1);
         if self.core.tick % EVENT_INTERVAL == 0 {
-            if let Some(task) = self.shared.injector.pop() {
+            // Fairness: take a batch from the injector, not one task, or a
+            // stream of remote spawns trickles in at one per interval.
+            if let Some(task) = self.next_injected() {
                 self.run_task(task);
                 return true;
             }

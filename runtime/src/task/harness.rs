@@ -86,11 +86,35 @@ impl TaskCtl {
     }
 }
 
+/// Hashes task ids (already unique integers) with one multiplication
+/// instead of SipHash: the registry is on every spawn's path.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// Task ids to control blocks.
+type TaskMap = HashMap<u64, Arc<TaskCtl>, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// The registry of live tasks, sharded to keep spawns from contending.
 #[derive(Debug)]
 pub(crate) struct OwnedTasks {
     /// Tasks by id, in `id % shards` shards.
-    shards: Box<[Mutex<HashMap<u64, Arc<TaskCtl>>>]>,
+    shards: Box<[Mutex<TaskMap>]>,
     /// Next task id.
     next_id: AtomicU64,
     /// Once closed, no task may be added (spawns after shutdown are
@@ -101,7 +125,7 @@ pub(crate) struct OwnedTasks {
 impl OwnedTasks {
     pub(crate) fn new() -> OwnedTasks {
         OwnedTasks {
-            shards: (0..32).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..32).map(|_| Mutex::new(TaskMap::default())).collect(),
             next_id: AtomicU64::new(1),
             closed: std::sync::atomic::AtomicBool::new(false),
         }
