@@ -124,7 +124,7 @@ fn json_message(message: &str) -> Vec<u8> {
 thread_local! {
     /// The formatted Date header and the second it is for.
     static DATE_CACHE: std::cell::RefCell<(u64, HeaderValue)> =
-        std::cell::RefCell::new((u64::MAX, HeaderValue::from_static("")));
+        const { std::cell::RefCell::new((u64::MAX, HeaderValue::from_static(""))) };
 }
 
 /// The `Date` header (RFC 9110 IMF-fixdate), formatted once per second.

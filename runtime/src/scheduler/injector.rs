@@ -37,16 +37,6 @@ impl<T> Injector<T> {
         self.len.store(q.len(), Ordering::SeqCst);
     }
 
-    pub(crate) fn pop(&self) -> Option<T> {
-        if self.is_empty() {
-            return None;
-        }
-        let mut q = self.queue.lock();
-        let t = q.pop_front();
-        self.len.store(q.len(), Ordering::SeqCst);
-        t
-    }
-
     /// Pops up to `max` tasks (at least one if any) into `out`.
     pub(crate) fn pop_batch(&self, max: usize, out: &mut Vec<T>) {
         if self.is_empty() {

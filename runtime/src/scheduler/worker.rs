@@ -212,7 +212,6 @@ impl Worker {
                 self.park(None);
             }
         }
-        self.ctx.local.borrow_mut().pop().map(drop_task);
         let mut local = self.ctx.local.borrow_mut();
         while let Some(t) = local.pop() {
             drop_task(t);
