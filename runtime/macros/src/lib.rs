@@ -423,7 +423,11 @@ fn generate(input: ItemFn, config: Config, kind: Kind) -> TokenStream2 {
     let ret = Ident::new("__kevent_ret", Span::mixed_site());
     let future = match &sig.output {
         ReturnType::Type(_, ty) if !mentions_impl(ty.to_token_stream()) => {
-            quote!(async move { let #ret: #ty = #body_block; #ret })
+            quote!(async move {
+                let #ret: #ty = #body_block;
+                #[allow(unreachable_code)]
+                #ret
+            })
         }
         _ => quote!(async move #body_block),
     };

@@ -136,14 +136,10 @@ impl Registration {
         dir: Direction,
         op: impl FnOnce() -> io::Result<R>,
     ) -> io::Result<R> {
-        let waker = std::task::Waker::noop();
-        let mut cx = Context::from_waker(waker);
-        let ev = match self.io().poll_ready(&mut cx, dir) {
-            Poll::Ready(ev) => ev,
-            Poll::Pending => {
-                self.io().forget_waiter(dir);
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
+        // Look, don't register: a `try_*` call must not disturb the wakers
+        // of tasks awaiting this resource.
+        let Some(ev) = self.io().current(dir) else {
+            return Err(io::ErrorKind::WouldBlock.into());
         };
         let res = op();
         if let Err(e) = &res {

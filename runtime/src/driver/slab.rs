@@ -60,10 +60,11 @@ pub(crate) struct ScheduledIo {
     gen: AtomicU32,
     /// Low 16 bits: readiness; high 16 bits: tick, bumped by every event.
     state: AtomicU32,
-    /// The task waiting to read.
-    reader: Mutex<Option<Waker>>,
-    /// The task waiting to write.
-    writer: Mutex<Option<Waker>>,
+    /// Tasks waiting to read (usually one; several when tasks share a
+    /// socket through `&TcpStream` or await `readable()` together).
+    reader: Mutex<Vec<Waker>>,
+    /// Tasks waiting to write.
+    writer: Mutex<Vec<Waker>>,
 }
 
 impl ScheduledIo {
@@ -77,18 +78,15 @@ impl ScheduledIo {
                 Some(tick << 16 | (s & 0xffff) | bits)
             });
         if ready.bits() & READ_SIDE != 0 {
-            if let Some(w) = self.reader.lock().take() {
-                w.wake();
-            }
+            wake_list(&self.reader);
         }
         if ready.bits() & WRITE_SIDE != 0 {
-            if let Some(w) = self.writer.lock().take() {
-                w.wake();
-            }
+            wake_list(&self.writer);
         }
     }
 
-    fn current(&self, dir: Direction) -> Option<ReadyEvent> {
+    /// Readiness for `dir` as last dispatched, without registering anyone.
+    pub(crate) fn current(&self, dir: Direction) -> Option<ReadyEvent> {
         let s = self.state.load(Ordering::Acquire);
         let ready = (s & 0xffff) as u16 & dir.mask();
         (ready != 0).then(|| ReadyEvent {
@@ -108,10 +106,9 @@ impl ScheduledIo {
             Direction::Write => &self.writer,
         };
         {
-            let mut waiter = slot.lock();
-            match &*waiter {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                _ => *waiter = Some(cx.waker().clone()),
+            let mut waiters = slot.lock();
+            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                waiters.push(cx.waker().clone());
             }
         }
         // Readiness may have arrived between the first check and storing the
@@ -139,22 +136,23 @@ impl ScheduledIo {
             .fetch_and(!(bits.bits() as u32), Ordering::AcqRel);
     }
 
-    /// Wakes both waiters (shutdown, deregistration).
+    /// Wakes every waiter (shutdown, deregistration).
     pub(crate) fn wake_all(&self) {
-        if let Some(w) = self.reader.lock().take() {
-            w.wake();
-        }
-        if let Some(w) = self.writer.lock().take() {
-            w.wake();
-        }
+        wake_list(&self.reader);
+        wake_list(&self.writer);
     }
+}
 
-    /// Drops a waker without waking it.
-    pub(crate) fn forget_waiter(&self, dir: Direction) {
-        match dir {
-            Direction::Read => self.reader.lock().take(),
-            Direction::Write => self.writer.lock().take(),
-        };
+/// Wakes and removes every waker in `list`, outside the lock.
+fn wake_list(list: &Mutex<Vec<Waker>>) {
+    let mut guard = list.lock();
+    if guard.is_empty() {
+        return;
+    }
+    let wakers = std::mem::take(&mut *guard);
+    drop(guard);
+    for w in wakers {
+        w.wake();
     }
 }
 
@@ -248,8 +246,8 @@ impl IoSlab {
     pub(crate) fn release(&self, token: IoToken) {
         if let Some(io) = self.get(token) {
             io.gen.fetch_add(1, Ordering::AcqRel);
-            io.reader.lock().take();
-            io.writer.lock().take();
+            io.reader.lock().clear();
+            io.writer.lock().clear();
             self.free.lock().0.push(token.index);
             self.live.fetch_sub(1, Ordering::Relaxed);
         }
