@@ -242,15 +242,80 @@ fn backend_mio_runs_tasks_and_timers(flavor: Flavor) {
     assert!(backend.contains("mio"), "backend is {backend:?}");
 }
 
-rt_test_sync!(backend_uring_is_reported_unsupported);
-fn backend_uring_is_reported_unsupported(flavor: Flavor) {
-    let err = flavor
-        .builder()
-        .backend(Backend::Uring)
-        .build()
-        .expect_err("the io_uring backend is not built yet");
-    assert_eq!(err.kind(), io::ErrorKind::Unsupported, "{err}");
-    assert!(err.to_string().contains("io_uring"), "{err}");
+rt_test_sync!(backend_uring_runs_tasks_timers_and_io);
+fn backend_uring_runs_tasks_timers_and_io(flavor: Flavor) {
+    let rt = match flavor.builder().backend(Backend::Uring).build() {
+        Ok(rt) => rt,
+        // A kernel without io_uring (or a seccomp filter) refuses clearly.
+        Err(e) => {
+            assert!(
+                e.raw_os_error().is_some() || e.to_string().contains("io_uring"),
+                "{e}"
+            );
+            return;
+        }
+    };
+    assert_eq!(rt.handle().metrics().backend, "io_uring");
+    let v = rt.block_on(async {
+        sleep(ms(5)).await;
+        let listener = kevent::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = kevent::spawn(async move {
+            use kevent::io::AsyncReadExt;
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1];
+            s.read_exact(&mut buf).await.unwrap();
+            buf[0]
+        });
+        use kevent::io::AsyncWriteExt;
+        let mut c = kevent::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(&[8]).await.unwrap();
+        server.await.unwrap()
+    });
+    assert_eq!(v, 8);
+}
+
+/// Runs the probe child with io_uring made to fail as an old kernel would,
+/// returning (PROBE line, stderr).
+fn probe_without_uring(backend: &str) -> (String, String) {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe)
+        .args([
+            "--exact",
+            "child_process_probe",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env_remove("KEVENT_WORKERS")
+        .env(PROBE_ENV, "current")
+        .env("KEVENT_BACKEND", backend)
+        .env("KEVENT_TEST_URING_UNAVAILABLE", "1")
+        .output()
+        .expect("run the test binary as a child");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = stdout
+        .lines()
+        .find_map(|l| l.find("PROBE ").map(|i| l[i..].trim_end().to_string()))
+        .unwrap_or_else(|| panic!("child printed no PROBE line:\n{stdout}"));
+    (line, String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+#[test]
+fn auto_falls_back_to_mio_with_one_log_line_when_io_uring_is_refused() {
+    let (line, stderr) = watchdog(|| probe_without_uring("auto"));
+    assert!(line.starts_with("PROBE ok"), "{line}");
+    assert!(line.contains("backend=mio"), "{line}");
+    assert_eq!(
+        stderr.matches("io_uring unavailable").count(),
+        1,
+        "exactly one log line: {stderr}"
+    );
+}
+
+#[test]
+fn an_explicit_uring_backend_fails_clearly_when_io_uring_is_refused() {
+    let (line, _) = watchdog(|| probe_without_uring("uring"));
+    assert!(line.starts_with("PROBE err"), "{line}");
 }
 
 // ---------------------------------------------------------------- blocking pool and threads

@@ -25,13 +25,13 @@ use crate::waiters::{Waiters, Woken};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Backend {
-    /// The best one this system offers (today: mio).
+    /// io_uring where the kernel offers it, else mio (one log line says so).
     #[default]
     Auto,
     /// mio: epoll on Linux, kqueue on macOS and the BSDs.
     Mio,
-    /// io_uring (Linux): the kernel fills the completion ring. Not built
-    /// yet: asking for it explicitly is an error; `Auto` uses mio.
+    /// io_uring (Linux): the kernel fills the completion ring (multishot
+    /// poll), so harvesting costs no syscall. An error where unavailable.
     Uring,
     /// No OS sources at all: user events, timers only. The ring as an
     /// in-process event queue.
@@ -169,17 +169,7 @@ pub(crate) struct Inner {
 impl Kevent {
     /// Creates a ring (the seed's `kevent_init`).
     pub fn new(config: Config) -> io::Result<Kevent> {
-        let backend: Box<dyn BackendImpl> = match config.backend {
-            Backend::Auto | Backend::Mio => Box::new(MioBackend::new(config.events_per_poll)?),
-            Backend::UserSpace => Box::new(UserBackend::new()),
-            Backend::Uring => {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "kevent: the io_uring backend is not available in this build; \
-                     use Backend::Auto or Backend::Mio",
-                ))
-            }
-        };
+        let backend = make_backend(&config)?;
         let base = Instant::now();
         Ok(Kevent {
             inner: Arc::new(Inner {
@@ -294,7 +284,7 @@ impl Kevent {
         let reg = inner.regs.get(key).ok_or_else(stale)?;
         let (kind, fd) = (reg.kind(), reg.fd());
         let result = match kind {
-            Kind::Fd => inner.backend.deregister(fd),
+            Kind::Fd => inner.backend.deregister(fd, key.entry()),
             Kind::Timer => {
                 inner.timers.lock().disarm(key);
                 Ok(())
@@ -390,6 +380,44 @@ impl Kevent {
     pub fn is_registered(&self, key: Key) -> bool {
         self.inner.regs.get(key).is_some()
     }
+}
+
+/// Builds the backend `config` asks for. `Auto` takes io_uring when this
+/// kernel offers what the backend needs and falls back to mio with one log
+/// line otherwise (old kernel, `ENOSYS`/`EPERM` from seccomp,
+/// `kernel.io_uring_disabled`).
+fn make_backend(config: &Config) -> io::Result<Box<dyn BackendImpl>> {
+    match config.backend {
+        Backend::Mio => Ok(Box::new(MioBackend::new(config.events_per_poll)?)),
+        Backend::UserSpace => Ok(Box::new(UserBackend::new())),
+        #[cfg(target_os = "linux")]
+        Backend::Uring => {
+            crate::backend::uring::probe()?;
+            Ok(Box::new(crate::backend::uring::UringBackend::new()?))
+        }
+        #[cfg(not(target_os = "linux"))]
+        Backend::Uring => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "kevent: io_uring is Linux-only; use Backend::Auto or Backend::Mio",
+        )),
+        Backend::Auto => {
+            #[cfg(target_os = "linux")]
+            match crate::backend::uring::probe()
+                .and_then(|()| crate::backend::uring::UringBackend::new())
+            {
+                Ok(b) => return Ok(Box::new(b)),
+                Err(e) => log_fallback(&e),
+            }
+            Ok(Box::new(MioBackend::new(config.events_per_poll)?))
+        }
+    }
+}
+
+/// Says once per process that io_uring was refused and mio is used.
+#[cfg(target_os = "linux")]
+fn log_fallback(e: &io::Error) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| eprintln!("kevent: io_uring unavailable ({e}); using mio (epoll)"));
 }
 
 fn stale() -> io::Error {

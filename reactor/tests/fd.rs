@@ -8,8 +8,15 @@ use std::time::{Duration, Instant};
 
 use kevent_reactor::{Backend, Config, Consumer, Event, Interest, Kevent, Ready, Token};
 
+/// A ring on the OS backend CI selects (`KEVENT_BACKEND=mio|uring`;
+/// default `Auto`), so these tests run once per backend.
 fn mio_ring(capacity: usize) -> Kevent {
-    Kevent::new(Config::default().capacity(capacity).backend(Backend::Mio)).unwrap()
+    let backend = match std::env::var("KEVENT_BACKEND").as_deref() {
+        Ok("mio") => Backend::Mio,
+        Ok("uring") => Backend::Uring,
+        _ => Backend::Auto,
+    };
+    Kevent::new(Config::default().capacity(capacity).backend(backend)).unwrap()
 }
 
 fn pair() -> (UnixStream, UnixStream) {
@@ -34,7 +41,7 @@ fn next_events(c: &mut Consumer, timeout: Duration) -> Vec<Event> {
 #[test]
 fn a_readable_socket_is_delivered_through_the_harvester() {
     let kq = mio_ring(64);
-    assert!(kq.backend_name().starts_with("mio"));
+    eprintln!("backend: {}", kq.backend_name());
     let (a, mut b) = pair();
     let key = kq.register(&a, Token(3), Interest::READABLE).unwrap();
     let mut c = kq.consumer().unwrap();

@@ -113,7 +113,7 @@ impl Backend for MioBackend {
         )
     }
 
-    fn deregister(&self, fd: RawFd) -> io::Result<()> {
+    fn deregister(&self, fd: RawFd, _entry: u64) -> io::Result<()> {
         self.registry.deregister(&mut SourceFd(&fd))
     }
 

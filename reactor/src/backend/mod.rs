@@ -13,6 +13,8 @@ use std::time::Duration;
 use crate::event::{Interest, Ready};
 
 pub(crate) mod mio;
+#[cfg(target_os = "linux")]
+pub(crate) mod uring;
 pub(crate) mod user;
 
 /// A source of OS readiness for the ring.
@@ -21,8 +23,8 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     fn register(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()>;
     /// Changes the interest of a watched `fd`.
     fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()>;
-    /// Stops watching `fd`.
-    fn deregister(&self, fd: RawFd) -> io::Result<()>;
+    /// Stops watching `fd`, registered as `entry`.
+    fn deregister(&self, fd: RawFd, entry: u64) -> io::Result<()>;
     /// Waits up to `timeout` (`None`: forever) for readiness, appending it to
     /// `out`. With `sigmask`, installs that signal mask atomically for the
     /// duration of the wait. Returns early when `wake` is called.

@@ -46,7 +46,7 @@ impl Backend for UserBackend {
         Err(unsupported())
     }
 
-    fn deregister(&self, _: RawFd) -> io::Result<()> {
+    fn deregister(&self, _: RawFd, _: u64) -> io::Result<()> {
         Err(unsupported())
     }
 

@@ -100,12 +100,26 @@ impl Sleep {
             }
         }
         let timer = self.timer.as_ref().expect("armed above");
-        match timer.poll_ready(cx, Direction::Read) {
-            Poll::Ready(_) => {
-                self.elapsed = true;
-                Poll::Ready(())
+        loop {
+            match timer.poll_ready(cx, Direction::Read) {
+                Poll::Ready(Ok(ev)) => {
+                    // The ring never fires a timer early, so an expiry seen
+                    // before the deadline is the old deadline's, dispatched
+                    // while `reset` moved it: forget it and wait for the new
+                    // one (the clear is void if that one arrived meanwhile).
+                    if Instant::now() < self.deadline {
+                        timer.clear_readiness(ev);
+                        continue;
+                    }
+                    self.elapsed = true;
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Err(_)) => {
+                    self.elapsed = true;
+                    return Poll::Ready(());
+                }
+                Poll::Pending => return Poll::Pending,
             }
-            Poll::Pending => Poll::Pending,
         }
     }
 }

@@ -1,0 +1,379 @@
+//! The Linux backend: io_uring. The kernel posts readiness into the
+//! completion ring itself (multishot `POLL_ADD`), so harvesting what is
+//! already there costs no syscall; a consumer only enters the kernel to
+//! submit registrations or to sleep.
+//!
+//! One ring serves every consumer. Submissions go through a lock and are
+//! submitted by the registering thread at once (one `io_uring_enter`, as
+//! `epoll_ctl` would cost); the completion queue is read only by the
+//! harvester, which the ring's role protocol makes unique. Waking a sleeping
+//! harvester writes an eventfd that the ring itself polls.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use io_uring::{cqueue, opcode, types, IoUring};
+
+use super::Backend;
+use crate::event::{Interest, Ready};
+
+/// `user_data` of the wake eventfd's poll.
+const WAKE: u64 = u64::MAX;
+/// `user_data` of `POLL_REMOVE` requests (their own completions).
+const REMOVE: u64 = u64::MAX - 1;
+/// Completion ring size (the submission ring is half).
+const ENTRIES: u32 = 1024;
+
+/// Whether an io_uring with what this backend needs can be set up here;
+/// the error says why not (old kernel, seccomp, `io_uring_disabled`).
+pub(crate) fn probe() -> io::Result<()> {
+    if std::env::var_os("KEVENT_TEST_URING_UNAVAILABLE").is_some() {
+        // Lets tests force the fallback path, as a kernel without io_uring would.
+        return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+    }
+    UringBackend::new().map(drop)
+}
+
+/// io_uring behind the [`Backend`] trait.
+pub(crate) struct UringBackend {
+    /// The ring. Shared: the SQ is guarded by `sq`, the CQ is read only by
+    /// the single harvester.
+    ring: IoUring,
+    /// Serialises pushes to the submission queue.
+    sq: parking_lot::Mutex<()>,
+    /// fd and poll mask of every registration, to re-arm a multishot poll
+    /// the kernel ended (it does when its completion cannot be posted).
+    polls: parking_lot::Mutex<HashMap<u64, (RawFd, u32)>>,
+    /// The eventfd `wake` writes.
+    wake_fd: RawFd,
+    /// `io_uring_enter` calls and eventfd writes/reads.
+    syscalls: AtomicU64,
+}
+
+impl std::fmt::Debug for UringBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UringBackend")
+            .field("wake_fd", &self.wake_fd)
+            .finish_non_exhaustive()
+    }
+}
+
+fn poll_mask(interest: Interest) -> u32 {
+    let mut mask = (libc::POLLERR | libc::POLLHUP) as u32;
+    if interest.is_readable() {
+        mask |= (libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP) as u32;
+    }
+    if interest.is_writable() {
+        mask |= libc::POLLOUT as u32;
+    }
+    mask
+}
+
+fn ready_of(mask: u32) -> Ready {
+    let mask = mask as i16;
+    let mut ready = Ready::EMPTY;
+    if mask & (libc::POLLIN | libc::POLLPRI) != 0 {
+        ready |= Ready::READABLE;
+    }
+    if mask & libc::POLLOUT != 0 {
+        ready |= Ready::WRITABLE;
+    }
+    if mask & libc::POLLERR != 0 {
+        ready |= Ready::ERROR;
+    }
+    if mask & libc::POLLHUP != 0 {
+        ready |= Ready::READ_CLOSED | Ready::WRITE_CLOSED;
+    }
+    if mask & libc::POLLRDHUP != 0 {
+        ready |= Ready::READ_CLOSED;
+    }
+    ready
+}
+
+impl UringBackend {
+    pub(crate) fn new() -> io::Result<UringBackend> {
+        let ring = IoUring::builder().setup_clamp().build(ENTRIES)?;
+        if !ring.params().is_feature_ext_arg() || !ring.params().is_feature_nodrop() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "io_uring lacks EXT_ARG or NODROP (kernel older than 5.11)",
+            ));
+        }
+        // SAFETY: eventfd(2) with valid flags; the result is checked.
+        let wake_fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if wake_fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let backend = UringBackend {
+            ring,
+            sq: parking_lot::Mutex::new(()),
+            polls: parking_lot::Mutex::new(HashMap::new()),
+            wake_fd,
+            syscalls: AtomicU64::new(0),
+        };
+        backend.submit_poll(wake_fd, WAKE, libc::POLLIN as u32)?;
+        Ok(backend)
+    }
+
+    /// Pushes SQEs and submits them.
+    fn submit(&self, entries: &[io_uring::squeue::Entry]) -> io::Result<()> {
+        {
+            let _guard = self.sq.lock();
+            // SAFETY: `sq` serialises every access to the submission queue,
+            // so no other SubmissionQueue handle exists meanwhile.
+            let mut sq = unsafe { self.ring.submission_shared() };
+            for e in entries {
+                // SAFETY: poll and poll-remove SQEs reference no user
+                // memory; they stay valid whatever happens to our stack.
+                while unsafe { sq.push(e) }.is_err() {
+                    // Full: hand what is queued to the kernel, then retry.
+                    sq.sync();
+                    drop(sq);
+                    self.enter_submit()?;
+                    // SAFETY: as above, still under `sq`'s lock.
+                    sq = unsafe { self.ring.submission_shared() };
+                }
+            }
+            sq.sync();
+        }
+        self.enter_submit()
+    }
+
+    fn enter_submit(&self) -> io::Result<()> {
+        self.syscalls.fetch_add(1, Ordering::Relaxed);
+        loop {
+            match self.ring.submitter().submit() {
+                Ok(_) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                // The CQ is overflowing: the harvester will drain it; the
+                // SQEs stay queued and go in with its next enter.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn submit_poll(&self, fd: RawFd, user_data: u64, mask: u32) -> io::Result<()> {
+        let sqe = opcode::PollAdd::new(types::Fd(fd), mask)
+            .multi(true)
+            .build()
+            .user_data(user_data);
+        self.submit(&[sqe])
+    }
+
+    fn remove_sqe(user_data: u64) -> io_uring::squeue::Entry {
+        opcode::PollRemove::new(user_data).build().user_data(REMOVE)
+    }
+
+    /// Moves completions into `out`; re-arms polls the kernel ended.
+    fn drain(&self, out: &mut Vec<(u64, Ready)>) -> io::Result<usize> {
+        let mut rearm = Vec::new();
+        let mut woke = false;
+        let mut n = 0;
+        {
+            // SAFETY: only the harvester calls `poll` (the ring's role
+            // protocol), so this is the only CompletionQueue handle.
+            let cq = unsafe { self.ring.completion_shared() };
+            for cqe in cq {
+                n += 1;
+                let data = cqe.user_data();
+                let res = cqe.result();
+                let more = cqueue::more(cqe.flags());
+                match data {
+                    REMOVE => {}
+                    WAKE => {
+                        woke = true;
+                        if !more {
+                            rearm.push((self.wake_fd, WAKE, libc::POLLIN as u32));
+                        }
+                    }
+                    _ if res < 0 => {
+                        // -ECANCELED after a removal, or an error on a stale
+                        // fd: nothing to deliver. A live registration whose
+                        // poll failed is reported as in error.
+                        if res != -libc::ECANCELED && self.polls.lock().contains_key(&data) {
+                            out.push((data, Ready::ERROR));
+                        }
+                    }
+                    _ => {
+                        out.push((data, ready_of(res as u32)));
+                        if !more {
+                            if let Some(&(fd, mask)) = self.polls.lock().get(&data) {
+                                rearm.push((fd, data, mask));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if woke {
+            let mut buf = 0u64;
+            self.syscalls.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: reading 8 bytes into a u64 from our eventfd.
+            unsafe { libc::read(self.wake_fd, (&mut buf as *mut u64).cast(), 8) };
+        }
+        for (fd, data, mask) in rearm {
+            self.submit_poll(fd, data, mask)?;
+        }
+        Ok(n)
+    }
+}
+
+impl UringBackend {
+    /// `io_uring_enter(GETEVENTS | EXT_ARG)` with a signal mask. The
+    /// io-uring crate passes `size_of::<libc::sigset_t>()` (128) as the
+    /// mask size, which the kernel refuses with EINVAL: it wants `_NSIG / 8`
+    /// (8 bytes). So this one call is made by hand.
+    fn enter_with_sigmask(
+        &self,
+        timeout: Option<Duration>,
+        mask: &libc::sigset_t,
+    ) -> io::Result<()> {
+        /// `struct io_uring_getevents_arg` from `<linux/io_uring.h>`.
+        #[repr(C)]
+        struct GeteventsArg {
+            /// Pointer to the signal mask.
+            sigmask: u64,
+            /// Size of the kernel's sigset (`_NSIG / 8`).
+            sigmask_sz: u32,
+            /// Minimum wait, microseconds (unused).
+            min_wait_usec: u32,
+            /// Pointer to a `__kernel_timespec`, or 0.
+            ts: u64,
+        }
+        let ts = timeout.map(|t| libc::timespec {
+            tv_sec: t.as_secs() as libc::time_t,
+            tv_nsec: t.subsec_nanos() as libc::c_long,
+        });
+        let arg = GeteventsArg {
+            sigmask: mask as *const libc::sigset_t as u64,
+            sigmask_sz: 8,
+            min_wait_usec: 0,
+            ts: ts.as_ref().map_or(0, |t| t as *const libc::timespec as u64),
+        };
+        const GETEVENTS: u32 = 1;
+        const EXT_ARG: u32 = 1 << 3;
+        use std::os::fd::AsRawFd;
+        // SAFETY: io_uring_enter on our ring's fd with a valid, live
+        // io_uring_getevents_arg (whose mask and timespec outlive the call)
+        // and its exact size, as the EXT_ARG ABI requires.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_enter,
+                self.ring.as_raw_fd(),
+                0u32,
+                1u32,
+                GETEVENTS | EXT_ARG,
+                &arg as *const GeteventsArg,
+                std::mem::size_of::<GeteventsArg>(),
+            )
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Backend for UringBackend {
+    fn register(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
+        let mask = poll_mask(interest);
+        self.polls.lock().insert(entry, (fd, mask));
+        self.submit_poll(fd, entry, mask)
+    }
+
+    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
+        let mask = poll_mask(interest);
+        self.polls.lock().insert(entry, (fd, mask));
+        let add = opcode::PollAdd::new(types::Fd(fd), mask)
+            .multi(true)
+            .build()
+            .user_data(entry);
+        self.submit(&[Self::remove_sqe(entry), add])
+    }
+
+    fn deregister(&self, _fd: RawFd, entry: u64) -> io::Result<()> {
+        self.polls.lock().remove(&entry);
+        self.submit(&[Self::remove_sqe(entry)])
+    }
+
+    fn poll(
+        &self,
+        out: &mut Vec<(u64, Ready)>,
+        timeout: Option<Duration>,
+        sigmask: Option<&libc::sigset_t>,
+    ) -> io::Result<()> {
+        // Whatever the kernel already posted is read without a syscall.
+        if self.drain(out)? > 0 || timeout == Some(Duration::ZERO) {
+            return Ok(());
+        }
+        self.syscalls.fetch_add(1, Ordering::Relaxed);
+        if let Some(mask) = sigmask {
+            match self.enter_with_sigmask(timeout, mask) {
+                Ok(()) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+            self.drain(out)?;
+            return Ok(());
+        }
+        let ts;
+        let mut args = types::SubmitArgs::new();
+        if let Some(t) = timeout {
+            ts = types::Timespec::new()
+                .sec(t.as_secs())
+                .nsec(t.subsec_nanos());
+            args = args.timespec(&ts);
+        }
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        self.drain(out)?;
+        Ok(())
+    }
+
+    fn wake(&self) -> io::Result<()> {
+        let one = 1u64;
+        self.syscalls.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: writing 8 bytes from a u64 to our eventfd.
+        let r = unsafe { libc::write(self.wake_fd, (&one as *const u64).cast(), 8) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            // EAGAIN: the counter is saturated, a wakeup is pending anyway.
+            if e.kind() != io::ErrorKind::WouldBlock {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "io_uring"
+    }
+
+    fn syscalls(&self) -> u64 {
+        self.syscalls.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for UringBackend {
+    fn drop(&mut self) {
+        // SAFETY: closing our own eventfd; the ring (dropped after) stops
+        // polling it.
+        unsafe { libc::close(self.wake_fd) };
+    }
+}
