@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
