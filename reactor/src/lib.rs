@@ -40,6 +40,7 @@ mod loom;
 mod registration;
 mod ring;
 mod signal;
+pub mod syscalls;
 mod timer;
 mod waiters;
 mod wheel;

@@ -126,6 +126,7 @@ impl Backend for MioBackend {
         let mut guard = self.poll.lock();
         let (poll, events) = &mut *guard;
         self.syscalls.fetch_add(1, Ordering::Relaxed);
+        crate::syscalls::count(1);
         if let Some(mask) = sigmask {
             return pwait(poll, out, timeout, mask);
         }
@@ -144,6 +145,7 @@ impl Backend for MioBackend {
 
     fn wake(&self) -> io::Result<()> {
         self.syscalls.fetch_add(1, Ordering::Relaxed);
+        crate::syscalls::count(1);
         self.waker.wake()
     }
 

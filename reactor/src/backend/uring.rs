@@ -144,6 +144,7 @@ impl UringBackend {
 
     fn enter_submit(&self) -> io::Result<()> {
         self.syscalls.fetch_add(1, Ordering::Relaxed);
+        crate::syscalls::count(1);
         loop {
             match self.ring.submitter().submit() {
                 Ok(_) => return Ok(()),
@@ -212,6 +213,7 @@ impl UringBackend {
         if woke {
             let mut buf = 0u64;
             self.syscalls.fetch_add(1, Ordering::Relaxed);
+            crate::syscalls::count(1);
             // SAFETY: reading 8 bytes into a u64 from our eventfd.
             unsafe { libc::read(self.wake_fd, (&mut buf as *mut u64).cast(), 8) };
         }
@@ -312,6 +314,7 @@ impl Backend for UringBackend {
             return Ok(());
         }
         self.syscalls.fetch_add(1, Ordering::Relaxed);
+        crate::syscalls::count(1);
         if let Some(mask) = sigmask {
             match self.enter_with_sigmask(timeout, mask) {
                 Ok(()) => {}
@@ -349,6 +352,7 @@ impl Backend for UringBackend {
     fn wake(&self) -> io::Result<()> {
         let one = 1u64;
         self.syscalls.fetch_add(1, Ordering::Relaxed);
+        crate::syscalls::count(1);
         // SAFETY: writing 8 bytes from a u64 to our eventfd.
         let r = unsafe { libc::write(self.wake_fd, (&one as *const u64).cast(), 8) };
         if r < 0 {

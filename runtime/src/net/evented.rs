@@ -125,7 +125,10 @@ impl<S> Evented<S> {
         dir: Direction,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
-        self.reg.poll_io(cx, dir, || op(&self.io))
+        self.reg.poll_io(cx, dir, || {
+            kevent_reactor::syscalls::count(1);
+            op(&self.io)
+        })
     }
 
     /// Awaits `op` succeeding or failing with something other than
@@ -144,7 +147,10 @@ impl<S> Evented<S> {
         dir: Direction,
         op: impl FnOnce(&S) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.reg.try_io(dir, || op(&self.io))
+        self.reg.try_io(dir, || {
+            kevent_reactor::syscalls::count(1);
+            op(&self.io)
+        })
     }
 
     /// Like [`Evented::poll_io`] for a byte-stream transfer of `len` bytes.
@@ -161,6 +167,7 @@ impl<S> Evented<S> {
     ) -> Poll<io::Result<usize>> {
         loop {
             let ev = ready!(self.reg.poll_ready(cx, dir))?;
+            kevent_reactor::syscalls::count(1);
             match op(&self.io) {
                 Ok(n) if n > 0 && n < len => {
                     self.reg.clear_readiness(ev);

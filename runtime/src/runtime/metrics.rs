@@ -19,6 +19,10 @@ pub struct WorkerMetrics {
     pub wakeups_sent: u64,
     /// Times another thread woke it from the ring.
     pub woken: u64,
+    /// Syscalls its thread made: ring waits and wakes (`epoll_wait` or
+    /// `io_uring_enter`, eventfd), submissions, socket reads and writes.
+    /// Updated when the worker parks or every 61 ticks.
+    pub syscalls: u64,
 }
 
 /// A snapshot of the runtime's metrics.
@@ -71,6 +75,7 @@ pub(crate) fn snapshot(shared: &Shared) -> RuntimeMetrics {
                 ring_events: r.counters.events.load(Ordering::Relaxed),
                 wakeups_sent: r.counters.notifies.load(Ordering::Relaxed),
                 woken: woken.get(i).copied().unwrap_or(0),
+                syscalls: r.counters.syscalls.load(Ordering::Relaxed),
             })
             .collect(),
         alive_tasks: shared.owned.len(),

@@ -83,6 +83,9 @@ pub(crate) struct WorkerCounters {
     pub(crate) events: AtomicU64,
     /// `NOTIFY` posts it made (wakeups sent).
     pub(crate) notifies: AtomicU64,
+    /// Syscalls its thread made (ring waits, wakes, submissions, socket
+    /// reads and writes), published at each park and maintenance tick.
+    pub(crate) syscalls: AtomicU64,
 }
 
 /// What other workers (and everyone else) can see of a worker. Aligned to

@@ -222,6 +222,7 @@ impl Worker {
     pub(crate) fn run_once(&mut self) -> bool {
         self.core.tick = self.core.tick.wrapping_add(1);
         if self.core.tick % EVENT_INTERVAL == 0 {
+            self.publish_syscalls();
             // Fairness: take a batch from the injector, not one task, or a
             // stream of remote spawns trickles in at one per interval.
             if let Some(task) = self.next_injected() {
@@ -416,6 +417,7 @@ impl Worker {
             shared.arm_stall_check();
         }
         self.remote().counters.parks.fetch_add(1, Ordering::Relaxed);
+        self.publish_syscalls();
         let status = self.core.consumer.wait(seen, 1, timeout);
         shared.idle.sleeping.fetch_sub(1, Ordering::SeqCst);
         match status {
@@ -437,6 +439,14 @@ impl Worker {
         if !shared.single {
             shared.arm_stall_check();
         }
+    }
+
+    /// Copies this thread's syscall count into the worker's counters.
+    fn publish_syscalls(&self) {
+        self.remote()
+            .counters
+            .syscalls
+            .store(kevent_reactor::syscalls::this_thread(), Ordering::Relaxed);
     }
 
     /// The stall check fired: steal from workers whose poll count has not
