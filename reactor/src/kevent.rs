@@ -156,7 +156,10 @@ pub(crate) struct Inner {
     timers: Mutex<Timers>,
     /// The nearest timer deadline in nanoseconds since `base` (u64::MAX: none).
     next_timer: AtomicU64,
-    /// When the harvester's current sleep ends, in nanoseconds since `base`.
+    /// When the harvester's current sleep in the backend ends, in
+    /// nanoseconds since `base`; `u64::MAX`: no deadline; 0: nobody sleeps
+    /// in the backend (arming a timer then needs no wakeup: whoever harvests
+    /// next reads the new deadline).
     harvest_until: AtomicU64,
     /// Time zero for the atomics above.
     base: Instant,
@@ -184,7 +187,7 @@ impl Kevent {
                 harvest_wanted: AtomicBool::new(false),
                 timers: Mutex::new(Timers::new(base)),
                 next_timer: AtomicU64::new(u64::MAX),
-                harvest_until: AtomicU64::new(u64::MAX),
+                harvest_until: AtomicU64::new(0),
                 base,
                 signals: OnceLock::new(),
                 signal_regs: Mutex::new(Vec::new()),
@@ -672,7 +675,7 @@ impl Inner {
     /// Gives the harvester role back; if a consumer parked wanting it,
     /// wakes one so that somebody keeps watching the backend.
     pub(crate) fn release_harvest_role(&self) {
-        self.harvest_until.store(u64::MAX, Ordering::SeqCst);
+        self.harvest_until.store(0, Ordering::SeqCst);
         self.harvesting.store(false, Ordering::SeqCst);
         // Pairs with the fence in `want_harvest_role`: either the parker's
         // retry sees the role free, or we see that it wants the role.
@@ -691,7 +694,7 @@ impl Inner {
     }
 
     pub(crate) fn set_harvest_until(&self, until: Option<Instant>) {
-        let n = until.map_or(u64::MAX, |u| self.nanos(u));
+        let n = until.map_or(u64::MAX, |u| self.nanos(u).max(1));
         self.harvest_until.store(n, Ordering::SeqCst);
     }
 }

@@ -37,6 +37,15 @@ pub(crate) fn probe() -> io::Result<()> {
     UringBackend::new().map(drop)
 }
 
+/// A wait that ended without completions: timeout, signal, or a CQ
+/// overflow the harvester is about to drain.
+fn interrupted(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+    )
+}
+
 /// io_uring behind the [`Backend`] trait.
 pub(crate) struct UringBackend {
     /// The ring. Shared: the SQ is guarded by `sq`, the CQ is read only by
@@ -49,6 +58,10 @@ pub(crate) struct UringBackend {
     polls: parking_lot::Mutex<HashMap<u64, (RawFd, u32)>>,
     /// The eventfd `wake` writes.
     wake_fd: RawFd,
+    /// A harvester sleeps in `io_uring_enter` now.
+    in_wait: std::sync::atomic::AtomicBool,
+    /// Poll requests queued in the SQ but not yet submitted.
+    unsubmitted: std::sync::atomic::AtomicBool,
     /// `io_uring_enter` calls and eventfd writes/reads.
     syscalls: AtomicU64,
 }
@@ -112,14 +125,39 @@ impl UringBackend {
             sq: parking_lot::Mutex::new(()),
             polls: parking_lot::Mutex::new(HashMap::new()),
             wake_fd,
+            in_wait: std::sync::atomic::AtomicBool::new(false),
+            unsubmitted: std::sync::atomic::AtomicBool::new(false),
             syscalls: AtomicU64::new(0),
         };
         backend.submit_poll(wake_fd, WAKE, libc::POLLIN as u32)?;
         Ok(backend)
     }
 
-    /// Pushes SQEs and submits them.
+    /// Pushes SQEs and submits them from this thread.
     fn submit(&self, entries: &[io_uring::squeue::Entry]) -> io::Result<()> {
+        self.push(entries)?;
+        self.enter_submit()
+    }
+
+    /// Queues a new poll for a harvester to submit.
+    ///
+    /// The kernel posts a request's completions from task work run by the
+    /// thread that submitted it. Submitted from a thread that is not a ring
+    /// consumer (say `main`, running an accept loop in `block_on`), every
+    /// readiness of that socket would interrupt that thread. So new polls
+    /// are submitted by the harvester's next `io_uring_enter`; one sleeping
+    /// there now is woken to do it.
+    fn queue_poll(&self, entry: io_uring::squeue::Entry) -> io::Result<()> {
+        self.push(&[entry])?;
+        self.unsubmitted.store(true, Ordering::SeqCst);
+        if self.in_wait.load(Ordering::SeqCst) {
+            self.wake()?;
+        }
+        Ok(())
+    }
+
+    /// Pushes SQEs without submitting them.
+    fn push(&self, entries: &[io_uring::squeue::Entry]) -> io::Result<()> {
         {
             let _guard = self.sq.lock();
             // SAFETY: `sq` serialises every access to the submission queue,
@@ -139,7 +177,7 @@ impl UringBackend {
             }
             sq.sync();
         }
-        self.enter_submit()
+        Ok(())
     }
 
     fn enter_submit(&self) -> io::Result<()> {
@@ -225,6 +263,30 @@ impl UringBackend {
 }
 
 impl UringBackend {
+    /// Submits what is queued and sleeps for one completion or `timeout`.
+    fn wait(&self, timeout: Option<Duration>, sigmask: Option<&libc::sigset_t>) -> io::Result<()> {
+        self.syscalls.fetch_add(1, Ordering::Relaxed);
+        crate::syscalls::count(1);
+        if let Some(mask) = sigmask {
+            return match self.enter_with_sigmask(timeout, mask) {
+                Err(e) if !interrupted(&e) => Err(e),
+                _ => Ok(()),
+            };
+        }
+        let ts;
+        let mut args = types::SubmitArgs::new();
+        if let Some(t) = timeout {
+            ts = types::Timespec::new()
+                .sec(t.as_secs())
+                .nsec(t.subsec_nanos());
+            args = args.timespec(&ts);
+        }
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Err(e) if !interrupted(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// `io_uring_enter(GETEVENTS | EXT_ARG)` with a signal mask. The
     /// io-uring crate passes `size_of::<libc::sigset_t>()` (128) as the
     /// mask size, which the kernel refuses with EINVAL: it wants `_NSIG / 8`
@@ -285,7 +347,11 @@ impl Backend for UringBackend {
     fn register(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
         let mask = poll_mask(interest);
         self.polls.lock().insert(entry, (fd, mask));
-        self.submit_poll(fd, entry, mask)
+        let sqe = opcode::PollAdd::new(types::Fd(fd), mask)
+            .multi(true)
+            .build()
+            .user_data(entry);
+        self.queue_poll(sqe)
     }
 
     fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
@@ -310,41 +376,21 @@ impl Backend for UringBackend {
         sigmask: Option<&libc::sigset_t>,
     ) -> io::Result<()> {
         // Whatever the kernel already posted is read without a syscall.
-        if self.drain(out)? > 0 || timeout == Some(Duration::ZERO) {
-            return Ok(());
-        }
-        self.syscalls.fetch_add(1, Ordering::Relaxed);
-        crate::syscalls::count(1);
-        if let Some(mask) = sigmask {
-            match self.enter_with_sigmask(timeout, mask) {
-                Ok(()) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                    ) => {}
-                Err(e) => return Err(e),
+        let drained = self.drain(out)?;
+        if drained > 0 || timeout == Some(Duration::ZERO) {
+            if self.unsubmitted.swap(false, Ordering::SeqCst) {
+                self.enter_submit()?;
             }
-            self.drain(out)?;
             return Ok(());
         }
-        let ts;
-        let mut args = types::SubmitArgs::new();
-        if let Some(t) = timeout {
-            ts = types::Timespec::new()
-                .sec(t.as_secs())
-                .nsec(t.subsec_nanos());
-            args = args.timespec(&ts);
-        }
-        match self.ring.submitter().submit_with_args(1, &args) {
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                ) => {}
-            Err(e) => return Err(e),
-        }
+        self.unsubmitted.store(false, Ordering::SeqCst);
+        self.in_wait.store(true, Ordering::SeqCst);
+        // Pairs with `queue_poll`: a poll queued before `in_wait` was set is
+        // submitted by the enter below; one queued after it wakes us.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let result = self.wait(timeout, sigmask);
+        self.in_wait.store(false, Ordering::SeqCst);
+        result?;
         self.drain(out)?;
         Ok(())
     }
