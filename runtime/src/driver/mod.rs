@@ -25,7 +25,15 @@ pub(crate) struct Registration {
     key: Key,
     /// Where readiness and wakers live.
     token: IoToken,
+    /// The last affinity hint given to the ring, to skip repeating it.
+    hint: std::sync::atomic::AtomicUsize,
+    /// A timer whose ring registration goes back to the runtime's pool on
+    /// drop instead of being removed (hyper arms one per request).
+    pooled_timer: bool,
 }
+
+/// Most idle timer registrations a runtime keeps for reuse.
+const TIMER_POOL: usize = 4096;
 
 impl Registration {
     fn alloc(handle: &Handle) -> io::Result<IoToken> {
@@ -34,7 +42,13 @@ impl Registration {
 
     fn finish(handle: Handle, token: IoToken, key: io::Result<Key>) -> io::Result<Registration> {
         match key {
-            Ok(key) => Ok(Registration { handle, key, token }),
+            Ok(key) => Ok(Registration {
+                handle,
+                key,
+                token,
+                hint: std::sync::atomic::AtomicUsize::new(usize::MAX),
+                pooled_timer: false,
+            }),
             Err(e) => {
                 handle.shared.io.release(token);
                 Err(e)
@@ -54,14 +68,32 @@ impl Registration {
         Self::finish(handle, token, key)
     }
 
-    /// A timer firing at `deadline`, on `handle`'s runtime.
+    /// A timer firing at `deadline`, on `handle`'s runtime. Reuses an idle
+    /// timer registration from the runtime's pool when there is one.
     pub(crate) fn new_timer(handle: &Handle, deadline: Instant) -> io::Result<Registration> {
+        let pooled = handle.shared.timer_pool.lock().pop();
+        if let Some((key, token)) = pooled {
+            if let Some(io) = handle.shared.io.get(token) {
+                io.reset();
+                if handle.shared.kevent.reset_timer(key, deadline).is_ok() {
+                    return Ok(Registration {
+                        handle: handle.clone(),
+                        key,
+                        token,
+                        hint: std::sync::atomic::AtomicUsize::new(usize::MAX),
+                        pooled_timer: true,
+                    });
+                }
+            }
+        }
         let token = Self::alloc(handle)?;
         let key = handle
             .shared
             .kevent
             .add_timer(Token(token.to_usize()), deadline, Flags::NONE);
-        Self::finish(handle.clone(), token, key)
+        let mut reg = Self::finish(handle.clone(), token, key)?;
+        reg.pooled_timer = true;
+        Ok(reg)
     }
 
     /// A signal watcher.
@@ -96,7 +128,9 @@ impl Registration {
             Poll::Pending => {
                 // The event should go to the worker this task runs on.
                 if let Some(i) = worker::current_index(&self.handle.shared) {
-                    self.handle.shared.kevent.set_hint(self.key, i);
+                    if self.hint.swap(i, std::sync::atomic::Ordering::Relaxed) != i {
+                        self.handle.shared.kevent.set_hint(self.key, i);
+                    }
                 }
                 Poll::Pending
             }
@@ -164,9 +198,20 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        let shared = &self.handle.shared;
+        if self.pooled_timer && !shared.shutdown.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut pool = shared.timer_pool.lock();
+            if pool.len() < TIMER_POOL && shared.kevent.disarm_timer(self.key).is_ok() {
+                // An expiry dispatched after this point sets a stale bit that
+                // the next user clears (`ScheduledIo::reset`, and `Sleep`
+                // ignores expiries seen before its deadline).
+                pool.push((self.key, self.token));
+                return;
+            }
+        }
         // Deregister before the caller closes the fd (epoll needs the fd).
-        let _ = self.handle.shared.kevent.deregister(self.key);
-        self.handle.shared.io.release(self.token);
+        let _ = shared.kevent.deregister(self.key);
+        shared.io.release(self.token);
     }
 }
 

@@ -141,6 +141,13 @@ impl ScheduledIo {
         wake_list(&self.reader);
         wake_list(&self.writer);
     }
+
+    /// Forgets readiness and waiters (a pooled timer being reused).
+    pub(crate) fn reset(&self) {
+        self.state.store(0, Ordering::Release);
+        self.reader.lock().clear();
+        self.writer.lock().clear();
+    }
 }
 
 /// Wakes and removes every waker in `list`, outside the lock.

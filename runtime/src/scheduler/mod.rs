@@ -152,6 +152,8 @@ pub(crate) struct Shared {
     pub(crate) stall_armed: AtomicBool,
     /// Each worker's poll count at the previous stall check.
     pub(crate) stall_ticks: Mutex<Vec<u64>>,
+    /// Idle timer registrations (ring key, readiness slot) for reuse.
+    pub(crate) timer_pool: Mutex<Vec<(Key, crate::driver::slab::IoToken)>>,
 }
 
 impl Shared {
@@ -204,6 +206,7 @@ impl Shared {
             stall_key,
             stall_armed: AtomicBool::new(false),
             stall_ticks: Mutex::new(vec![u64::MAX; workers]),
+            timer_pool: Mutex::new(Vec::new()),
         });
         shared.blocking.set_runtime(Arc::downgrade(&shared));
         Ok(shared)
