@@ -8,7 +8,7 @@
 //! use kevent_runtime::runtime::Runtime;
 //! use std::time::Duration;
 //!
-//! let rt = Runtime::new_default()?;
+//! let rt = Runtime::new()?;
 //! rt.block_on(async {
 //!     let h = kevent_runtime::spawn(async {
 //!         kevent_runtime::time::sleep(Duration::from_millis(1)).await;

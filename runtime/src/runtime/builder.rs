@@ -206,7 +206,7 @@ impl Builder {
                 }
             }
         }
-        Ok(Runtime::new(handle, threads))
+        Ok(Runtime::from_parts(handle, threads))
     }
 }
 

@@ -222,12 +222,13 @@ impl fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    fn new(handle: Handle, threads: Vec<ThreadHandle<()>>) -> Runtime {
+    fn from_parts(handle: Handle, threads: Vec<ThreadHandle<()>>) -> Runtime {
         Runtime { handle, threads }
     }
 
-    /// A multi-thread runtime with default settings.
-    pub fn new_default() -> std::io::Result<Runtime> {
+    /// A multi-thread runtime with default settings (tokio's
+    /// `Runtime::new`).
+    pub fn new() -> std::io::Result<Runtime> {
         Builder::new_multi_thread().enable_all().build()
     }
 
