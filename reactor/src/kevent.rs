@@ -578,7 +578,15 @@ impl Inner {
         for &entry in entries {
             let reg = self.regs.slot(Key::from_entry(entry).index);
             wake_all |= reg.flags().contains(Flags::WAKEUP_ALL);
-            let hint = reg.hint();
+            // A consumer publishing a single entry it is about to claim
+            // itself handles it now: waking the hinted sleeper instead would
+            // cost a cross-CPU wakeup per event (a ping-pong between two
+            // sockets would bounce between workers). The hint is only a hint.
+            let hint = if publisher.is_some() && entries.len() == 1 {
+                usize::MAX
+            } else {
+                reg.hint()
+            };
             if hint < waiters.len() && waiters.state(hint) != crate::waiters::FREE {
                 if let Some(displaced) = waiters.put(hint, entry) {
                     self.push(displaced);
