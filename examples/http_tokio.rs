@@ -37,6 +37,7 @@ async fn main() -> io::Result<()> {
         .timer(Timer::new())
         .header_read_timeout(config.header_read_timeout)
         .keep_alive(true)
+        .half_close(true)
         .pipeline_flush(true);
     http.http2().timer(Timer::new());
 

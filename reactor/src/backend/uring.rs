@@ -240,9 +240,7 @@ impl UringBackend {
                     _ => {
                         out.push((data, ready_of(res as u32)));
                         if !more {
-                            if let Some(&(fd, mask)) = self.polls.lock().get(&data) {
-                                rearm.push((fd, data, mask));
-                            }
+                            rearm.push((-1, data, 0));
                         }
                     }
                 }
@@ -256,7 +254,18 @@ impl UringBackend {
             unsafe { libc::read(self.wake_fd, (&mut buf as *mut u64).cast(), 8) };
         }
         for (fd, data, mask) in rearm {
-            self.submit_poll(fd, data, mask)?;
+            if data == WAKE {
+                self.submit_poll(fd, data, mask)?;
+                continue;
+            }
+            // Look up and submit under the lock: a `deregister` racing with
+            // us then either finds the new poll to remove, or has removed
+            // the registration before we look and we re-arm nothing (a poll
+            // re-armed after its removal would keep the socket open).
+            let polls = self.polls.lock();
+            if let Some(&(fd, mask)) = polls.get(&data) {
+                self.submit_poll(fd, data, mask)?;
+            }
         }
         Ok(n)
     }
@@ -365,7 +374,10 @@ impl Backend for UringBackend {
     }
 
     fn deregister(&self, _fd: RawFd, entry: u64) -> io::Result<()> {
-        self.polls.lock().remove(&entry);
+        // Removal is submitted under the lock `drain` re-arms under, so a
+        // re-armed poll is always submitted before this removal.
+        let mut polls = self.polls.lock();
+        polls.remove(&entry);
         self.submit(&[Self::remove_sqe(entry)])
     }
 

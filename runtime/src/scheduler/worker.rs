@@ -223,13 +223,16 @@ impl Worker {
         self.core.tick = self.core.tick.wrapping_add(1);
         if self.core.tick % EVENT_INTERVAL == 0 {
             self.publish_syscalls();
+            // I/O and timers first: with more runnable tasks than the local
+            // queue holds the injector is never empty, and returning before
+            // the harvest would starve them forever.
+            self.harvest();
             // Fairness: take a batch from the injector, not one task, or a
             // stream of remote spawns trickles in at one per interval.
             if let Some(task) = self.next_injected() {
                 self.run_task(task);
                 return true;
             }
-            self.harvest();
         }
         if let Some(task) = self.next_local() {
             self.run_task(task);

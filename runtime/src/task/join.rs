@@ -100,18 +100,45 @@ impl From<JoinError> for std::io::Error {
     }
 }
 
+/// A task's output while async-task holds it. If nobody takes it (the task
+/// was detached), async-task drops it inside an abort-on-panic guard; a
+/// panicking `Drop` of the output (or of a panic payload) must not abort
+/// the process, so that drop is caught here.
+pub(crate) struct Caught<T>(pub(crate) Option<T>);
+
+impl<T> Caught<T> {
+    pub(crate) fn into_inner(mut self) -> T {
+        self.0.take().expect("output taken once")
+    }
+}
+
+impl<T> Drop for Caught<T> {
+    fn drop(&mut self) {
+        if let Some(v) = self.0.take() {
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(v)));
+            // A payload whose own Drop panics again is leaked, not dropped.
+            if let Err(payload) = caught {
+                std::mem::forget(payload);
+            }
+        }
+    }
+}
+
 /// An owned permission to join a task: a future of its output.
 ///
 /// Dropping the handle detaches the task; it keeps running.
 pub struct JoinHandle<T> {
     /// async-task's handle; `None` once the output was taken.
-    task: Option<async_task::FallibleTask<Result<T, JoinError>>>,
+    task: Option<async_task::FallibleTask<Caught<Result<T, JoinError>>>>,
     /// Abort control.
     ctl: Arc<TaskCtl>,
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(task: async_task::Task<Result<T, JoinError>>, ctl: Arc<TaskCtl>) -> Self {
+    pub(crate) fn new(
+        task: async_task::Task<Caught<Result<T, JoinError>>>,
+        ctl: Arc<TaskCtl>,
+    ) -> Self {
         JoinHandle {
             task: Some(task.fallible()),
             ctl,
@@ -153,7 +180,7 @@ impl<T> Future for JoinHandle<T> {
             Poll::Pending => Poll::Pending,
             Poll::Ready(out) => {
                 self.task = None;
-                Poll::Ready(out.unwrap_or_else(|| Err(JoinError::cancelled())))
+                Poll::Ready(out.map_or_else(|| Err(JoinError::cancelled()), Caught::into_inner))
             }
         }
     }

@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 
 use async_task::{Runnable, WithInfo};
 
+use join::Caught;
 pub use join::{AbortHandle, JoinError, JoinHandle};
 pub use yield_now::yield_now;
 
@@ -78,7 +79,10 @@ where
     let schedule = move |task: Runnable, info: async_task::ScheduleInfo| {
         scheduler.schedule(task, info.woken_while_running);
     };
-    let (runnable, task) = async_task::Builder::new().spawn(move |()| harness, WithInfo(schedule));
+    let (runnable, task) = async_task::Builder::new().spawn(
+        move |()| async move { Caught(Some(harness.await)) },
+        WithInfo(schedule),
+    );
     // A new task goes to the back of the queue (as tokio does): it must
     // not displace the spawner's LIFO successor.
     shared.schedule(runnable, true);
@@ -94,7 +98,10 @@ where
     let ctl = Arc::new(TaskCtl::new(0));
     let harness = Harness::new(BlockingJob(Some(f)), ctl.clone(), None);
     let pool = shared.clone();
-    let (runnable, task) = async_task::spawn(harness, move |r| pool.blocking.schedule(r));
+    let (runnable, task) =
+        async_task::spawn(async move { Caught(Some(harness.await)) }, move |r| {
+            pool.blocking.schedule(r)
+        });
     runnable.schedule();
     JoinHandle::new(task, ctl)
 }
@@ -104,7 +111,7 @@ where
 fn cancelled<T: Send + 'static>() -> JoinHandle<T> {
     let ctl = Arc::new(TaskCtl::new(0));
     let (runnable, task) = async_task::spawn(
-        async { Err::<T, JoinError>(JoinError::cancelled()) },
+        async { Caught(Some(Err::<T, JoinError>(JoinError::cancelled()))) },
         |_| {},
     );
     drop(runnable);
