@@ -40,7 +40,7 @@ pub(crate) struct TaskCtl {
     state: AtomicU8,
     /// The task's own waker, captured at its first poll, used to make an
     /// aborted or shut-down task run once more and drop its future.
-    waker: Mutex<Option<Waker>>,
+    waker: crate::loom::sync::Mutex<Option<Waker>>,
     /// The task's id (unique per runtime).
     id: u64,
 }
@@ -49,9 +49,15 @@ impl TaskCtl {
     pub(crate) fn new(id: u64) -> TaskCtl {
         TaskCtl {
             state: AtomicU8::new(IDLE),
-            waker: Mutex::new(None),
+            waker: crate::loom::sync::Mutex::new(None),
             id,
         }
+    }
+
+    /// The waker slot (a loom mutex under the model checker, so the
+    /// handshake with `abort` is modelled; a poisoned lock is still usable).
+    fn lock_waker(&self) -> crate::loom::sync::MutexGuard<'_, Option<Waker>> {
+        self.waker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn id(&self) -> u64 {
@@ -65,7 +71,7 @@ impl TaskCtl {
             .compare_exchange(IDLE, ABORTED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            let waker = self.waker.lock().clone();
+            let waker = self.lock_waker().clone();
             if let Some(w) = waker {
                 w.wake();
             }
@@ -79,7 +85,7 @@ impl TaskCtl {
     /// Wakes the task without changing its state (shutdown uses this after
     /// closing the scheduler, so the wake drops the task).
     pub(crate) fn wake(&self) {
-        let waker = self.waker.lock().take();
+        let waker = self.lock_waker().take();
         if let Some(w) = waker {
             w.wake();
         }
@@ -197,7 +203,7 @@ impl<F> Harness<F> {
 
     fn finish(&mut self) {
         self.ctl.state.store(DONE, Ordering::Release);
-        self.ctl.waker.lock().take();
+        self.ctl.lock_waker().take();
         if let Some(shared) = &self.owned {
             shared.owned.remove(self.ctl.id);
         }
@@ -225,7 +231,7 @@ impl<F: Future> Future for Harness<F> {
             return Poll::Ready(Err(JoinError::cancelled()));
         }
         if !this.has_waker {
-            *this.ctl.waker.lock() = Some(cx.waker().clone());
+            *this.ctl.lock_waker() = Some(cx.waker().clone());
             this.has_waker = true;
             // An abort that raced with capturing the waker found no waker.
             if this.ctl.state.load(Ordering::Acquire) == ABORTED {
