@@ -201,3 +201,76 @@ fn wait_installs_the_signal_mask_for_its_duration() {
     // SAFETY: restoring the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
 }
+
+/// A socket deregistered while readiness for it keeps firing is really
+/// closed when its fd is: the peer sees end-of-file. On io_uring the
+/// multishot poll holds the file; a removal that loses the race with a
+/// wakeup in flight used to leave the poll armed and the socket open.
+#[test]
+fn a_socket_deregistered_while_readiness_fires_is_closed() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let kq = Arc::new(mio_ring(1024));
+    let stop = Arc::new(AtomicBool::new(false));
+    // One consumer keeps harvesting (on io_uring it owns the polls it
+    // submits, so their wakeups run as task work on this thread).
+    let harvester = {
+        let (kq, stop) = (kq.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut c = kq.consumer().unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                let seen = c.front();
+                let n = c.claim(1024).len();
+                if n == 0 {
+                    c.wait(seen, 1, Duration::from_millis(5)).unwrap();
+                } else {
+                    c.commit(n);
+                }
+            }
+        })
+    };
+    let mut unclosed = Vec::new();
+    for round in 0..400 {
+        let (a, b) = pair();
+        let key = kq.register(&a, Token(round), Interest::READABLE).unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let done = done.clone();
+            thread::spawn(move || {
+                let mut b = b;
+                while !done.load(Ordering::Relaxed) {
+                    if b.write(b"x").is_err() {
+                        thread::yield_now();
+                    }
+                }
+                b
+            })
+        };
+        thread::sleep(Duration::from_micros(200 + 37 * (round as u64 % 20)));
+        kq.deregister(key).unwrap();
+        drop(a);
+        done.store(true, Ordering::Relaxed);
+        let mut b = writer.join().unwrap();
+        b.set_nonblocking(false).unwrap();
+        b.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 64];
+        // Closed with our bytes unread, the peer reads a reset; closed
+        // cleanly, end-of-file. Still open: the read times out.
+        match b.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Ok(_) => unreachable!("nobody writes to b"),
+            Err(e) => unclosed.push((round, e.kind())),
+        }
+        if unclosed.len() == 5 {
+            break; // each costs a 2 s read timeout; five make the point
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    harvester.join().unwrap();
+    assert!(
+        unclosed.is_empty(),
+        "deregistered sockets never closed (round, read error): {unclosed:?}"
+    );
+}

@@ -22,7 +22,7 @@ use crate::event::{Interest, Ready};
 
 /// `user_data` of the wake eventfd's poll.
 const WAKE: u64 = u64::MAX;
-/// `user_data` of `POLL_REMOVE` requests (their own completions).
+/// `user_data` of cancel requests (their own completions).
 const REMOVE: u64 = u64::MAX - 1;
 /// Completion ring size (the submission ring is half).
 const ENTRIES: u32 = 1024;
@@ -203,8 +203,18 @@ impl UringBackend {
         self.submit(&[sqe])
     }
 
+    /// Ends the poll whose `user_data` is given.
+    ///
+    /// `ASYNC_CANCEL`, not `POLL_REMOVE`: a poll whose wakeup is being
+    /// processed right then (a readiness just fired, its task work not yet
+    /// run) is owned by that wakeup, and `POLL_REMOVE` then fails with
+    /// `EALREADY` and leaves it armed for good, holding the socket open
+    /// after its fd is closed. A cancel marks the poll cancelled whoever
+    /// owns it; it completes with `ECANCELED` either way.
     fn remove_sqe(user_data: u64) -> io_uring::squeue::Entry {
-        opcode::PollRemove::new(user_data).build().user_data(REMOVE)
+        opcode::AsyncCancel::new(user_data)
+            .build()
+            .user_data(REMOVE)
     }
 
     /// Moves completions into `out`; re-arms polls the kernel ended.
