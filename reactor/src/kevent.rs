@@ -280,6 +280,44 @@ impl Kevent {
             .reregister(reg.fd(), key.entry(), interest)
     }
 
+    /// Makes a stream socket's registration receive through the ring: the
+    /// backend receives its bytes as they arrive into the returned inbox
+    /// and posts the registration readable; [`Kevent::recv`] then reads
+    /// them without a syscall. `Ok(None)` when the backend cannot (mio);
+    /// keep reading the socket on readiness then. Calling it again returns
+    /// the same inbox. Once armed, read the socket only through
+    /// [`Kevent::recv`]: bytes already in the inbox are no longer in the
+    /// socket.
+    pub fn arm_recv(&self, key: Key) -> io::Result<Option<std::sync::Arc<crate::Inbox>>> {
+        let reg = self.inner.regs.get(key).ok_or_else(stale)?;
+        if reg.kind() != Kind::Fd {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "kevent: arm_recv takes a stream socket's registration",
+            ));
+        }
+        self.inner.backend.arm_recv(reg.fd(), key.entry())
+    }
+
+    /// Reads up to `dst.len()` received bytes from `inbox` (armed for
+    /// `key` by [`Kevent::arm_recv`]), or peeks at them. `Ok(0)` at end of
+    /// stream, `WouldBlock` when nothing has arrived: wait for the
+    /// registration's next readable event. Resumes a receive paused by a
+    /// full inbox once it has drained.
+    pub fn recv(
+        &self,
+        key: Key,
+        inbox: &crate::Inbox,
+        dst: &mut [std::mem::MaybeUninit<u8>],
+        peek: bool,
+    ) -> io::Result<usize> {
+        let taken = inbox.take(dst, peek);
+        if taken.resume {
+            self.inner.backend.resume_recv(key.entry())?;
+        }
+        taken.result
+    }
+
     /// Removes a registration of any kind. Entries still queued for it are
     /// dropped, never delivered.
     pub fn deregister(&self, key: Key) -> io::Result<()> {

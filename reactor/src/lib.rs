@@ -35,6 +35,7 @@
 mod backend;
 mod consumer;
 mod event;
+mod inbox;
 mod kevent;
 mod loom;
 mod registration;
@@ -47,6 +48,7 @@ mod wheel;
 
 pub use crate::consumer::{Consumer, ConsumerStats, WaitStatus};
 pub use crate::event::{Event, Flags, Hint, Interest, Ready, Token};
+pub use crate::inbox::Inbox;
 pub use crate::kevent::{Backend, Config, Kevent, RingStats};
 pub use crate::registration::Key;
 pub use crate::timer::{Deadline, Timeout};

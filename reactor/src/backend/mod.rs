@@ -11,6 +11,7 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use crate::event::{Interest, Ready};
+use crate::inbox::Inbox;
 
 pub(crate) mod mio;
 #[cfg(target_os = "linux")]
@@ -25,6 +26,18 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()>;
     /// Stops watching `fd`, registered as `entry`.
     fn deregister(&self, fd: RawFd, entry: u64) -> io::Result<()>;
+    /// Makes the stream socket `fd` (registered as `entry`) receive
+    /// through the ring into the returned inbox. `None`: this backend
+    /// cannot; the caller keeps reading on readiness.
+    fn arm_recv(&self, fd: RawFd, entry: u64) -> io::Result<Option<std::sync::Arc<Inbox>>> {
+        let _ = (fd, entry);
+        Ok(None)
+    }
+    /// Receives again for `entry` after its inbox drained below the mark.
+    fn resume_recv(&self, entry: u64) -> io::Result<()> {
+        let _ = entry;
+        Ok(())
+    }
     /// Waits up to `timeout` (`None`: forever) for readiness, appending it to
     /// `out`. With `sigmask`, installs that signal mask atomically for the
     /// duration of the wait. Returns early when `wake` is called.

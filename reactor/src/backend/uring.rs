@@ -8,17 +8,25 @@
 //! `epoll_ctl` would cost); the completion queue is read only by the
 //! harvester, which the ring's role protocol makes unique. Waking a sleeping
 //! harvester writes an eventfd that the ring itself polls.
+//!
+//! Stream sockets may also receive through the ring (see [`crate::inbox`]):
+//! a multishot receive per socket fills buffers from a pool shared with the
+//! kernel (a provided-buffer ring); the harvester copies each completion
+//! into the socket's inbox and hands the buffer back at once. Such a socket
+//! keeps a poll for writability only.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use io_uring::{cqueue, opcode, types, IoUring};
 
 use super::Backend;
 use crate::event::{Interest, Ready};
+use crate::inbox::{Inbox, Recv, PAUSE_AT};
 
 /// `user_data` of the wake eventfd's poll.
 const WAKE: u64 = u64::MAX;
@@ -26,6 +34,116 @@ const WAKE: u64 = u64::MAX;
 const REMOVE: u64 = u64::MAX - 1;
 /// Completion ring size (the submission ring is half).
 const ENTRIES: u32 = 1024;
+/// Tag on the `user_data` of a socket's multishot receive (its entry
+/// otherwise). An entry's top bit is its slab index's, which never gets
+/// near 2^31.
+const RECV: u64 = 1 << 63;
+/// The provided-buffer group receives take their buffers from.
+const BUF_GROUP: u16 = 0;
+/// Buffers in the pool (a power of two).
+const BUFS: u16 = 512;
+/// Bytes per buffer.
+const BUF_SIZE: usize = 4096;
+
+/// The provided-buffer ring: `BUFS` buffers of `BUF_SIZE` bytes the kernel
+/// takes from when a receive completes, given back by the harvester.
+struct BufPool {
+    /// The ring of buffer descriptors, page aligned, shared with the kernel.
+    ring: std::ptr::NonNull<types::BufRingEntry>,
+    /// The buffers.
+    mem: Box<[u8]>,
+    /// Our tail (the kernel's copy is published by `publish`); touched by
+    /// the harvester only.
+    tail: AtomicU16,
+}
+
+// SAFETY: the descriptor ring is written only by the harvester (one thread
+// at a time, by the ring's role protocol) and read by the kernel; `mem` is
+// written by the kernel and read by the harvester after the completion that
+// names it.
+unsafe impl Send for BufPool {}
+// SAFETY: as for Send.
+unsafe impl Sync for BufPool {}
+
+impl BufPool {
+    fn ring_layout() -> std::alloc::Layout {
+        let size = BUFS as usize * std::mem::size_of::<types::BufRingEntry>();
+        std::alloc::Layout::from_size_align(size, 4096).expect("a valid layout")
+    }
+
+    /// Allocates the pool and registers it with `ring`.
+    fn new(ring: &IoUring) -> io::Result<BufPool> {
+        let layout = Self::ring_layout();
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<types::BufRingEntry>();
+        let ring_ptr = std::ptr::NonNull::new(ptr)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        let pool = BufPool {
+            ring: ring_ptr,
+            mem: vec![0u8; BUFS as usize * BUF_SIZE].into_boxed_slice(),
+            tail: AtomicU16::new(0),
+        };
+        for bid in 0..BUFS {
+            pool.recycle(bid);
+        }
+        pool.publish();
+        // SAFETY: the descriptor ring is `BUFS` entries, page aligned, and
+        // lives until the pool drops, which unregisters it first.
+        unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(ptr as u64, BUFS, BUF_GROUP, 0)?;
+        }
+        Ok(pool)
+    }
+
+    /// Puts buffer `bid` back in the ring (visible to the kernel after
+    /// `publish`).
+    fn recycle(&self, bid: u16) {
+        let tail = self.tail.load(Ordering::Relaxed);
+        // SAFETY: the index is masked into the ring's `BUFS` entries; only
+        // the harvester writes descriptors, and the kernel reads only those
+        // below the published tail, which this one is not yet.
+        let entry = unsafe { &mut *self.ring.as_ptr().add((tail & (BUFS - 1)) as usize) };
+        let start = bid as usize * BUF_SIZE;
+        entry.set_addr(self.mem[start..].as_ptr() as u64);
+        entry.set_len(BUF_SIZE as u32);
+        entry.set_bid(bid);
+        self.tail.store(tail.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// Makes recycled buffers visible to the kernel.
+    fn publish(&self) {
+        // SAFETY: the tail field overlays the first descriptor's reserved
+        // half-word, as the kernel's `io_uring_buf_ring` lays it out; it is
+        // aligned for an atomic u16 and the kernel reads it with acquire.
+        let tail = unsafe { &*types::BufRingEntry::tail(self.ring.as_ptr()).cast::<AtomicU16>() };
+        tail.store(self.tail.load(Ordering::Relaxed), Ordering::Release);
+    }
+
+    /// The first `len` bytes of buffer `bid`.
+    fn bytes(&self, bid: u16, len: usize) -> &[u8] {
+        let start = bid as usize * BUF_SIZE;
+        &self.mem[start..start + len.min(BUF_SIZE)]
+    }
+}
+
+impl Drop for BufPool {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout; the kernel no longer
+        // uses it (unregistered, or the ring is gone).
+        unsafe { std::alloc::dealloc(self.ring.as_ptr().cast(), Self::ring_layout()) };
+    }
+}
+
+/// What the backend watches for one registration.
+#[derive(Debug)]
+struct Watch {
+    fd: RawFd,
+    /// The poll's mask (writability only once receiving through the ring).
+    mask: u32,
+    /// The inbox of a socket receiving through the ring.
+    inbox: Option<Arc<Inbox>>,
+}
 
 /// Whether an io_uring with what this backend needs can be set up here;
 /// the error says why not (old kernel, seccomp, `io_uring_disabled`).
@@ -49,13 +167,17 @@ fn interrupted(e: &io::Error) -> bool {
 /// io_uring behind the [`Backend`] trait.
 pub(crate) struct UringBackend {
     /// The ring. Shared: the SQ is guarded by `sq`, the CQ is read only by
-    /// the single harvester.
+    /// the single harvester. Declared first so it closes before `pool`'s
+    /// memory goes.
     ring: IoUring,
+    /// Buffers for receives through the ring; `None` where the kernel
+    /// lacks what that needs (then every socket uses readiness).
+    pool: Option<BufPool>,
     /// Serialises pushes to the submission queue.
     sq: parking_lot::Mutex<()>,
-    /// fd and poll mask of every registration, to re-arm a multishot poll
-    /// the kernel ended (it does when its completion cannot be posted).
-    polls: parking_lot::Mutex<HashMap<u64, (RawFd, u32)>>,
+    /// What each registration watches, to re-arm a multishot request the
+    /// kernel ended (it does when its completion cannot be posted).
+    polls: parking_lot::Mutex<HashMap<u64, Watch>>,
     /// The eventfd `wake` writes.
     wake_fd: RawFd,
     /// A harvester sleeps in `io_uring_enter` now.
@@ -120,8 +242,17 @@ impl UringBackend {
         if wake_fd < 0 {
             return Err(io::Error::last_os_error());
         }
+        // Receiving through the ring needs multishot receive (6.0) and
+        // cancel-all (5.19); bundles (6.10) are a feature bit that implies
+        // both.
+        let pool = if ring.params().is_feature_recvsend_bundle() {
+            BufPool::new(&ring).ok()
+        } else {
+            None
+        };
         let backend = UringBackend {
             ring,
+            pool,
             sq: parking_lot::Mutex::new(()),
             polls: parking_lot::Mutex::new(HashMap::new()),
             wake_fd,
@@ -217,9 +348,95 @@ impl UringBackend {
             .user_data(REMOVE)
     }
 
+    /// Cancels every request with this `user_data` (a stray duplicate
+    /// included). Needs 5.19, which a pool implies.
+    fn cancel_all_sqe(user_data: u64) -> io_uring::squeue::Entry {
+        opcode::AsyncCancel2::new(types::CancelBuilder::user_data(user_data).all())
+            .build()
+            .user_data(REMOVE)
+    }
+
+    fn recv_sqe(fd: RawFd, entry: u64) -> io_uring::squeue::Entry {
+        opcode::RecvMulti::new(types::Fd(fd), BUF_GROUP)
+            .build()
+            .user_data(entry | RECV)
+    }
+
+    /// Queues SQEs for the harvester's next enter, waking it if it sleeps.
+    fn queue(&self, entries: &[io_uring::squeue::Entry]) -> io::Result<()> {
+        self.push(entries)?;
+        self.unsubmitted.store(true, Ordering::SeqCst);
+        if self.in_wait.load(Ordering::SeqCst) {
+            self.wake()?;
+        }
+        Ok(())
+    }
+
+    /// A receive completion for `entry`: its bytes go to the inbox, its
+    /// buffer back to the pool. Returns the readiness to deliver, if any,
+    /// and queues a re-arm or a pausing cancel in `again`.
+    fn received(
+        &self,
+        polls: &HashMap<u64, Watch>,
+        entry: u64,
+        res: i32,
+        flags: u32,
+        again: &mut Vec<(u64, io_uring::squeue::Entry)>,
+    ) -> Option<Ready> {
+        let pool = self.pool.as_ref()?;
+        let bid = cqueue::buffer_select(flags);
+        let watch = polls.get(&entry);
+        let Some((watch, inbox)) = watch.and_then(|w| Some((w, w.inbox.as_ref()?))) else {
+            // Deregistered meanwhile: the bytes go nowhere.
+            if let Some(bid) = bid {
+                pool.recycle(bid);
+            }
+            return None;
+        };
+        let mut s = inbox.lock();
+        let mut ready = None;
+        if res > 0 {
+            if let Some(bid) = bid {
+                s.push(pool.bytes(bid, res as usize));
+                pool.recycle(bid);
+            }
+            ready = Some(Ready::READABLE);
+        } else if res == 0 {
+            s.eof = true;
+            ready = Some(Ready::READABLE | Ready::READ_CLOSED);
+        } else if res != -libc::ENOBUFS && res != -libc::ECANCELED {
+            s.error = Some(-res);
+            ready = Some(Ready::READABLE);
+        }
+        if cqueue::more(flags) {
+            if s.recv == Recv::Armed && s.unread() >= PAUSE_AT {
+                // Full: stop receiving; the reader resumes it.
+                s.recv = Recv::Cancelling { resume: false };
+                again.push((entry, Self::cancel_all_sqe(entry | RECV)));
+            }
+            return ready;
+        }
+        // The request ended. Receive again unless it ended for good or the
+        // inbox is full (the reader resumes it then).
+        let live = !s.eof && s.error.is_none() && !s.closed;
+        let rearm = match s.recv {
+            Recv::Armed => live && res != -libc::ECANCELED && s.unread() < PAUSE_AT,
+            Recv::Cancelling { resume } => live && resume,
+            Recv::Idle => false,
+        };
+        if rearm {
+            s.recv = Recv::Armed;
+            again.push((entry, Self::recv_sqe(watch.fd, entry)));
+        } else {
+            s.recv = Recv::Idle;
+        }
+        ready
+    }
+
     /// Moves completions into `out`; re-arms polls the kernel ended.
     fn drain(&self, out: &mut Vec<(u64, Ready)>) -> io::Result<usize> {
         let mut rearm = Vec::new();
+        let mut again = Vec::new();
         let mut woke = false;
         let mut n = 0;
         {
@@ -233,6 +450,15 @@ impl UringBackend {
                 let more = cqueue::more(cqe.flags());
                 match data {
                     REMOVE => {}
+                    _ if data != WAKE && data & RECV != 0 => {
+                        let entry = data & !RECV;
+                        let polls = self.polls.lock();
+                        if let Some(ready) =
+                            self.received(&polls, entry, res, cqe.flags(), &mut again)
+                        {
+                            out.push((entry, ready));
+                        }
+                    }
                     WAKE => {
                         woke = true;
                         if !more {
@@ -256,6 +482,22 @@ impl UringBackend {
                 }
             }
         }
+        if let Some(pool) = &self.pool {
+            pool.publish();
+        }
+        if !again.is_empty() {
+            // Pushed under the lock `deregister` cancels under, and only
+            // for live registrations, so no receive outlives its cancel.
+            // Submitted by this harvester's next enter (`poll` makes it).
+            let polls = self.polls.lock();
+            let live: Vec<_> = again
+                .into_iter()
+                .filter(|(entry, _)| polls.contains_key(entry))
+                .map(|(_, sqe)| sqe)
+                .collect();
+            self.push(&live)?;
+            self.unsubmitted.store(true, Ordering::SeqCst);
+        }
         if woke {
             let mut buf = 0u64;
             self.syscalls.fetch_add(1, Ordering::Relaxed);
@@ -273,8 +515,8 @@ impl UringBackend {
             // the registration before we look and we re-arm nothing (a poll
             // re-armed after its removal would keep the socket open).
             let polls = self.polls.lock();
-            if let Some(&(fd, mask)) = polls.get(&data) {
-                self.submit_poll(fd, data, mask)?;
+            if let Some(w) = polls.get(&data) {
+                self.submit_poll(w.fd, data, w.mask)?;
             }
         }
         Ok(n)
@@ -364,8 +606,14 @@ impl UringBackend {
 
 impl Backend for UringBackend {
     fn register(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
+        debug_assert_eq!(entry & RECV, 0, "entry index beyond 2^31");
         let mask = poll_mask(interest);
-        self.polls.lock().insert(entry, (fd, mask));
+        let watch = Watch {
+            fd,
+            mask,
+            inbox: None,
+        };
+        self.polls.lock().insert(entry, watch);
         let sqe = opcode::PollAdd::new(types::Fd(fd), mask)
             .multi(true)
             .build()
@@ -374,8 +622,20 @@ impl Backend for UringBackend {
     }
 
     fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
-        let mask = poll_mask(interest);
-        self.polls.lock().insert(entry, (fd, mask));
+        let mut mask = poll_mask(interest);
+        {
+            let mut polls = self.polls.lock();
+            let w = polls.entry(entry).or_insert(Watch {
+                fd,
+                mask,
+                inbox: None,
+            });
+            if w.inbox.is_some() {
+                // Reads come through the ring; the poll is for writes.
+                mask &= !((libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP) as u32);
+            }
+            w.mask = mask;
+        }
         let add = opcode::PollAdd::new(types::Fd(fd), mask)
             .multi(true)
             .build()
@@ -387,8 +647,54 @@ impl Backend for UringBackend {
         // Removal is submitted under the lock `drain` re-arms under, so a
         // re-armed poll is always submitted before this removal.
         let mut polls = self.polls.lock();
-        polls.remove(&entry);
-        self.submit(&[Self::remove_sqe(entry)])
+        let watch = polls.remove(&entry);
+        if self.pool.is_none() {
+            return self.submit(&[Self::remove_sqe(entry)]);
+        }
+        let cancel = Self::cancel_all_sqe(entry);
+        match watch.and_then(|w| w.inbox) {
+            Some(inbox) => {
+                inbox.lock().closed = true;
+                self.submit(&[cancel, Self::cancel_all_sqe(entry | RECV)])
+            }
+            None => self.submit(&[cancel]),
+        }
+    }
+
+    fn arm_recv(&self, fd: RawFd, entry: u64) -> io::Result<Option<Arc<Inbox>>> {
+        if self.pool.is_none() {
+            return Ok(None);
+        }
+        let mut polls = self.polls.lock();
+        let Some(w) = polls.get_mut(&entry) else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "receive through the ring on a registration that is gone",
+            ));
+        };
+        if let Some(inbox) = &w.inbox {
+            return Ok(Some(inbox.clone()));
+        }
+        let inbox = Arc::new(Inbox::new());
+        w.inbox = Some(inbox.clone());
+        // The poll keeps watching writability only; reads come as
+        // receive completions.
+        w.mask &= !((libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP) as u32);
+        let poll = opcode::PollAdd::new(types::Fd(fd), w.mask)
+            .multi(true)
+            .build()
+            .user_data(entry);
+        // In order: the old poll goes, the new one and the receive come.
+        self.queue(&[Self::cancel_all_sqe(entry), poll, Self::recv_sqe(fd, entry)])?;
+        Ok(Some(inbox))
+    }
+
+    fn resume_recv(&self, entry: u64) -> io::Result<()> {
+        let polls = self.polls.lock();
+        if let Some(w) = polls.get(&entry) {
+            self.queue(&[Self::recv_sqe(w.fd, entry)])?;
+        }
+        Ok(())
     }
 
     fn poll(
@@ -444,6 +750,11 @@ impl Backend for UringBackend {
 
 impl Drop for UringBackend {
     fn drop(&mut self) {
+        if self.pool.is_some() {
+            // No receive takes a buffer after this returns; the pool's
+            // memory is freed after the ring (field order) is closed.
+            let _ = self.ring.submitter().unregister_buf_ring(BUF_GROUP);
+        }
         // SAFETY: closing our own eventfd; the ring (dropped after) stops
         // polling it.
         unsafe { libc::close(self.wake_fd) };
