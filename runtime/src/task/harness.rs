@@ -10,6 +10,16 @@
 //!   IDLE --poll returns Ready--> DONE
 //! ```
 //!
+//! Every transition is a read-modify-write (`abort` a CAS from IDLE,
+//! `finish` a swap to DONE), so the state has a single total history: an
+//! abort either lands before the finishing swap (and is overwritten by
+//! DONE: a task whose future completed stays complete) or after it (and
+//! fails, having no effect). A plain store in `finish` would be just as
+//! correct under the Rust memory model, but loom 0.7 lets a plain store
+//! slip between the read and the write of a concurrent RMW
+//! (tokio-rs/loom#254, #389) and then reports a final state that no real
+//! execution can produce.
+//!
 //! The future itself runs inside an async-task raw task, which owns the
 //! scheduling state (scheduled / running / completed / closed) and the
 //! output handoff to the `JoinHandle`. `abort` only flips our state and
@@ -201,12 +211,27 @@ impl<F> Harness<F> {
         }
     }
 
+    /// Marks the task DONE (whatever an `abort` racing with the last poll
+    /// did), drops the captured waker and leaves the registry.
     fn finish(&mut self) {
-        self.ctl.state.store(DONE, Ordering::Release);
+        // A swap, not a store: see the module docs (RMW atomicity keeps a
+        // racing abort's CAS strictly before or strictly after this).
+        let prev = self.ctl.state.swap(DONE, Ordering::AcqRel);
+        debug_assert_ne!(prev, DONE, "task finished twice");
         self.ctl.lock_waker().take();
         if let Some(shared) = &self.owned {
             shared.owned.remove(self.ctl.id);
         }
+    }
+}
+
+impl<F: Future> Harness<F> {
+    /// Cancels an aborted task on the polling thread: drops the future
+    /// (never concurrently with a poll of it) and finishes.
+    fn cancel(&mut self) -> Poll<Result<F::Output, JoinError>> {
+        let _ = drop_caught(&mut self.future);
+        self.finish();
+        Poll::Ready(Err(JoinError::cancelled()))
     }
 }
 
@@ -226,17 +251,17 @@ impl<F: Future> Future for Harness<F> {
         // `drop_caught`; no other field is pinned, and nothing moves it out.
         let this = unsafe { self.get_unchecked_mut() };
         if this.ctl.state.load(Ordering::Acquire) == ABORTED {
-            let _ = drop_caught(&mut this.future);
-            this.finish();
-            return Poll::Ready(Err(JoinError::cancelled()));
+            return this.cancel();
         }
         if !this.has_waker {
             *this.ctl.lock_waker() = Some(cx.waker().clone());
             this.has_waker = true;
-            // An abort that raced with capturing the waker found no waker.
+            // An abort that raced with capturing the waker may have found no
+            // waker to wake; it did flip the state before taking the lock, so
+            // it is seen here. The future has not been polled yet: cancel now
+            // rather than self-wake and cancel on a later poll.
             if this.ctl.state.load(Ordering::Acquire) == ABORTED {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
+                return this.cancel();
             }
         }
         let Some(future) = this.future.as_mut() else {
