@@ -49,6 +49,16 @@ fn workers_report_the_syscalls_their_io_made() {
         .iter()
         .map(|w| w.syscalls)
         .sum();
-    // 100 round trips: at least a read and a write on each side.
-    assert!(after - before >= 400, "counted {} syscalls", after - before);
+    // 100 round trips: a write on each side, and on readiness (mio) a
+    // read too; on io_uring the bytes arrive through the ring, no read.
+    let backend = rt.handle().metrics().backend;
+    let least = if backend == "io_uring" { 200 } else { 400 };
+    let counted = after - before;
+    eprintln!("{backend}: {counted} syscalls");
+    assert!(counted >= least, "{backend}: counted {counted} syscalls");
+    // Not a read per message on io_uring: at most the writes plus the
+    // ring's own enters and wakes, well under 400.
+    if backend == "io_uring" {
+        assert!(counted < 400, "{backend}: counted {counted} syscalls");
+    }
 }

@@ -49,6 +49,9 @@ pub struct Config {
     pub backend: Backend,
     /// Most OS events one harvest collects.
     pub events_per_poll: usize,
+    /// Whether [`Kevent::arm_recv`] may receive through the ring (io_uring);
+    /// `false` keeps every socket on readiness.
+    pub recv_through_ring: bool,
 }
 
 impl Default for Config {
@@ -58,6 +61,7 @@ impl Default for Config {
             max_consumers: 64,
             backend: Backend::Auto,
             events_per_poll: 1024,
+            recv_through_ring: true,
         }
     }
 }
@@ -78,6 +82,13 @@ impl Config {
     /// Chooses the backend.
     pub fn backend(mut self, backend: Backend) -> Config {
         self.backend = backend;
+        self
+    }
+
+    /// Lets stream sockets receive through the ring where the backend can
+    /// (default `true`).
+    pub fn recv_through_ring(mut self, on: bool) -> Config {
+        self.recv_through_ring = on;
         self
     }
 }
@@ -167,6 +178,8 @@ pub(crate) struct Inner {
     signals: OnceLock<(SignalPipe, Key)>,
     /// Signal registrations: (signal number, key).
     signal_regs: Mutex<Vec<(i32, Key)>>,
+    /// [`Config::recv_through_ring`].
+    recv_through_ring: bool,
 }
 
 impl Kevent {
@@ -191,6 +204,7 @@ impl Kevent {
                 base,
                 signals: OnceLock::new(),
                 signal_regs: Mutex::new(Vec::new()),
+                recv_through_ring: config.recv_through_ring,
             }),
         })
     }
@@ -295,6 +309,9 @@ impl Kevent {
                 io::ErrorKind::InvalidInput,
                 "kevent: arm_recv takes a stream socket's registration",
             ));
+        }
+        if !self.inner.recv_through_ring {
+            return Ok(None);
         }
         self.inner.backend.arm_recv(reg.fd(), key.entry())
     }

@@ -121,9 +121,16 @@ mod io_impls {
         cx: &mut Context<'_>,
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        // SAFETY: the slice is only written through recv(2) below and never
-        // read; `advance` then marks exactly the bytes recv wrote.
+        // SAFETY: the slice is only written (by the inbox's copy or recv(2)
+        // below) and never read; `advance` then marks exactly the bytes
+        // written.
         let dst = unsafe { buf.as_mut() };
+        if let Some(inbox) = io.registration().stream_inbox() {
+            let n = ready!(io.poll_recv(cx, inbox, dst, false))?;
+            // SAFETY: the inbox initialised the first `n` bytes.
+            unsafe { buf.advance(n) };
+            return Poll::Ready(Ok(()));
+        }
         let len = dst.len();
         let ptr = dst.as_mut_ptr();
         let n = ready!(io.poll_transfer(cx, Direction::Read, len, |s| {

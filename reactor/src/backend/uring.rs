@@ -127,6 +127,17 @@ impl BufPool {
     }
 }
 
+/// Recycles a completion's buffer when dropped.
+struct RecycleOnDrop<'a>(&'a BufPool, Option<u16>);
+
+impl Drop for RecycleOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(bid) = self.1 {
+            self.0.recycle(bid);
+        }
+    }
+}
+
 impl Drop for BufPool {
     fn drop(&mut self) {
         // SAFETY: allocated in `new` with this layout; the kernel no longer
@@ -385,20 +396,17 @@ impl UringBackend {
     ) -> Option<Ready> {
         let pool = self.pool.as_ref()?;
         let bid = cqueue::buffer_select(flags);
+        // Every buffer a completion names goes back to the pool, after its
+        // bytes are copied out below (the pool's memory outlives this call).
+        let _recycle = RecycleOnDrop(pool, bid);
         let watch = polls.get(&entry);
-        let Some((watch, inbox)) = watch.and_then(|w| Some((w, w.inbox.as_ref()?))) else {
-            // Deregistered meanwhile: the bytes go nowhere.
-            if let Some(bid) = bid {
-                pool.recycle(bid);
-            }
-            return None;
-        };
+        // Deregistered meanwhile: the bytes go nowhere.
+        let (watch, inbox) = watch.and_then(|w| Some((w, w.inbox.as_ref()?)))?;
         let mut s = inbox.lock();
         let mut ready = None;
         if res > 0 {
             if let Some(bid) = bid {
                 s.push(pool.bytes(bid, res as usize));
-                pool.recycle(bid);
             }
             ready = Some(Ready::READABLE);
         } else if res == 0 {

@@ -5,11 +5,13 @@
 pub(crate) mod slab;
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use kevent_reactor::{Flags, Interest, Key, Token};
+use kevent_reactor::{Flags, Inbox, Interest, Key, Token};
 
 use crate::runtime::Handle;
 use crate::scheduler::worker;
@@ -30,6 +32,9 @@ pub(crate) struct Registration {
     /// A timer whose ring registration goes back to the runtime's pool on
     /// drop instead of being removed (hyper arms one per request).
     pooled_timer: bool,
+    /// A stream's inbox once it receives through the ring (set at its
+    /// first read; `None` inside when the ring cannot).
+    inbox: OnceLock<Option<Arc<Inbox>>>,
 }
 
 /// Most idle timer registrations a runtime keeps for reuse.
@@ -48,6 +53,7 @@ impl Registration {
                 token,
                 hint: std::sync::atomic::AtomicUsize::new(usize::MAX),
                 pooled_timer: false,
+                inbox: OnceLock::new(),
             }),
             Err(e) => {
                 handle.shared.io.release(token);
@@ -82,6 +88,7 @@ impl Registration {
                         token,
                         hint: std::sync::atomic::AtomicUsize::new(usize::MAX),
                         pooled_timer: true,
+                        inbox: OnceLock::new(),
                     });
                 }
             }
@@ -182,6 +189,57 @@ impl Registration {
             }
         }
         res
+    }
+
+    /// The inbox of a stream socket receiving through the ring, arming
+    /// the receive on first use; `None` where the ring cannot (mio, or
+    /// turned off): read the socket on readiness then.
+    pub(crate) fn stream_inbox(&self) -> Option<&Arc<Inbox>> {
+        self.inbox
+            .get_or_init(|| self.handle.shared.kevent.arm_recv(self.key).ok().flatten())
+            .as_ref()
+    }
+
+    /// Keeps the stream on readiness: [`Registration::stream_inbox`] will
+    /// return `None`.
+    pub(crate) fn without_ring_recv(&self) {
+        let _ = self.inbox.set(None);
+    }
+
+    /// The inbox if the stream already receives through the ring.
+    pub(crate) fn armed_inbox(&self) -> Option<&Arc<Inbox>> {
+        self.inbox.get().and_then(Option::as_ref)
+    }
+
+    /// Reads (or peeks at) bytes the ring received into `inbox`; on
+    /// `WouldBlock` forgets the read readiness `ev` acted on, closed bits
+    /// included (the receive reports end-of-stream itself).
+    pub(crate) fn recv(
+        &self,
+        inbox: &Inbox,
+        dst: &mut [MaybeUninit<u8>],
+        peek: bool,
+        ev: ReadyEvent,
+    ) -> io::Result<usize> {
+        let res = self.handle.shared.kevent.recv(self.key, inbox, dst, peek);
+        if matches!(&res, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.io().clear_with_closed(ev);
+        }
+        res
+    }
+
+    /// [`Registration::recv`] now if the read side looks ready;
+    /// `WouldBlock` otherwise.
+    pub(crate) fn try_recv(&self, inbox: &Inbox, dst: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+        match self.current_read() {
+            Some(ev) => self.recv(inbox, dst, false, ev),
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// The read side's readiness, without registering anyone.
+    pub(crate) fn current_read(&self) -> Option<ReadyEvent> {
+        self.io().current(Direction::Read)
     }
 
     /// Waits until ready in `dir`.

@@ -123,6 +123,17 @@ impl ScheduledIo {
     pub(crate) fn clear(&self, ev: ReadyEvent) {
         let clear = ev.ready.bits() as u32
             & !(Ready::READ_CLOSED.bits() | Ready::WRITE_CLOSED.bits()) as u32;
+        self.clear_bits(ev, clear);
+    }
+
+    /// Like [`ScheduledIo::clear`], closed bits included: for a stream
+    /// whose reads come from its inbox, where end-of-stream is a state of
+    /// the inbox (reported again by the receive), not of the readiness.
+    pub(crate) fn clear_with_closed(&self, ev: ReadyEvent) {
+        self.clear_bits(ev, ev.ready.bits() as u32);
+    }
+
+    fn clear_bits(&self, ev: ReadyEvent, clear: u32) {
         let _ = self
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {

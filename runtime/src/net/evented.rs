@@ -8,12 +8,13 @@
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
 use std::os::fd::AsRawFd;
 use std::task::{ready, Context, Poll};
 
-use kevent_reactor::{Interest, Ready};
+use kevent_reactor::{Inbox, Interest, Ready};
 
-use crate::driver::slab::Direction;
+use crate::driver::slab::{Direction, ReadyEvent};
 use crate::driver::Registration;
 
 /// The one direction `interest` names, for `try_io`-style calls.
@@ -31,6 +32,22 @@ pub(crate) fn direction(interest: Interest) -> Direction {
              `Interest::WRITABLE`, not {interest:?}"
         ),
     }
+}
+
+/// An initialised buffer as the `MaybeUninit` slice the inbox copies into.
+pub(crate) fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: same layout, and the inbox only ever writes initialised bytes
+    // into it, so the caller's slice stays initialised.
+    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
+}
+
+/// The error for a raw read of a stream that receives through the ring.
+fn received_through_ring() -> io::Error {
+    io::Error::other(
+        "this stream receives through the ring (io_uring), so its bytes are not in the socket \
+         any more: read it with read/try_read/peek, or build the runtime with \
+         `recv_through_ring(false)` (KEVENT_RECV=readiness) to read its socket directly",
+    )
 }
 
 /// A nonblocking socket registered with the current runtime's ring.
@@ -57,6 +74,13 @@ impl<S: AsRawFd> Evented<S> {
 }
 
 impl<S> Evented<S> {
+    /// Keeps this stream's reads on readiness (`recv(2)`), never through
+    /// the ring.
+    pub(crate) fn without_ring_recv(self) -> Evented<S> {
+        self.reg.without_ring_recv();
+        self
+    }
+
     /// The socket.
     pub(crate) fn get_ref(&self) -> &S {
         &self.io
@@ -116,6 +140,65 @@ impl<S> Evented<S> {
     /// Waits until any direction in `interest` looks ready.
     pub(crate) async fn ready(&self, interest: Interest) -> io::Result<Ready> {
         poll_fn(|cx| self.poll_ready(cx, interest)).await
+    }
+
+    /// Reads (or peeks at) a stream's bytes received through the ring.
+    pub(crate) fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        inbox: &Inbox,
+        dst: &mut [MaybeUninit<u8>],
+        peek: bool,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_inbox(cx, |ev| self.reg.recv(inbox, dst, peek, ev))
+    }
+
+    /// Waits for the read side and runs `take` (an inbox read, which
+    /// clears the readiness it acted on when it would block) until it does
+    /// not return `WouldBlock`.
+    fn poll_inbox(
+        &self,
+        cx: &mut Context<'_>,
+        mut take: impl FnMut(ReadyEvent) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let ev = ready!(self.reg.poll_ready(cx, Direction::Read))?;
+            match take(ev) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                res => return Poll::Ready(res),
+            }
+        }
+    }
+
+    /// Reads from the inbox into `bufs` in order, as far as it has bytes.
+    fn recv_vectored(
+        &self,
+        inbox: &Inbox,
+        bufs: &mut [IoSliceMut<'_>],
+        ev: ReadyEvent,
+    ) -> io::Result<usize> {
+        let mut total = 0;
+        for buf in bufs.iter_mut().filter(|b| !b.is_empty()) {
+            let len = buf.len();
+            let n = self.reg.recv(inbox, as_uninit(buf), false, ev)?;
+            total += n;
+            // Stop before a call that could only block, or consume the
+            // error meant for the next read.
+            if n < len || inbox.is_empty() {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Fails if reading the socket itself could lose or reorder bytes: the
+    /// stream receives through the ring (`try_io`/`async_io` reads,
+    /// `into_std`).
+    pub(crate) fn check_raw_read(&self) -> io::Result<()> {
+        match self.reg.armed_inbox() {
+            Some(_) => Err(received_through_ring()),
+            None => Ok(()),
+        }
     }
 
     /// Runs `op` when `dir` is ready, waiting again whenever it would block.
@@ -190,8 +273,37 @@ where
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        if let Some(inbox) = self.reg.stream_inbox() {
+            return self.poll_recv(cx, inbox, as_uninit(buf), false);
+        }
         let len = buf.len();
         self.poll_transfer(cx, Direction::Read, len, |mut io| io.read(buf))
+    }
+
+    /// A peek at a byte stream.
+    pub(crate) fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>
+    where
+        S: AsRawFd,
+    {
+        if let Some(inbox) = self.reg.armed_inbox() {
+            return self.poll_recv(cx, inbox, as_uninit(buf), true);
+        }
+        self.poll_io(cx, Direction::Read, |s| {
+            // SAFETY: recv(2) with MSG_PEEK into `buf`, valid for its length.
+            let r = unsafe {
+                libc::recv(
+                    s.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_PEEK,
+                )
+            };
+            if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(r as usize)
+            }
+        })
     }
 
     /// `AsyncRead::poll_read_vectored` for a byte stream.
@@ -200,6 +312,9 @@ where
         cx: &mut Context<'_>,
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
+        if let Some(inbox) = self.reg.stream_inbox() {
+            return self.poll_inbox(cx, |ev| self.recv_vectored(inbox, bufs, ev));
+        }
         let len = bufs.iter().map(|b| b.len()).sum();
         self.poll_transfer(cx, Direction::Read, len, |mut io| io.read_vectored(bufs))
     }
@@ -221,11 +336,20 @@ where
 
     /// Reads now if the socket looks readable; `WouldBlock` otherwise.
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(inbox) = self.reg.armed_inbox() {
+            return self.reg.try_recv(inbox, as_uninit(buf));
+        }
         self.try_io(Direction::Read, |mut io| io.read(buf))
     }
 
     /// Vectored [`Evented::try_read`].
     pub(crate) fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        if let Some(inbox) = self.reg.armed_inbox() {
+            return match self.reg.current_read() {
+                Some(ev) => self.recv_vectored(inbox, bufs, ev),
+                None => Err(io::ErrorKind::WouldBlock.into()),
+            };
+        }
         self.try_io(Direction::Read, |mut io| io.read_vectored(bufs))
     }
 

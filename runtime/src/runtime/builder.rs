@@ -38,6 +38,8 @@ pub struct Builder {
     ring_capacity: usize,
     /// Worker thread stack size.
     stack_size: Option<usize>,
+    /// Receive through the ring; `None`: `KEVENT_RECV` or yes.
+    recv_through_ring: Option<bool>,
 }
 
 impl Builder {
@@ -51,6 +53,7 @@ impl Builder {
             keep_alive: Duration::from_secs(10),
             ring_capacity: 4096,
             stack_size: None,
+            recv_through_ring: None,
         }
     }
 
@@ -150,6 +153,35 @@ impl Builder {
         Ok(std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
+    /// Whether TCP streams receive through the ring where the
+    /// backend can (io_uring: the kernel receives into a shared buffer pool
+    /// as data arrives and a read costs no syscall). Default yes, or
+    /// `KEVENT_RECV=ring|readiness`. With `false`, or on mio, streams read
+    /// with `recv(2)` when readiness says so.
+    ///
+    /// Once a stream has been read through the ring, raw reads of its
+    /// socket (`try_io`/`async_io` with `Interest::READABLE`, `into_std`)
+    /// fail with an error while received bytes are still waiting in it,
+    /// rather than lose or reorder them.
+    pub fn recv_through_ring(&mut self, on: bool) -> &mut Self {
+        self.recv_through_ring = Some(on);
+        self
+    }
+
+    fn recv_choice(&self) -> io::Result<bool> {
+        if let Some(on) = self.recv_through_ring {
+            return Ok(on);
+        }
+        match std::env::var("KEVENT_RECV").as_deref() {
+            Err(_) | Ok("") | Ok("ring") => Ok(true),
+            Ok("readiness") => Ok(false),
+            Ok(other) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("KEVENT_RECV must be ring or readiness, not {other:?}"),
+            )),
+        }
+    }
+
     fn backend_choice(&self) -> io::Result<Backend> {
         if let Some(b) = self.backend {
             return Ok(b);
@@ -174,7 +206,8 @@ impl Builder {
             Config::default()
                 .capacity(self.ring_capacity)
                 .max_consumers(workers)
-                .backend(backend.into()),
+                .backend(backend.into())
+                .recv_through_ring(self.recv_choice()?),
         )?;
         let blocking =
             BlockingPool::new(self.max_blocking, self.keep_alive, self.thread_name.clone());

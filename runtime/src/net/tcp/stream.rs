@@ -108,6 +108,8 @@ impl TcpStream {
     /// Leaves the runtime and returns the std stream, still in nonblocking
     /// mode (call `set_nonblocking(false)` to block on it).
     pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        // Bytes already received through the ring are not in the socket.
+        self.io.check_raw_read()?;
         Ok(self.io.into_inner().into())
     }
 
@@ -224,6 +226,9 @@ impl TcpStream {
         interest: Interest,
         f: impl FnOnce() -> io::Result<R>,
     ) -> io::Result<R> {
+        if interest.is_readable() {
+            self.io.check_raw_read()?;
+        }
         self.io.try_io(direction(interest), |_| f())
     }
 
@@ -238,18 +243,21 @@ impl TcpStream {
         interest: Interest,
         mut f: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
+        if interest.is_readable() {
+            self.io.check_raw_read()?;
+        }
         self.io.io(direction(interest), |_| f()).await
     }
 
     /// Receives data without removing it from the queue: the next read
     /// sees it again. Waits until there is some (or end of file).
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.io(Direction::Read, |s| s.peek(buf)).await
+        std::future::poll_fn(|cx| self.io.poll_peek(cx, buf)).await
     }
 
     /// Polling form of [`peek`](TcpStream::peek).
     pub fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Read, |s| s.peek(buf))
+        self.io.poll_peek(cx, buf)
     }
 
     /// Splits into a read half and a write half borrowing the stream, for
