@@ -617,3 +617,69 @@ fn max_blocking_threads_zero_panics_clearly() {
         );
     });
 }
+
+/// A future whose `Drop` holds a lock while it wakes another task, whose
+/// own `Drop` takes the same lock (h2's connection and its request handle
+/// do this). Shutdown must drop the woken task after the first drop is
+/// done, not inside it: dropping it on the spot deadlocked the thread.
+#[test]
+fn a_drop_that_wakes_a_task_under_a_lock_does_not_deadlock_shutdown() {
+    struct Shared {
+        lock: Mutex<Option<std::task::Waker>>,
+    }
+    /// Pending forever; on drop, wakes the other task with the lock held.
+    struct Waker_(Arc<Shared>);
+    impl Future for Waker_ {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+            Poll::Pending
+        }
+    }
+    impl Drop for Waker_ {
+        fn drop(&mut self) {
+            let guard = self.0.lock.lock().unwrap();
+            if let Some(w) = guard.as_ref() {
+                w.wake_by_ref();
+            }
+        }
+    }
+    /// Registers its waker; on drop, takes the lock.
+    struct Locker(Arc<Shared>);
+    impl Future for Locker {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            *self.0.lock.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+    impl Drop for Locker {
+        fn drop(&mut self) {
+            let _guard = self.0.lock.lock().unwrap();
+        }
+    }
+    let flavors = [
+        Flavor::current_thread(),
+        Flavor::multi_thread_1(),
+        Flavor::multi_thread_2(),
+        Flavor::multi_thread_4(),
+    ];
+    for flavor in flavors {
+        watchdog(move || {
+            let rt = flavor.build();
+            let shared = Arc::new(Shared {
+                lock: Mutex::new(None),
+            });
+            rt.block_on(async {
+                // The locker first, so that it has registered its waker.
+                kevent::spawn(Locker(shared.clone()));
+                eventually("the locker registered its waker", ms(2000), || {
+                    shared.lock.lock().unwrap().is_some()
+                })
+                .await;
+                kevent::spawn(Waker_(shared.clone()));
+                yield_now().await;
+            });
+            drop(rt);
+        });
+    }
+}

@@ -317,9 +317,58 @@ impl Shared {
     }
 }
 
+std::thread_local! {
+    /// Task futures being dropped on this thread (depth), and tasks whose
+    /// drop waits until the outermost of those is done.
+    static DROPPING: std::cell::RefCell<(usize, Vec<Runnable>)> =
+        const { std::cell::RefCell::new((0, Vec::new())) };
+}
+
+/// Runs `f`, which drops a task's future, so that tasks it wakes during
+/// shutdown are dropped after it returns, not inside it. A future's `Drop`
+/// may hold a lock while waking another task (h2's connection does); if
+/// that wake dropped the other future on the spot and that future's `Drop`
+/// takes the same lock, the thread would deadlock on itself.
+pub(crate) fn in_drop_scope<R>(f: impl FnOnce() -> R) -> R {
+    DROPPING.with(|d| d.borrow_mut().0 += 1);
+    let r = f();
+    loop {
+        let next = DROPPING.with(|d| {
+            let mut d = d.borrow_mut();
+            if d.0 == 1 {
+                d.1.pop()
+            } else {
+                None
+            }
+        });
+        match next {
+            Some(task) => drop_one(task),
+            None => break,
+        }
+    }
+    DROPPING.with(|d| d.borrow_mut().0 -= 1);
+    r
+}
+
 /// Drops a task that will never run, catching a panic from its future's
 /// destructor (the harness already does; this is belt and braces for the
-/// scheduler's own state).
+/// scheduler's own state). Inside another task's drop on this thread, the
+/// drop is deferred until that one is done (see [`in_drop_scope`]).
 pub(crate) fn drop_task(task: Runnable) {
+    let deferred = DROPPING.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.0 > 0 {
+            d.1.push(task);
+            None
+        } else {
+            Some(task)
+        }
+    });
+    if let Some(task) = deferred {
+        in_drop_scope(|| drop_one(task));
+    }
+}
+
+fn drop_one(task: Runnable) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(task)));
 }

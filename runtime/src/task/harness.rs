@@ -239,7 +239,9 @@ impl<F: Future> Harness<F> {
 /// `Drop`: a panicking destructor must not take a worker down. Assignment
 /// drops in place and stores `None` even if the destructor unwinds.
 fn drop_caught<F>(slot: &mut Option<F>) -> Result<(), Box<dyn Any + Send>> {
-    catch_unwind(AssertUnwindSafe(|| *slot = None))
+    // Tasks the drop wakes during shutdown are dropped after it, not
+    // inside it (a destructor may hold a lock while it wakes).
+    crate::scheduler::in_drop_scope(|| catch_unwind(AssertUnwindSafe(|| *slot = None)))
 }
 
 impl<F: Future> Future for Harness<F> {
