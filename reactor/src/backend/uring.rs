@@ -241,7 +241,16 @@ fn ready_of(mask: u32) -> Ready {
 
 impl UringBackend {
     pub(crate) fn new() -> io::Result<UringBackend> {
-        let ring = IoUring::builder().setup_clamp().build(ENTRIES)?;
+        // COOP_TASKRUN: a readiness does not interrupt the ring's owner
+        // thread while it runs in user space (an IPI per wakeup otherwise);
+        // the work runs at its next syscall, or at the next harvest, which
+        // sees TASKRUN_FLAG and enters for it.
+        let ring = IoUring::builder()
+            .setup_clamp()
+            .setup_coop_taskrun()
+            .setup_taskrun_flag()
+            .build(ENTRIES)
+            .or_else(|_| IoUring::builder().setup_clamp().build(ENTRIES))?;
         if !ring.params().is_feature_ext_arg() || !ring.params().is_feature_nodrop() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -320,6 +329,29 @@ impl UringBackend {
             sq.sync();
         }
         Ok(())
+    }
+
+    /// The kernel has completions to post that wait for task work on this
+    /// ring (`IORING_SQ_TASKRUN`).
+    fn task_work_pending(&self) -> bool {
+        let _guard = self.sq.lock();
+        // SAFETY: `sq` serialises every access to the submission queue.
+        unsafe { self.ring.submission_shared() }.taskrun()
+    }
+
+    /// Submits what is queued and runs pending task work, without waiting.
+    fn enter_getevents(&self) -> io::Result<()> {
+        self.syscalls.fetch_add(1, Ordering::Relaxed);
+        crate::syscalls::count(1);
+        self.unsubmitted.store(false, Ordering::SeqCst);
+        match self
+            .ring
+            .submitter()
+            .submit_with_args(0, &types::SubmitArgs::new())
+        {
+            Err(e) if !interrupted(&e) => Err(e),
+            _ => Ok(()),
+        }
     }
 
     fn enter_submit(&self) -> io::Result<()> {
@@ -712,7 +744,12 @@ impl Backend for UringBackend {
         sigmask: Option<&libc::sigset_t>,
     ) -> io::Result<()> {
         // Whatever the kernel already posted is read without a syscall.
-        let drained = self.drain(out)?;
+        let mut drained = self.drain(out)?;
+        if drained == 0 && self.task_work_pending() {
+            // Completions wait in task work (COOP_TASKRUN): run it.
+            self.enter_getevents()?;
+            drained = self.drain(out)?;
+        }
         if drained > 0 || timeout == Some(Duration::ZERO) {
             if self.unsubmitted.swap(false, Ordering::SeqCst) {
                 self.enter_submit()?;
