@@ -181,6 +181,9 @@ pub(crate) struct UringBackend {
     /// the single harvester. Declared first so it closes before `pool`'s
     /// memory goes.
     ring: IoUring,
+    /// Where `wake` submits its MSG_RING (COOP_TASKRUN mode); `None`: wake
+    /// through the eventfd.
+    waker: Option<parking_lot::Mutex<IoUring>>,
     /// Buffers for receives through the ring; `None` where the kernel
     /// lacks what that needs (then every socket uses readiness).
     pool: Option<BufPool>,
@@ -241,16 +244,31 @@ fn ready_of(mask: u32) -> Ready {
 
 impl UringBackend {
     pub(crate) fn new() -> io::Result<UringBackend> {
-        // COOP_TASKRUN: a readiness does not interrupt the ring's owner
-        // thread while it runs in user space (an IPI per wakeup otherwise);
-        // the work runs at its next syscall, or at the next harvest, which
-        // sees TASKRUN_FLAG and enters for it.
-        let ring = IoUring::builder()
+        // On kernels with everything below (6.10+; bundles are a feature bit
+        // that implies it): COOP_TASKRUN, so a readiness does not interrupt
+        // the thread that submitted its poll while it runs in user space (an
+        // interrupt per readiness cost twice the CPU per request); that work
+        // runs at the thread's next syscall, or when a harvest sees
+        // TASKRUN_FLAG and enters. Wakeups then cannot go through a poll of
+        // an eventfd (its completion would wait for its submitter's next
+        // syscall): `wake` posts a completion straight into the ring with
+        // MSG_RING from a second, tiny ring. Older kernels: the default mode
+        // and an eventfd.
+        let coop = IoUring::builder()
             .setup_clamp()
             .setup_coop_taskrun()
             .setup_taskrun_flag()
             .build(ENTRIES)
-            .or_else(|_| IoUring::builder().setup_clamp().build(ENTRIES))?;
+            .ok()
+            .filter(|r| r.params().is_feature_recvsend_bundle());
+        let waker = match coop {
+            Some(_) => IoUring::builder().build(2).ok(),
+            None => None,
+        };
+        let (ring, waker) = match (coop, waker) {
+            (Some(ring), Some(waker)) => (ring, Some(waker)),
+            _ => (IoUring::builder().setup_clamp().build(ENTRIES)?, None),
+        };
         if !ring.params().is_feature_ext_arg() || !ring.params().is_feature_nodrop() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -272,6 +290,7 @@ impl UringBackend {
         };
         let backend = UringBackend {
             ring,
+            waker: waker.map(parking_lot::Mutex::new),
             pool,
             sq: parking_lot::Mutex::new(()),
             polls: parking_lot::Mutex::new(HashMap::new()),
@@ -280,7 +299,9 @@ impl UringBackend {
             unsubmitted: std::sync::atomic::AtomicBool::new(false),
             syscalls: AtomicU64::new(0),
         };
-        backend.submit_poll(wake_fd, WAKE, libc::POLLIN as u32)?;
+        if backend.waker.is_none() {
+            backend.submit_poll(wake_fd, WAKE, libc::POLLIN as u32)?;
+        }
         Ok(backend)
     }
 
@@ -499,6 +520,8 @@ impl UringBackend {
                             out.push((entry, ready));
                         }
                     }
+                    // A MSG_RING from `wake` (nothing to re-arm or read).
+                    WAKE if self.waker.is_some() => {}
                     WAKE => {
                         woke = true;
                         if !more {
@@ -769,6 +792,26 @@ impl Backend for UringBackend {
     }
 
     fn wake(&self) -> io::Result<()> {
+        if let Some(waker) = &self.waker {
+            use std::os::fd::AsRawFd;
+            let msg = opcode::MsgRingData::new(types::Fd(self.ring.as_raw_fd()), 0, WAKE, None)
+                .build()
+                .flags(io_uring::squeue::Flags::SKIP_SUCCESS)
+                .user_data(WAKE);
+            let mut waker = waker.lock();
+            // SAFETY: MSG_RING references no user memory.
+            if unsafe { waker.submission().push(&msg) }.is_err() {
+                // Full: a wakeup is already on its way.
+                return Ok(());
+            }
+            self.syscalls.fetch_add(1, Ordering::Relaxed);
+            crate::syscalls::count(1);
+            waker.submit()?;
+            // A failed message leaves a CQE here; drop it (the next wake
+            // retries). Successes post none (SKIP_SUCCESS).
+            waker.completion().for_each(drop);
+            return Ok(());
+        }
         let one = 1u64;
         self.syscalls.fetch_add(1, Ordering::Relaxed);
         crate::syscalls::count(1);
