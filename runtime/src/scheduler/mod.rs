@@ -318,10 +318,10 @@ impl Shared {
 }
 
 std::thread_local! {
-    /// Task futures being dropped on this thread (depth), and tasks whose
-    /// drop waits until the outermost of those is done.
-    static DROPPING: std::cell::RefCell<(usize, Vec<Runnable>)> =
-        const { std::cell::RefCell::new((0, Vec::new())) };
+    /// Task futures being dropped on this thread, nested.
+    static DROP_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Tasks whose drop waits until the outermost of those is done.
+    static DEFERRED: std::cell::RefCell<Vec<Runnable>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Runs `f`, which drops a task's future, so that tasks it wakes during
@@ -330,23 +330,16 @@ std::thread_local! {
 /// that wake dropped the other future on the spot and that future's `Drop`
 /// takes the same lock, the thread would deadlock on itself.
 pub(crate) fn in_drop_scope<R>(f: impl FnOnce() -> R) -> R {
-    DROPPING.with(|d| d.borrow_mut().0 += 1);
+    let depth = DROP_DEPTH.get();
+    DROP_DEPTH.set(depth + 1);
     let r = f();
-    loop {
-        let next = DROPPING.with(|d| {
-            let mut d = d.borrow_mut();
-            if d.0 == 1 {
-                d.1.pop()
-            } else {
-                None
-            }
-        });
-        match next {
-            Some(task) => drop_one(task),
-            None => break,
+    if depth == 0 {
+        // Outermost: drop what was deferred, each in the scope in turn.
+        while let Some(task) = DEFERRED.with_borrow_mut(Vec::pop) {
+            drop_one(task);
         }
     }
-    DROPPING.with(|d| d.borrow_mut().0 -= 1);
+    DROP_DEPTH.set(depth);
     r
 }
 
@@ -355,16 +348,9 @@ pub(crate) fn in_drop_scope<R>(f: impl FnOnce() -> R) -> R {
 /// scheduler's own state). Inside another task's drop on this thread, the
 /// drop is deferred until that one is done (see [`in_drop_scope`]).
 pub(crate) fn drop_task(task: Runnable) {
-    let deferred = DROPPING.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.0 > 0 {
-            d.1.push(task);
-            None
-        } else {
-            Some(task)
-        }
-    });
-    if let Some(task) = deferred {
+    if DROP_DEPTH.get() > 0 {
+        DEFERRED.with_borrow_mut(|d| d.push(task));
+    } else {
         in_drop_scope(|| drop_one(task));
     }
 }
