@@ -192,7 +192,7 @@ pub(crate) struct UringBackend {
     /// What each registration watches, to re-arm a multishot request the
     /// kernel ended (it does when its completion cannot be posted).
     polls: parking_lot::Mutex<HashMap<u64, Watch>>,
-    /// The eventfd `wake` writes.
+    /// The eventfd `wake` writes (default mode); -1 with MSG_RING.
     wake_fd: RawFd,
     /// A harvester sleeps in `io_uring_enter` now.
     in_wait: std::sync::atomic::AtomicBool,
@@ -219,6 +219,12 @@ fn poll_mask(interest: Interest) -> u32 {
         mask |= libc::POLLOUT as u32;
     }
     mask
+}
+
+/// The poll mask of a socket receiving through the ring: its reads come as
+/// receive completions, so the poll watches writability (and errors).
+fn without_reads(mask: u32) -> u32 {
+    mask & !((libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP) as u32)
 }
 
 fn ready_of(mask: u32) -> Ready {
@@ -275,11 +281,17 @@ impl UringBackend {
                 "io_uring lacks EXT_ARG or NODROP (kernel older than 5.11)",
             ));
         }
-        // SAFETY: eventfd(2) with valid flags; the result is checked.
-        let wake_fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if wake_fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // The eventfd wakes the harvester where MSG_RING does not.
+        let wake_fd = if waker.is_some() {
+            -1
+        } else {
+            // SAFETY: eventfd(2) with valid flags; the result is checked.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            fd
+        };
         // Receiving through the ring needs multishot receive (6.0) and
         // cancel-all (5.19); bundles (6.10) are a feature bit that implies
         // both.
@@ -500,6 +512,9 @@ impl UringBackend {
         let mut again = Vec::new();
         let mut woke = false;
         let mut n = 0;
+        // Taken at the first completion that needs it, then held for the
+        // rest of the batch (one lock per harvest, not per completion).
+        let mut polls = None;
         {
             // SAFETY: only the harvester calls `poll` (the ring's role
             // protocol), so this is the only CompletionQueue handle.
@@ -513,9 +528,9 @@ impl UringBackend {
                     REMOVE => {}
                     _ if data != WAKE && data & RECV != 0 => {
                         let entry = data & !RECV;
-                        let polls = self.polls.lock();
+                        let polls = polls.get_or_insert_with(|| self.polls.lock());
                         if let Some(ready) =
-                            self.received(&polls, entry, res, cqe.flags(), &mut again)
+                            self.received(polls, entry, res, cqe.flags(), &mut again)
                         {
                             out.push((entry, ready));
                         }
@@ -532,7 +547,11 @@ impl UringBackend {
                         // -ECANCELED after a removal, or an error on a stale
                         // fd: nothing to deliver. A live registration whose
                         // poll failed is reported as in error.
-                        if res != -libc::ECANCELED && self.polls.lock().contains_key(&data) {
+                        if res != -libc::ECANCELED
+                            && polls
+                                .get_or_insert_with(|| self.polls.lock())
+                                .contains_key(&data)
+                        {
                             out.push((data, Ready::ERROR));
                         }
                     }
@@ -552,7 +571,7 @@ impl UringBackend {
             // Pushed under the lock `deregister` cancels under, and only
             // for live registrations, so no receive outlives its cancel.
             // Submitted by this harvester's next enter (`poll` makes it).
-            let polls = self.polls.lock();
+            let polls = polls.get_or_insert_with(|| self.polls.lock());
             let live: Vec<_> = again
                 .into_iter()
                 .filter(|(entry, _)| polls.contains_key(entry))
@@ -561,6 +580,7 @@ impl UringBackend {
             self.push(&live)?;
             self.unsubmitted.store(true, Ordering::SeqCst);
         }
+        drop(polls);
         if woke {
             let mut buf = 0u64;
             self.syscalls.fetch_add(1, Ordering::Relaxed);
@@ -694,8 +714,7 @@ impl Backend for UringBackend {
                 inbox: None,
             });
             if w.inbox.is_some() {
-                // Reads come through the ring; the poll is for writes.
-                mask &= !((libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP) as u32);
+                mask = without_reads(mask);
             }
             w.mask = mask;
         }
@@ -740,9 +759,7 @@ impl Backend for UringBackend {
         }
         let inbox = Arc::new(Inbox::new());
         w.inbox = Some(inbox.clone());
-        // The poll keeps watching writability only; reads come as
-        // receive completions.
-        w.mask &= !((libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP) as u32);
+        w.mask = without_reads(w.mask);
         let poll = opcode::PollAdd::new(types::Fd(fd), w.mask)
             .multi(true)
             .build()
@@ -768,7 +785,7 @@ impl Backend for UringBackend {
     ) -> io::Result<()> {
         // Whatever the kernel already posted is read without a syscall.
         let mut drained = self.drain(out)?;
-        if drained == 0 && self.task_work_pending() {
+        if drained == 0 && self.waker.is_some() && self.task_work_pending() {
             // Completions wait in task work (COOP_TASKRUN): run it.
             self.enter_getevents()?;
             drained = self.drain(out)?;
@@ -843,8 +860,10 @@ impl Drop for UringBackend {
             // memory is freed after the ring (field order) is closed.
             let _ = self.ring.submitter().unregister_buf_ring(BUF_GROUP);
         }
-        // SAFETY: closing our own eventfd; the ring (dropped after) stops
-        // polling it.
-        unsafe { libc::close(self.wake_fd) };
+        if self.wake_fd >= 0 {
+            // SAFETY: closing our own eventfd; the ring (dropped after)
+            // stops polling it.
+            unsafe { libc::close(self.wake_fd) };
+        }
     }
 }
