@@ -4,13 +4,16 @@
 //! `recv_through_ring(false)`, the socket is read directly and raw reads
 //! keep working.
 
+mod net_support;
+
 use std::io;
 use std::time::Duration;
 
 use kevent::io::{AsyncReadExt, AsyncWriteExt};
-use kevent::net::{TcpListener, TcpStream};
+use kevent::net::TcpStream;
 use kevent::reactor::Interest;
 use kevent::runtime::{Builder, Runtime};
+use net_support::tcp::pair;
 
 fn runtime(recv_through_ring: bool) -> Runtime {
     Builder::new_multi_thread()
@@ -19,13 +22,6 @@ fn runtime(recv_through_ring: bool) -> Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-async fn pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let (c, s) = futures::join!(TcpStream::connect(addr), l.accept());
-    (c.unwrap(), s.unwrap().0)
 }
 
 /// Reads `n` bytes with `read` (the path that arms the ring receive).

@@ -280,32 +280,6 @@ where
         self.poll_transfer(cx, Direction::Read, len, |mut io| io.read(buf))
     }
 
-    /// A peek at a byte stream.
-    pub(crate) fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>
-    where
-        S: AsRawFd,
-    {
-        if let Some(inbox) = self.reg.armed_inbox() {
-            return self.poll_recv(cx, inbox, as_uninit(buf), true);
-        }
-        self.poll_io(cx, Direction::Read, |s| {
-            // SAFETY: recv(2) with MSG_PEEK into `buf`, valid for its length.
-            let r = unsafe {
-                libc::recv(
-                    s.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_PEEK,
-                )
-            };
-            if r < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(r as usize)
-            }
-        })
-    }
-
     /// `AsyncRead::poll_read_vectored` for a byte stream.
     pub(crate) fn poll_read_vectored(
         &self,

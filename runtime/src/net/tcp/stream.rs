@@ -16,7 +16,7 @@ use super::split::{self, ReadHalf, WriteHalf};
 use super::split_owned::{self, OwnedReadHalf, OwnedWriteHalf};
 use crate::driver::slab::Direction;
 use crate::net::addr::{each_addr, ToSocketAddrs};
-use crate::net::evented::{direction, Evented};
+use crate::net::evented::{as_uninit, direction, Evented};
 use crate::net::sockopt;
 
 /// A TCP connection between a local and a remote socket (tokio's
@@ -252,12 +252,16 @@ impl TcpStream {
     /// Receives data without removing it from the queue: the next read
     /// sees it again. Waits until there is some (or end of file).
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        std::future::poll_fn(|cx| self.io.poll_peek(cx, buf)).await
+        std::future::poll_fn(|cx| self.poll_peek(cx, buf)).await
     }
 
     /// Polling form of [`peek`](TcpStream::peek).
     pub fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_peek(cx, buf)
+        // Bytes received through the ring are in the inbox, not the socket.
+        if let Some(inbox) = self.io.registration().armed_inbox() {
+            return self.io.poll_recv(cx, inbox, as_uninit(buf), true);
+        }
+        self.io.poll_io(cx, Direction::Read, |s| s.peek(buf))
     }
 
     /// Splits into a read half and a write half borrowing the stream, for
