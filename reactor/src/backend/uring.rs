@@ -512,9 +512,6 @@ impl UringBackend {
         let mut again = Vec::new();
         let mut woke = false;
         let mut n = 0;
-        // Taken at the first completion that needs it, then held for the
-        // rest of the batch (one lock per harvest, not per completion).
-        let mut polls = None;
         {
             // SAFETY: only the harvester calls `poll` (the ring's role
             // protocol), so this is the only CompletionQueue handle.
@@ -528,9 +525,9 @@ impl UringBackend {
                     REMOVE => {}
                     _ if data != WAKE && data & RECV != 0 => {
                         let entry = data & !RECV;
-                        let polls = polls.get_or_insert_with(|| self.polls.lock());
+                        let polls = self.polls.lock();
                         if let Some(ready) =
-                            self.received(polls, entry, res, cqe.flags(), &mut again)
+                            self.received(&polls, entry, res, cqe.flags(), &mut again)
                         {
                             out.push((entry, ready));
                         }
@@ -547,11 +544,7 @@ impl UringBackend {
                         // -ECANCELED after a removal, or an error on a stale
                         // fd: nothing to deliver. A live registration whose
                         // poll failed is reported as in error.
-                        if res != -libc::ECANCELED
-                            && polls
-                                .get_or_insert_with(|| self.polls.lock())
-                                .contains_key(&data)
-                        {
+                        if res != -libc::ECANCELED && self.polls.lock().contains_key(&data) {
                             out.push((data, Ready::ERROR));
                         }
                     }
@@ -571,7 +564,7 @@ impl UringBackend {
             // Pushed under the lock `deregister` cancels under, and only
             // for live registrations, so no receive outlives its cancel.
             // Submitted by this harvester's next enter (`poll` makes it).
-            let polls = polls.get_or_insert_with(|| self.polls.lock());
+            let polls = self.polls.lock();
             let live: Vec<_> = again
                 .into_iter()
                 .filter(|(entry, _)| polls.contains_key(entry))
@@ -580,7 +573,6 @@ impl UringBackend {
             self.push(&live)?;
             self.unsubmitted.store(true, Ordering::SeqCst);
         }
-        drop(polls);
         if woke {
             let mut buf = 0u64;
             self.syscalls.fetch_add(1, Ordering::Relaxed);
