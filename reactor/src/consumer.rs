@@ -134,6 +134,22 @@ impl Consumer {
         }
     }
 
+    /// Promises that while this consumer runs (between waits) it calls
+    /// [`Consumer::harvest`] regularly, say between tasks, as a runtime's
+    /// worker does. Other consumers going idle then park instead of
+    /// sleeping in the backend while this one runs: it sees the OS's events
+    /// at its next harvest, and the last consumer to go idle sleeps in the
+    /// backend. That spares a wakeup per event a busy consumer would have
+    /// taken itself anyway. The price: while every promising consumer is
+    /// stuck in one long task, events wait for a parked consumer's next
+    /// timer. Off by default.
+    pub fn set_harvests_while_busy(&mut self, on: bool) {
+        self.kevent
+            .inner
+            .waiters
+            .set_harvests_while_busy(self.id, on);
+    }
+
     /// Installs `mask` as the thread's signal mask, atomically, whenever
     /// this consumer sleeps in the backend (`epoll_pwait`); Linux only.
     pub fn set_sigmask(&mut self, mask: Option<libc::sigset_t>) {
@@ -194,6 +210,51 @@ impl Consumer {
                     inner.release_harvest_role();
                     return Ok(WaitStatus::Ready);
                 }
+                if inner.waiters.others_busy(self.id) {
+                    // A consumer that harvests as it runs is running: it sees
+                    // the OS's events at its next harvest, and whoever goes
+                    // idle last sleeps in the backend. Sleeping there now
+                    // would only be woken by events that consumer is about
+                    // to take itself (tokio's idle workers likewise leave
+                    // the driver to the one that parks last).
+                    self.harvested.clear();
+                    let polled =
+                        inner
+                            .backend
+                            .poll(&mut self.harvested, Some(Duration::ZERO), None);
+                    let published = inner.absorb(&self.harvested, Some(self.id))
+                        + inner.fire_timers(Some(self.id));
+                    self.stats.harvests += 1;
+                    self.stats.published += published as u64;
+                    if published > 0 || polled.is_err() || !inner.waiters.harvester_parks(self.id) {
+                        inner.waiters.cancel(self.id);
+                        inner.release_harvest_role();
+                        polled?;
+                        return Ok(WaitStatus::Ready);
+                    }
+                    inner.release_harvest_role();
+                    self.stats.sleeps += 1;
+                    let until = match (deadline, inner.next_timer()) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    // Nobody may sleep in the backend now, so we watch the
+                    // timers (the stall check among them) while parked.
+                    let notified = if inner.watch_timers(self.id, until) {
+                        inner.waiters.park(self.id, until)
+                    } else {
+                        inner.waiters.cancel(self.id)
+                    };
+                    inner.unwatch_timers(self.id);
+                    if notified && inner.waiters.broadcasts() != broadcasts {
+                        return Ok(WaitStatus::Ready);
+                    }
+                    if self.has_work(min) {
+                        return Ok(WaitStatus::Ready);
+                    }
+                    seen = inner.ring.front();
+                    continue;
+                }
                 let until = match (deadline, inner.next_timer()) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -236,6 +297,13 @@ impl Consumer {
                     inner.waiters.cancel(self.id);
                     return Ok(WaitStatus::Ready);
                 }
+                // The holder may have released the role between our retry
+                // and `prepare`: its wakeup then found nobody asleep. Pairs
+                // with the fence in `release_harvest_role` (and `prepare`'s).
+                if !inner.harvest_role_taken() {
+                    inner.waiters.cancel(self.id);
+                    continue;
+                }
                 self.stats.sleeps += 1;
                 if inner.waiters.park(self.id, deadline) && inner.waiters.broadcasts() != broadcasts
                 {
@@ -259,7 +327,14 @@ impl Consumer {
     pub fn harvest(&mut self) -> io::Result<usize> {
         let inner = self.kevent.inner.clone();
         let mut published = inner.fire_timers(Some(self.id));
-        if inner.try_harvest_role() {
+        self.harvested.clear();
+        // io_uring: what the kernel posted is read without the role, so a
+        // busy consumer never takes it from (nor hands it back to) a
+        // sleeping one.
+        if inner.backend.drain_now(&mut self.harvested)?.is_some() {
+            self.stats.harvests += 1;
+            published += inner.absorb(&self.harvested, Some(self.id));
+        } else if inner.try_harvest_role() {
             self.harvested.clear();
             self.stats.harvests += 1;
             let polled = inner
@@ -284,6 +359,7 @@ impl Consumer {
             return &self.events;
         }
         let inner = &*self.kevent.inner;
+        inner.mark_consuming();
         let mut out = Delivery {
             id: self.id,
             events: &mut self.events,
@@ -375,6 +451,7 @@ impl Delivery<'_> {
 impl Drop for Consumer {
     fn drop(&mut self) {
         self.commit(self.held.len());
+        self.kevent.inner.unmark_consuming();
         if let Some(entry) = self.kevent.inner.waiters.detach(self.id) {
             // Hand the entry hinted to us to the others.
             let key = Key::from_entry(entry);

@@ -32,6 +32,22 @@ pub(crate) enum Recv {
     Cancelling { resume: bool },
     /// Not in the kernel: paused because the inbox is full, or ended.
     Idle,
+    /// Cancelled so that the reader's thread re-arms it (see
+    /// [`Inbox::take`]); the cancel's last completion wakes the reader.
+    Moving,
+}
+
+/// Consecutive reads that found nothing, made by a consumer thread other
+/// than the receive's owner, after which the receive moves to the reader.
+const STRAYS_TO_MOVE: u8 = 2;
+
+thread_local! {
+    static TAG: u8 = const { 0 };
+}
+
+/// An identity of the calling thread, unique among live threads (never 0).
+pub(crate) fn thread_tag() -> usize {
+    TAG.with(|t| t as *const u8 as usize)
 }
 
 /// A stream socket's received bytes, filled by the ring's harvester.
@@ -52,6 +68,11 @@ pub(crate) struct State {
     pub(crate) recv: Recv,
     /// The registration is gone: never re-arm.
     pub(crate) closed: bool,
+    /// The thread that submitted the receive ([`thread_tag`]); 0: unknown.
+    /// The kernel runs the receive's completion work on that thread.
+    pub(crate) owner: usize,
+    /// Reads in a row that found nothing, by a consumer thread not `owner`.
+    strays: u8,
 }
 
 impl std::fmt::Debug for Inbox {
@@ -65,15 +86,23 @@ impl std::fmt::Debug for Inbox {
     }
 }
 
-/// What a read found, and whether the receive should be re-armed.
+/// What a read found, and what to do with the receive.
 pub(crate) struct Taken {
     pub(crate) result: io::Result<usize>,
+    /// Re-arm it (from the reading thread when that is a consumer).
     pub(crate) resume: bool,
+    /// Cancel it, so that the reading thread re-arms it (`Recv::Moving`).
+    pub(crate) cancel: bool,
 }
 
 impl State {
     pub(crate) fn unread(&self) -> usize {
         self.buf.len() - self.head
+    }
+
+    /// More bytes may come: no end, no error, still registered.
+    pub(crate) fn live(&self) -> bool {
+        !self.closed && !self.eof && self.error.is_none()
     }
 
     /// Appends received bytes (harvester).
@@ -99,6 +128,8 @@ impl Inbox {
                 error: None,
                 recv: Recv::Armed,
                 closed: false,
+                owner: 0,
+                strays: 0,
             }),
         }
     }
@@ -120,47 +151,73 @@ impl Inbox {
     /// Moves up to `dst.len()` unread bytes into `dst` (or copies them,
     /// with `peek`). `Ok(0)` at end of stream; the receive error, once,
     /// after the data before it; `WouldBlock` when nothing has arrived.
-    pub(crate) fn take(&self, dst: &mut [MaybeUninit<u8>], peek: bool) -> Taken {
+    ///
+    /// `reader`: the calling thread's [`thread_tag`] when it consumes from
+    /// the ring. The kernel posts a receive's completions from work run on
+    /// the thread that submitted it, so a receive whose socket is now read
+    /// on another worker would need that thread woken for every message.
+    /// After [`STRAYS_TO_MOVE`] empty reads in a row by another consumer
+    /// thread, the receive is cancelled and re-armed by the reader.
+    pub(crate) fn take(
+        &self,
+        dst: &mut [MaybeUninit<u8>],
+        peek: bool,
+        reader: Option<usize>,
+    ) -> Taken {
         let mut s = self.state.lock();
         let unread = s.unread();
-        if unread == 0 {
-            let result = if dst.is_empty() || s.eof {
+        let mut cancel = false;
+        let result = if unread == 0 {
+            if dst.is_empty() || s.eof {
                 Ok(0)
             } else if let Some(errno) = s.error.take() {
                 // Reported once; the stream then reads as ended.
                 s.eof = true;
                 Err(io::Error::from_raw_os_error(errno))
             } else {
+                if let Some(me) = reader {
+                    if s.owner == me {
+                        s.strays = 0;
+                    } else if s.recv == Recv::Armed && s.live() {
+                        s.strays += 1;
+                        if s.strays >= STRAYS_TO_MOVE {
+                            s.strays = 0;
+                            s.recv = Recv::Moving;
+                            cancel = true;
+                        }
+                    }
+                }
                 Err(io::ErrorKind::WouldBlock.into())
-            };
-            return Taken {
-                result,
-                resume: false,
-            };
-        }
-        let n = unread.min(dst.len());
-        let head = s.head;
-        let src = &s.buf[head..head + n];
-        // SAFETY: `src` and `dst[..n]` are both `n` bytes long, and distinct
-        // (one borrowed from the inbox, one exclusively from the caller).
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), n);
-        }
-        if !peek {
-            s.head += n;
-            if s.head == s.buf.len() {
-                s.buf.clear();
-                s.head = 0;
-                if s.buf.capacity() > KEEP_CAPACITY {
-                    s.buf = Vec::new();
+            }
+        } else {
+            let n = unread.min(dst.len());
+            let head = s.head;
+            let src = &s.buf[head..head + n];
+            // SAFETY: `src` and `dst[..n]` are both `n` bytes long, and
+            // distinct (one borrowed from the inbox, one exclusively from
+            // the caller).
+            unsafe {
+                std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), n);
+            }
+            if !peek {
+                s.head += n;
+                if s.head == s.buf.len() {
+                    s.buf.clear();
+                    s.head = 0;
+                    if s.buf.capacity() > KEEP_CAPACITY {
+                        s.buf = Vec::new();
+                    }
                 }
             }
-        }
+            Ok(n)
+        };
         let mut resume = false;
-        if !s.closed && !s.eof && s.error.is_none() && s.unread() < RESUME_BELOW {
+        if s.live() && s.unread() < RESUME_BELOW {
             match s.recv {
                 Recv::Idle => {
                     s.recv = Recv::Armed;
+                    s.owner = reader.unwrap_or(0);
+                    s.strays = 0;
                     resume = true;
                 }
                 // The pausing cancel has not landed: it re-arms when it does.
@@ -169,8 +226,9 @@ impl Inbox {
             }
         }
         Taken {
-            result: Ok(n),
+            result,
             resume,
+            cancel,
         }
     }
 }
@@ -191,19 +249,19 @@ mod tests {
     fn reads_in_order_then_would_block_then_eof() {
         let inbox = Inbox::new();
         let mut dst = [MaybeUninit::uninit(); 4];
-        let t = inbox.take(&mut dst, false);
+        let t = inbox.take(&mut dst, false, None);
         assert_eq!(t.result.unwrap_err().kind(), io::ErrorKind::WouldBlock);
         inbox.lock().push(b"hello");
         inbox.lock().push(b" world");
-        let n = inbox.take(&mut dst, true).result.unwrap();
+        let n = inbox.take(&mut dst, true, None).result.unwrap();
         assert_eq!(bytes(&dst, n), b"hell", "peek");
         let mut out = Vec::new();
-        while let Ok(n) = inbox.take(&mut dst, false).result {
+        while let Ok(n) = inbox.take(&mut dst, false, None).result {
             out.extend(bytes(&dst, n));
         }
         assert_eq!(out, b"hello world");
         inbox.lock().eof = true;
-        assert_eq!(inbox.take(&mut dst, false).result.unwrap(), 0);
+        assert_eq!(inbox.take(&mut dst, false, None).result.unwrap(), 0);
     }
 
     #[test]
@@ -212,10 +270,10 @@ mod tests {
         inbox.lock().push(b"ab");
         inbox.lock().error = Some(libc::ECONNRESET);
         let mut dst = [MaybeUninit::uninit(); 8];
-        assert_eq!(inbox.take(&mut dst, false).result.unwrap(), 2);
-        let e = inbox.take(&mut dst, false).result.unwrap_err();
+        assert_eq!(inbox.take(&mut dst, false, None).result.unwrap(), 2);
+        let e = inbox.take(&mut dst, false, None).result.unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ECONNRESET));
-        assert_eq!(inbox.take(&mut dst, false).result.unwrap(), 0);
+        assert_eq!(inbox.take(&mut dst, false, None).result.unwrap(), 0);
     }
 
     #[test]
@@ -224,13 +282,71 @@ mod tests {
         inbox.lock().push(&vec![7u8; PAUSE_AT]);
         inbox.lock().recv = Recv::Idle;
         let mut dst = vec![MaybeUninit::uninit(); PAUSE_AT - RESUME_BELOW];
-        let t = inbox.take(&mut dst, false);
+        let t = inbox.take(&mut dst, false, None);
         assert_eq!(t.result.unwrap(), PAUSE_AT - RESUME_BELOW);
         assert!(!t.resume, "still at the mark");
         let mut one = [MaybeUninit::uninit(); 1];
-        let t = inbox.take(&mut one, false);
+        let t = inbox.take(&mut one, false, None);
         assert!(t.resume);
         assert_eq!(inbox.lock().recv, Recv::Armed);
-        assert!(!inbox.take(&mut one, false).resume, "resumed once");
+        assert!(!inbox.take(&mut one, false, None).resume, "resumed once");
+    }
+
+    #[test]
+    fn a_receive_moves_to_a_reader_thread_that_keeps_finding_it_empty() {
+        let inbox = Inbox::new();
+        let (owner, reader) = (1usize, 2usize);
+        inbox.lock().owner = owner;
+        let mut dst = [MaybeUninit::uninit(); 4];
+        // The owner's own empty reads never move it.
+        for _ in 0..3 {
+            let t = inbox.take(&mut dst, false, Some(owner));
+            assert!(!t.cancel && !t.resume);
+        }
+        // Another consumer thread: one empty read is tolerated...
+        let t = inbox.take(&mut dst, false, Some(reader));
+        assert!(!t.cancel);
+        // ...and a read by the owner in between starts the count again.
+        assert!(!inbox.take(&mut dst, false, Some(owner)).cancel);
+        assert!(!inbox.take(&mut dst, false, Some(reader)).cancel);
+        let t = inbox.take(&mut dst, false, Some(reader));
+        assert!(t.cancel, "second empty read in a row by the same stranger");
+        assert_eq!(t.result.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(inbox.lock().recv, Recv::Moving);
+        // While the cancel is in flight nothing is cancelled or re-armed twice.
+        let t = inbox.take(&mut dst, false, Some(reader));
+        assert!(!t.cancel && !t.resume);
+        // Its last completion leaves it idle; the reader's next read re-arms
+        // it from the reader's thread.
+        inbox.lock().recv = Recv::Idle;
+        let t = inbox.take(&mut dst, false, Some(reader));
+        assert!(t.resume && !t.cancel);
+        let s = inbox.lock();
+        assert_eq!((s.recv, s.owner), (Recv::Armed, reader));
+    }
+
+    #[test]
+    fn a_reader_outside_the_consumers_never_moves_the_receive() {
+        let inbox = Inbox::new();
+        inbox.lock().owner = 1;
+        let mut dst = [MaybeUninit::uninit(); 4];
+        for _ in 0..5 {
+            assert!(!inbox.take(&mut dst, false, None).cancel);
+        }
+        assert_eq!(inbox.lock().recv, Recv::Armed);
+    }
+
+    #[test]
+    fn an_ended_stream_is_never_moved_or_resumed() {
+        let inbox = Inbox::new();
+        inbox.lock().owner = 1;
+        inbox.lock().eof = true;
+        inbox.lock().recv = Recv::Idle;
+        let mut dst = [MaybeUninit::uninit(); 4];
+        for _ in 0..3 {
+            let t = inbox.take(&mut dst, false, Some(2));
+            assert_eq!(t.result.unwrap(), 0);
+            assert!(!t.cancel && !t.resume);
+        }
     }
 }

@@ -142,6 +142,13 @@ impl fmt::Debug for Kevent {
     }
 }
 
+thread_local! {
+    /// The ring (its `Inner`'s address) this thread last consumed from;
+    /// 0: none. Lets the backend make a consuming thread the owner of the
+    /// requests it submits (see `Backend::arm_recv`).
+    static CONSUMING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Everything a ring is made of.
 #[derive(Debug)]
 pub(crate) struct Inner {
@@ -172,6 +179,13 @@ pub(crate) struct Inner {
     /// in the backend (arming a timer then needs no wakeup: whoever harvests
     /// next reads the new deadline).
     harvest_until: AtomicU64,
+    /// When the timer watcher's park ends (same units as `harvest_until`;
+    /// 0: no watcher). A consumer that parks instead of sleeping in the
+    /// backend (see `Consumer::set_harvests_while_busy`) watches the timers
+    /// for it: a timer armed earlier than this wakes `watcher`.
+    watch_until: AtomicU64,
+    /// The consumer watching the timers while parked.
+    watcher: AtomicUsize,
     /// Time zero for the atomics above.
     base: Instant,
     /// The self-pipe for signals, created on first use.
@@ -201,6 +215,8 @@ impl Kevent {
                 timers: Mutex::new(Timers::new(base)),
                 next_timer: AtomicU64::new(u64::MAX),
                 harvest_until: AtomicU64::new(0),
+                watch_until: AtomicU64::new(0),
+                watcher: AtomicUsize::new(0),
                 base,
                 signals: OnceLock::new(),
                 signal_regs: Mutex::new(Vec::new()),
@@ -273,7 +289,8 @@ impl Kevent {
     /// [`Kevent::deregister`].
     pub fn register_fd(&self, fd: RawFd, token: Token, interest: Interest) -> io::Result<Key> {
         let (key, _) = self.inner.regs.insert(Kind::Fd, token.0, Flags::NONE, fd)?;
-        if let Err(e) = self.inner.backend.register(fd, key.entry(), interest) {
+        let here = self.inner.consumes_here();
+        if let Err(e) = self.inner.backend.register(fd, key.entry(), interest, here) {
             self.inner.regs.remove(key);
             return Err(e);
         }
@@ -313,7 +330,8 @@ impl Kevent {
         if !self.inner.recv_through_ring {
             return Ok(None);
         }
-        self.inner.backend.arm_recv(reg.fd(), key.entry())
+        let here = self.inner.consumes_here();
+        self.inner.backend.arm_recv(reg.fd(), key.entry(), here)
     }
 
     /// Reads up to `dst.len()` received bytes from `inbox` (armed for
@@ -328,9 +346,13 @@ impl Kevent {
         dst: &mut [std::mem::MaybeUninit<u8>],
         peek: bool,
     ) -> io::Result<usize> {
-        let taken = inbox.take(dst, peek);
+        let here = self.inner.consumes_here();
+        let taken = inbox.take(dst, peek, here.then(crate::inbox::thread_tag));
+        if taken.cancel {
+            self.inner.backend.cancel_recv(key.entry())?;
+        }
         if taken.resume {
-            self.inner.backend.resume_recv(key.entry())?;
+            self.inner.backend.resume_recv(key.entry(), here)?;
         }
         taken.result
     }
@@ -521,6 +543,30 @@ impl Inner {
         if next < self.harvest_until.load(Ordering::SeqCst) {
             let _ = self.backend.wake();
         }
+        // Likewise a consumer parked in its place (see `watch_timers`).
+        if next < self.watch_until.load(Ordering::SeqCst) {
+            self.waiters.wake(self.watcher.load(Ordering::SeqCst));
+        }
+    }
+
+    /// Consumer `id`, parked (SLEEPING) instead of sleeping in the
+    /// backend, watches the timers until `until`. Returns false if a timer
+    /// due earlier was armed meanwhile: recompute the deadline.
+    pub(crate) fn watch_timers(&self, id: usize, until: Option<Instant>) -> bool {
+        self.watcher.store(id, Ordering::SeqCst);
+        let n = until.map_or(u64::MAX, |u| self.nanos(u).max(1));
+        self.watch_until.store(n, Ordering::SeqCst);
+        // Pairs with `arm_timer`: it stores the new deadline, then reads
+        // ours; we store ours, then read the deadline.
+        fence(Ordering::SeqCst);
+        self.next_timer.load(Ordering::SeqCst) >= n
+    }
+
+    /// `id` stops watching the timers (if it still is the watcher).
+    pub(crate) fn unwatch_timers(&self, id: usize) {
+        if self.watcher.load(Ordering::SeqCst) == id {
+            self.watch_until.store(0, Ordering::SeqCst);
+        }
     }
 
     /// The instant of the nearest timer, if any.
@@ -570,12 +616,32 @@ impl Inner {
             .regs
             .insert(Kind::Fd, usize::MAX, Flags::NONE, pipe.read)?;
         self.backend
-            .register(pipe.read, key.entry(), Interest::READABLE)?;
+            .register(pipe.read, key.entry(), Interest::READABLE, false)?;
         if self.signals.set((pipe, key)).is_err() {
             // Lost a race with another thread; ours is dropped and closed.
             self.regs.remove(key);
         }
         Ok(self.signals.get().expect("signal pipe just set"))
+    }
+
+    /// This thread consumes from this ring (it claimed events with one of
+    /// its consumers, which is still attached).
+    pub(crate) fn consumes_here(&self) -> bool {
+        CONSUMING.with(|c| c.get()) == self as *const Inner as usize
+    }
+
+    /// Marks this thread as one that consumes from this ring.
+    pub(crate) fn mark_consuming(&self) {
+        CONSUMING.with(|c| c.set(self as *const Inner as usize));
+    }
+
+    /// Unmarks this thread if it was marked for this ring.
+    pub(crate) fn unmark_consuming(&self) {
+        CONSUMING.with(|c| {
+            if c.get() == self as *const Inner as usize {
+                c.set(0);
+            }
+        });
     }
 
     /// Turns harvested OS readiness into ring entries.
@@ -764,6 +830,11 @@ impl Inner {
                 self.reach(w);
             }
         }
+    }
+
+    /// Someone holds the harvester role.
+    pub(crate) fn harvest_role_taken(&self) -> bool {
+        self.harvesting.load(Ordering::SeqCst)
     }
 
     /// A consumer that could not take the role asks for it before parking.

@@ -24,7 +24,7 @@
 //! been woken for it (it is busy, or asleep while another consumer was woken
 //! for the batch), so a hint never delays delivery (invariant 5).
 
-use crate::loom::sync::atomic::{fence, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use crate::loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use crate::loom::{CachePadded, Condvar, Mutex};
 
 /// The slot has no consumer.
@@ -63,6 +63,9 @@ pub(crate) struct Waiter {
     cv: Condvar,
     /// Times this consumer was woken (for metrics and tests).
     wakeups: AtomicU64,
+    /// The consumer promised to harvest while it runs (see
+    /// `Consumer::set_harvests_while_busy`).
+    harvests_while_busy: AtomicBool,
 }
 
 /// The set of consumer slots.
@@ -93,6 +96,7 @@ impl Waiters {
                         lock: Mutex::new(()),
                         cv: Condvar::new(),
                         wakeups: AtomicU64::new(0),
+                        harvests_while_busy: AtomicBool::new(false),
                     })
                 })
                 .collect(),
@@ -134,6 +138,9 @@ impl Waiters {
     /// Frees slot `id`; returns the entry left in its mailbox, if any.
     pub(crate) fn detach(&self, id: usize) -> Option<u64> {
         let entry = self.take_own(id);
+        self.slots[id]
+            .harvests_while_busy
+            .store(false, Ordering::SeqCst);
         self.slots[id].state.store(FREE, Ordering::Release);
         entry
     }
@@ -155,6 +162,34 @@ impl Waiters {
         // Pairs with the fence publishers run between bumping the front and
         // reading `sleepers` (store-load ordering needs a fence each side).
         fence(Ordering::SeqCst);
+    }
+
+    /// Records whether consumer `id` harvests while it runs.
+    pub(crate) fn set_harvests_while_busy(&self, id: usize, on: bool) {
+        self.slots[id]
+            .harvests_while_busy
+            .store(on, Ordering::SeqCst);
+    }
+
+    /// Whether another consumer that harvests while it runs is running (or
+    /// was just woken to run).
+    pub(crate) fn others_busy(&self, id: usize) -> bool {
+        (0..self.scan_len()).any(|i| {
+            let w = &self.slots[i];
+            i != id
+                && w.harvests_while_busy.load(Ordering::SeqCst)
+                && matches!(w.state.load(Ordering::SeqCst), RUNNING | NOTIFIED)
+        })
+    }
+
+    /// The harvester gives up sleeping in the backend and will park
+    /// instead: HARVESTING becomes SLEEPING. False if a publisher woke it
+    /// meanwhile (it is NOTIFIED and must not sleep).
+    pub(crate) fn harvester_parks(&self, id: usize) -> bool {
+        self.slots[id]
+            .state
+            .compare_exchange(HARVESTING, SLEEPING, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
     }
 
     /// Leaves the sleeping state without sleeping. Returns true if a
@@ -234,6 +269,13 @@ impl Waiters {
         drop(w.lock.lock());
         w.cv.notify_one();
         Some(Woken::Parked(id))
+    }
+
+    /// Wakes consumer `id` if it is parked (not in the backend).
+    pub(crate) fn wake(&self, id: usize) {
+        if id < self.slots.len() {
+            let _ = self.notify(id, Some(SLEEPING));
+        }
     }
 
     /// Whether anyone sleeps (a snapshot, `SeqCst` for the handshake).

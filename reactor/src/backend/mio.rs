@@ -97,7 +97,7 @@ fn ready_of_epoll(bits: u32) -> Ready {
 }
 
 impl Backend for MioBackend {
-    fn register(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
+    fn register(&self, fd: RawFd, entry: u64, interest: Interest, _here: bool) -> io::Result<()> {
         self.registry.register(
             &mut SourceFd(&fd),
             Token(entry as usize),

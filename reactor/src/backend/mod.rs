@@ -21,7 +21,9 @@ pub(crate) mod user;
 /// A source of OS readiness for the ring.
 pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// Starts watching `fd` for `interest`, reporting it as `entry`.
-    fn register(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()>;
+    /// `here`: the calling thread consumes from the ring (see
+    /// [`Backend::arm_recv`]).
+    fn register(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()>;
     /// Changes the interest of a watched `fd`.
     fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()>;
     /// Stops watching `fd`, registered as `entry`.
@@ -29,12 +31,29 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// Makes the stream socket `fd` (registered as `entry`) receive
     /// through the ring into the returned inbox. `None`: this backend
     /// cannot; the caller keeps reading on readiness.
-    fn arm_recv(&self, fd: RawFd, entry: u64) -> io::Result<Option<std::sync::Arc<Inbox>>> {
-        let _ = (fd, entry);
+    ///
+    /// `here`: the calling thread consumes from the ring, so the backend
+    /// may make it the owner of the request (io_uring runs a request's
+    /// completion work on the thread that submitted it; a worker that runs
+    /// the socket's task then posts its completions itself).
+    fn arm_recv(
+        &self,
+        fd: RawFd,
+        entry: u64,
+        here: bool,
+    ) -> io::Result<Option<std::sync::Arc<Inbox>>> {
+        let _ = (fd, entry, here);
         Ok(None)
     }
-    /// Receives again for `entry` after its inbox drained below the mark.
-    fn resume_recv(&self, entry: u64) -> io::Result<()> {
+    /// Receives again for `entry` (its inbox drained below the mark, or
+    /// its receive moves to this thread); `here` as for `arm_recv`.
+    fn resume_recv(&self, entry: u64, here: bool) -> io::Result<()> {
+        let _ = (entry, here);
+        Ok(())
+    }
+    /// Cancels `entry`'s receive; its last completion wakes the reader,
+    /// who re-arms it from its own thread (see `Inbox::take`).
+    fn cancel_recv(&self, entry: u64) -> io::Result<()> {
         let _ = entry;
         Ok(())
     }
@@ -47,6 +66,13 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
         timeout: Option<Duration>,
         sigmask: Option<&libc::sigset_t>,
     ) -> io::Result<()>;
+    /// Collects what the OS already reported, without sleeping and without
+    /// the harvester role (any thread, any time). `None`: this backend can
+    /// only harvest in `poll`, under the role.
+    fn drain_now(&self, out: &mut Vec<(u64, Ready)>) -> io::Result<Option<usize>> {
+        let _ = out;
+        Ok(None)
+    }
     /// Makes a concurrent or the next `poll` return promptly.
     fn wake(&self) -> io::Result<()>;
     /// The backend's name, for logs and metrics.

@@ -3,11 +3,16 @@
 //! already there costs no syscall; a consumer only enters the kernel to
 //! submit registrations or to sleep.
 //!
-//! One ring serves every consumer. Submissions go through a lock and are
-//! submitted by the registering thread at once (one `io_uring_enter`, as
-//! `epoll_ctl` would cost); the completion queue is read only by the
-//! harvester, which the ring's role protocol makes unique. Waking a sleeping
-//! harvester writes an eventfd that the ring itself polls.
+//! One ring serves every consumer. Submissions go through a lock. A consumer
+//! thread submits its own requests at once (one `io_uring_enter`, as
+//! `epoll_ctl` would cost), which makes it their owner: the kernel runs
+//! their completion work on it, typically on the way out of its next
+//! syscall. Requests from other threads are queued for a consumer to
+//! submit. The completion queue is read under a lock: by the harvester
+//! after its sleep, or by any consumer without sleeping (`drain_now`), so
+//! a busy worker picks up what its own syscalls just completed. A sleeping
+//! harvester is woken by a `MSG_RING` (or, on older kernels, an eventfd the
+//! ring polls).
 //!
 //! Stream sockets may also receive through the ring (see [`crate::inbox`]):
 //! a multishot receive per socket fills buffers from a pool shared with the
@@ -189,6 +194,10 @@ pub(crate) struct UringBackend {
     pool: Option<BufPool>,
     /// Serialises pushes to the submission queue.
     sq: parking_lot::Mutex<()>,
+    /// Serialises reading the completion queue (and handing buffers back):
+    /// the harvester after its sleep, or any consumer draining what is
+    /// already there (`drain_now`).
+    cq: parking_lot::Mutex<()>,
     /// What each registration watches, to re-arm a multishot request the
     /// kernel ended (it does when its completion cannot be posted).
     polls: parking_lot::Mutex<HashMap<u64, Watch>>,
@@ -305,6 +314,7 @@ impl UringBackend {
             waker: waker.map(parking_lot::Mutex::new),
             pool,
             sq: parking_lot::Mutex::new(()),
+            cq: parking_lot::Mutex::new(()),
             polls: parking_lot::Mutex::new(HashMap::new()),
             wake_fd,
             in_wait: std::sync::atomic::AtomicBool::new(false),
@@ -321,23 +331,6 @@ impl UringBackend {
     fn submit(&self, entries: &[io_uring::squeue::Entry]) -> io::Result<()> {
         self.push(entries)?;
         self.enter_submit()
-    }
-
-    /// Queues a new poll for a harvester to submit.
-    ///
-    /// The kernel posts a request's completions from task work run by the
-    /// thread that submitted it. Submitted from a thread that is not a ring
-    /// consumer (say `main`, running an accept loop in `block_on`), every
-    /// readiness of that socket would interrupt that thread. So new polls
-    /// are submitted by the harvester's next `io_uring_enter`; one sleeping
-    /// there now is woken to do it.
-    fn queue_poll(&self, entry: io_uring::squeue::Entry) -> io::Result<()> {
-        self.push(&[entry])?;
-        self.unsubmitted.store(true, Ordering::SeqCst);
-        if self.in_wait.load(Ordering::SeqCst) {
-            self.wake()?;
-        }
-        Ok(())
     }
 
     /// Pushes SQEs without submitting them.
@@ -364,12 +357,15 @@ impl UringBackend {
         Ok(())
     }
 
-    /// The kernel has completions to post that wait for task work on this
-    /// ring (`IORING_SQ_TASKRUN`).
-    fn task_work_pending(&self) -> bool {
+    /// The kernel holds completions that only an `io_uring_enter` posts:
+    /// some wait for task work (`IORING_SQ_TASKRUN`, COOP_TASKRUN mode), or
+    /// the CQ overflowed and the kernel keeps the rest aside
+    /// (`IORING_SQ_CQ_OVERFLOW`) until an enter flushes them.
+    fn enter_pending(&self) -> bool {
         let _guard = self.sq.lock();
         // SAFETY: `sq` serialises every access to the submission queue.
-        unsafe { self.ring.submission_shared() }.taskrun()
+        let sq = unsafe { self.ring.submission_shared() };
+        (self.waker.is_some() && sq.taskrun()) || sq.cq_overflow()
     }
 
     /// Submits what is queued and runs pending task work, without waiting.
@@ -394,9 +390,13 @@ impl UringBackend {
             match self.ring.submitter().submit() {
                 Ok(_) => return Ok(()),
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                // The CQ is overflowing: the harvester will drain it; the
-                // SQEs stay queued and go in with its next enter.
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => return Ok(()),
+                // The CQ is overflowing: a consumer drains it; the SQEs
+                // stay queued and go in with the next enter (`poll` and
+                // `drain_now` make one when this is set).
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    self.unsubmitted.store(true, Ordering::SeqCst);
+                    return Ok(());
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -438,7 +438,15 @@ impl UringBackend {
             .user_data(entry | RECV)
     }
 
-    /// Queues SQEs for the harvester's next enter, waking it if it sleeps.
+    /// Queues SQEs for a consumer's next enter, waking the harvester if it
+    /// sleeps in the kernel.
+    ///
+    /// The kernel posts a request's completions from task work run by the
+    /// thread that submitted it. Submitted from a thread that is not a ring
+    /// consumer (say `main`, running an accept loop in `block_on`), every
+    /// completion would wait for that thread (or interrupt it). So requests
+    /// from such threads are submitted by a consumer: the harvester's next
+    /// `io_uring_enter`, or a busy consumer's `drain_now`.
     fn queue(&self, entries: &[io_uring::squeue::Entry]) -> io::Result<()> {
         self.push(entries)?;
         self.unsubmitted.store(true, Ordering::SeqCst);
@@ -491,14 +499,24 @@ impl UringBackend {
         }
         // The request ended. Receive again unless it ended for good or the
         // inbox is full (the reader resumes it then).
-        let live = !s.eof && s.error.is_none() && !s.closed;
+        let live = s.live();
         let rearm = match s.recv {
             Recv::Armed => live && res != -libc::ECANCELED && s.unread() < PAUSE_AT,
             Recv::Cancelling { resume } => live && resume,
             Recv::Idle => false,
+            // Cancelled to move to its reader's thread: wake the reader,
+            // whose next read re-arms it there.
+            Recv::Moving => {
+                if live {
+                    ready = Some(ready.unwrap_or(Ready::EMPTY) | Ready::READABLE);
+                }
+                false
+            }
         };
         if rearm {
             s.recv = Recv::Armed;
+            // Submitted by whichever consumer enters next.
+            s.owner = 0;
             again.push((entry, Self::recv_sqe(watch.fd, entry)));
         } else {
             s.recv = Recv::Idle;
@@ -507,14 +525,24 @@ impl UringBackend {
     }
 
     /// Moves completions into `out`; re-arms polls the kernel ended.
-    fn drain(&self, out: &mut Vec<(u64, Ready)>) -> io::Result<usize> {
+    /// `wait_turn`: wait for a concurrent drain to finish; otherwise leave
+    /// the completions to it and return 0.
+    fn drain(&self, out: &mut Vec<(u64, Ready)>, wait_turn: bool) -> io::Result<usize> {
         let mut rearm = Vec::new();
         let mut again = Vec::new();
         let mut woke = false;
         let mut n = 0;
         {
-            // SAFETY: only the harvester calls `poll` (the ring's role
-            // protocol), so this is the only CompletionQueue handle.
+            let _turn = if wait_turn {
+                self.cq.lock()
+            } else {
+                match self.cq.try_lock() {
+                    Some(turn) => turn,
+                    None => return Ok(0),
+                }
+            };
+            // SAFETY: `cq` is held: this is the only CompletionQueue
+            // handle, and the only thread handing buffers back.
             let cq = unsafe { self.ring.completion_shared() };
             for cqe in cq {
                 n += 1;
@@ -556,9 +584,9 @@ impl UringBackend {
                     }
                 }
             }
-        }
-        if let Some(pool) = &self.pool {
-            pool.publish();
+            if let Some(pool) = &self.pool {
+                pool.publish();
+            }
         }
         if !again.is_empty() {
             // Pushed under the lock `deregister` cancels under, and only
@@ -680,7 +708,7 @@ impl UringBackend {
 }
 
 impl Backend for UringBackend {
-    fn register(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
+    fn register(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()> {
         debug_assert_eq!(entry & RECV, 0, "entry index beyond 2^31");
         let mask = poll_mask(interest);
         let watch = Watch {
@@ -693,7 +721,11 @@ impl Backend for UringBackend {
             .multi(true)
             .build()
             .user_data(entry);
-        self.queue_poll(sqe)
+        if here {
+            self.submit(&[sqe])
+        } else {
+            self.queue(&[sqe])
+        }
     }
 
     fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
@@ -735,7 +767,7 @@ impl Backend for UringBackend {
         }
     }
 
-    fn arm_recv(&self, fd: RawFd, entry: u64) -> io::Result<Option<Arc<Inbox>>> {
+    fn arm_recv(&self, fd: RawFd, entry: u64, here: bool) -> io::Result<Option<Arc<Inbox>>> {
         if self.pool.is_none() {
             return Ok(None);
         }
@@ -750,6 +782,7 @@ impl Backend for UringBackend {
             return Ok(Some(inbox.clone()));
         }
         let inbox = Arc::new(Inbox::new());
+        inbox.lock().owner = if here { crate::inbox::thread_tag() } else { 0 };
         w.inbox = Some(inbox.clone());
         w.mask = without_reads(w.mask);
         let poll = opcode::PollAdd::new(types::Fd(fd), w.mask)
@@ -757,14 +790,34 @@ impl Backend for UringBackend {
             .build()
             .user_data(entry);
         // In order: the old poll goes, the new one and the receive come.
-        self.queue(&[Self::cancel_all_sqe(entry), poll, Self::recv_sqe(fd, entry)])?;
+        let sqes = [Self::cancel_all_sqe(entry), poll, Self::recv_sqe(fd, entry)];
+        if here {
+            self.submit(&sqes)?;
+        } else {
+            self.queue(&sqes)?;
+        }
         Ok(Some(inbox))
     }
 
-    fn resume_recv(&self, entry: u64) -> io::Result<()> {
+    fn resume_recv(&self, entry: u64, here: bool) -> io::Result<()> {
         let polls = self.polls.lock();
         if let Some(w) = polls.get(&entry) {
-            self.queue(&[Self::recv_sqe(w.fd, entry)])?;
+            let sqe = Self::recv_sqe(w.fd, entry);
+            if here {
+                self.submit(&[sqe])?;
+            } else {
+                self.queue(&[sqe])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn cancel_recv(&self, entry: u64) -> io::Result<()> {
+        // Under the lock `deregister` cancels under, like every receive
+        // submission, so this cancel never outlives the registration.
+        let polls = self.polls.lock();
+        if polls.contains_key(&entry) {
+            self.submit(&[Self::cancel_all_sqe(entry | RECV)])?;
         }
         Ok(())
     }
@@ -776,11 +829,10 @@ impl Backend for UringBackend {
         sigmask: Option<&libc::sigset_t>,
     ) -> io::Result<()> {
         // Whatever the kernel already posted is read without a syscall.
-        let mut drained = self.drain(out)?;
-        if drained == 0 && self.waker.is_some() && self.task_work_pending() {
-            // Completions wait in task work (COOP_TASKRUN): run it.
+        let mut drained = self.drain(out, true)?;
+        if drained == 0 && self.enter_pending() {
             self.enter_getevents()?;
-            drained = self.drain(out)?;
+            drained = self.drain(out, true)?;
         }
         if drained > 0 || timeout == Some(Duration::ZERO) {
             if self.unsubmitted.swap(false, Ordering::SeqCst) {
@@ -790,14 +842,26 @@ impl Backend for UringBackend {
         }
         self.unsubmitted.store(false, Ordering::SeqCst);
         self.in_wait.store(true, Ordering::SeqCst);
-        // Pairs with `queue_poll`: a poll queued before `in_wait` was set is
+        // Pairs with `queue`: a request queued before `in_wait` was set is
         // submitted by the enter below; one queued after it wakes us.
         std::sync::atomic::fence(Ordering::SeqCst);
         let result = self.wait(timeout, sigmask);
         self.in_wait.store(false, Ordering::SeqCst);
         result?;
-        self.drain(out)?;
+        self.drain(out, true)?;
         Ok(())
+    }
+
+    fn drain_now(&self, out: &mut Vec<(u64, Ready)>) -> io::Result<Option<usize>> {
+        let mut drained = self.drain(out, false)?;
+        if drained == 0 && self.enter_pending() {
+            self.enter_getevents()?;
+            drained = self.drain(out, false)?;
+        }
+        if self.unsubmitted.swap(false, Ordering::SeqCst) {
+            self.enter_submit()?;
+        }
+        Ok(Some(drained))
     }
 
     fn wake(&self) -> io::Result<()> {

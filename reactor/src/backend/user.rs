@@ -38,7 +38,7 @@ fn unsupported() -> io::Error {
 }
 
 impl Backend for UserBackend {
-    fn register(&self, _: RawFd, _: u64, _: Interest) -> io::Result<()> {
+    fn register(&self, _: RawFd, _: u64, _: Interest, _: bool) -> io::Result<()> {
         Err(unsupported())
     }
 

@@ -184,7 +184,12 @@ impl Shared {
         }
         let mut cores = Vec::with_capacity(workers);
         for (index, local) in locals.into_iter().enumerate() {
-            cores.push(worker::Core::new(index, local, kevent.consumer_for(index)?));
+            let mut consumer = kevent.consumer_for(index)?;
+            // Workers harvest between tasks (`Worker::run_once`), and the
+            // stall check bounds how long a worker stuck in one poll keeps
+            // the others from seeing I/O.
+            consumer.set_harvests_while_busy(true);
+            cores.push(worker::Core::new(index, local, consumer));
         }
         let shared = Arc::new(Shared {
             kevent,
