@@ -12,6 +12,15 @@
 //! work waits for it. If the role is taken, the consumer parks on its own
 //! condition variable and asks for the role to be handed over when released,
 //! so that whenever consumers sleep one of them watches the backend.
+//!
+//! Consumers that promise to harvest while they run
+//! ([`Consumer::set_harvests_while_busy`], the runtime's workers) refine
+//! this: while another such consumer runs, the one taking the role does not
+//! sleep in the backend (the busy one sees the OS's events at its next
+//! harvest, and sleeping there would only be woken by them). It parks
+//! instead, watching the timers; the last consumer to go idle sleeps in the
+//! backend. On io_uring a harvest reads the completion queue without the
+//! role at all (`Backend::drain_now`).
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -308,7 +308,7 @@ impl Kevent {
         }
         self.inner
             .backend
-            .reregister(reg.fd(), key.entry(), interest)
+            .reregister(reg.fd(), key.entry(), interest, self.inner.consumes_here())
     }
 
     /// Makes a stream socket's registration receive through the ring: the
@@ -349,7 +349,7 @@ impl Kevent {
         let here = self.inner.consumes_here();
         let taken = inbox.take(dst, peek, here.then(crate::inbox::thread_tag));
         if taken.cancel {
-            self.inner.backend.cancel_recv(key.entry())?;
+            self.inner.backend.cancel_recv(key.entry(), here)?;
         }
         if taken.resume {
             self.inner.backend.resume_recv(key.entry(), here)?;
@@ -364,7 +364,9 @@ impl Kevent {
         let reg = inner.regs.get(key).ok_or_else(stale)?;
         let (kind, fd) = (reg.kind(), reg.fd());
         let result = match kind {
-            Kind::Fd => inner.backend.deregister(fd, key.entry()),
+            Kind::Fd => inner
+                .backend
+                .deregister(fd, key.entry(), inner.consumes_here()),
             Kind::Timer => {
                 inner.timers.lock().disarm(key);
                 Ok(())

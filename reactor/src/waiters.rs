@@ -246,18 +246,23 @@ impl Waiters {
     /// Moves `id` from a sleeping state to NOTIFIED, if it sleeps.
     fn notify(&self, id: usize, only: Option<u8>) -> Option<Woken> {
         let w = &self.slots[id];
-        let cur = w.state.load(Ordering::SeqCst);
-        if cur != SLEEPING && cur != HARVESTING {
-            return None;
-        }
-        if only.is_some_and(|o| o != cur) {
-            return None;
-        }
-        if w.state
-            .compare_exchange(cur, NOTIFIED, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
-            return None;
+        let mut cur = w.state.load(Ordering::SeqCst);
+        loop {
+            if cur != SLEEPING && cur != HARVESTING {
+                return None;
+            }
+            if only.is_some_and(|o| o != cur) {
+                return None;
+            }
+            match w
+                .state
+                .compare_exchange(cur, NOTIFIED, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => break,
+                // A harvester turned parker meanwhile (`harvester_parks`):
+                // it still sleeps, so wake it as what it is now.
+                Err(now) => cur = now,
+            }
         }
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
         w.wakeups.fetch_add(1, Ordering::Relaxed);

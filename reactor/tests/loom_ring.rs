@@ -183,3 +183,46 @@ fn one_event_wakes_one_sleeper() {
         }
     });
 }
+
+/// Consumers that harvest while busy (the runtime's workers): one that
+/// takes the role while the other runs parks instead of sleeping in the
+/// backend (HARVESTING becomes SLEEPING). A broadcast racing with that
+/// change must still reach it, and with the other consumer parked the same
+/// way; a lost wakeup shows up as a deadlock.
+#[test]
+fn busy_harvesters_park_without_losing_a_wakeup() {
+    loom::model(|| {
+        let kq = ring(4);
+        let all = kq.add_user(Token(2), Flags::WAKEUP_ALL).unwrap();
+        let done = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let (kq, done, waiting) = (kq.clone(), done.clone(), waiting.clone());
+                let mut c = kq.consumer().unwrap();
+                c.set_harvests_while_busy(true);
+                thread::spawn(move || loop {
+                    let seen = c.front();
+                    let got = take_all(&mut c);
+                    if done.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if got.is_empty() {
+                        waiting.fetch_add(1, Ordering::SeqCst);
+                        c.wait(seen, 1, Timeout::NEVER).unwrap();
+                    }
+                })
+            })
+            .collect();
+        // Broadcast once both are on their way to sleep (each may be
+        // anywhere in `wait`).
+        while waiting.load(Ordering::SeqCst) < 2 {
+            thread::yield_now();
+        }
+        done.store(true, Ordering::SeqCst);
+        kq.post(all, 1).unwrap();
+        for c in consumers {
+            c.join().unwrap();
+        }
+    });
+}

@@ -105,7 +105,7 @@ impl Backend for MioBackend {
         )
     }
 
-    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
+    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest, _: bool) -> io::Result<()> {
         self.registry.reregister(
             &mut SourceFd(&fd),
             Token(entry as usize),
@@ -113,7 +113,7 @@ impl Backend for MioBackend {
         )
     }
 
-    fn deregister(&self, fd: RawFd, _entry: u64) -> io::Result<()> {
+    fn deregister(&self, fd: RawFd, _entry: u64, _: bool) -> io::Result<()> {
         self.registry.deregister(&mut SourceFd(&fd))
     }
 

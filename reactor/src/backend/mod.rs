@@ -22,12 +22,17 @@ pub(crate) mod user;
 pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// Starts watching `fd` for `interest`, reporting it as `entry`.
     /// `here`: the calling thread consumes from the ring (see
-    /// [`Backend::arm_recv`]).
+    /// [`Backend::arm_recv`]). A thread that does not must never enter the
+    /// kernel for the ring: its enter would submit whatever other threads
+    /// queued and make it their owner, and the kernel then runs their
+    /// completion work on it (interrupting its own blocking calls: a
+    /// `read` with a timeout returns `EINTR`).
     fn register(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()>;
-    /// Changes the interest of a watched `fd`.
-    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()>;
+    /// Changes the interest of a watched `fd` (`here` as for `register`).
+    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()>;
     /// Stops watching `fd`, registered as `entry`.
-    fn deregister(&self, fd: RawFd, entry: u64) -> io::Result<()>;
+    /// `here` as for `register`.
+    fn deregister(&self, fd: RawFd, entry: u64, here: bool) -> io::Result<()>;
     /// Makes the stream socket `fd` (registered as `entry`) receive
     /// through the ring into the returned inbox. `None`: this backend
     /// cannot; the caller keeps reading on readiness.
@@ -53,8 +58,8 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     }
     /// Cancels `entry`'s receive; its last completion wakes the reader,
     /// who re-arms it from its own thread (see `Inbox::take`).
-    fn cancel_recv(&self, entry: u64) -> io::Result<()> {
-        let _ = entry;
+    fn cancel_recv(&self, entry: u64, here: bool) -> io::Result<()> {
+        let _ = (entry, here);
         Ok(())
     }
     /// Waits up to `timeout` (`None`: forever) for readiness, appending it to

@@ -327,6 +327,16 @@ impl UringBackend {
         Ok(backend)
     }
 
+    /// Submits SQEs from this thread if it consumes from the ring (`here`),
+    /// or queues them for a consumer to submit (see `queue`).
+    fn send(&self, entries: &[io_uring::squeue::Entry], here: bool) -> io::Result<()> {
+        if here {
+            self.submit(entries)
+        } else {
+            self.queue(entries)
+        }
+    }
+
     /// Pushes SQEs and submits them from this thread.
     fn submit(&self, entries: &[io_uring::squeue::Entry]) -> io::Result<()> {
         self.push(entries)?;
@@ -721,14 +731,10 @@ impl Backend for UringBackend {
             .multi(true)
             .build()
             .user_data(entry);
-        if here {
-            self.submit(&[sqe])
-        } else {
-            self.queue(&[sqe])
-        }
+        self.send(&[sqe], here)
     }
 
-    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
+    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()> {
         let mut mask = poll_mask(interest);
         {
             let mut polls = self.polls.lock();
@@ -746,24 +752,24 @@ impl Backend for UringBackend {
             .multi(true)
             .build()
             .user_data(entry);
-        self.submit(&[Self::remove_sqe(entry), add])
+        self.send(&[Self::remove_sqe(entry), add], here)
     }
 
-    fn deregister(&self, _fd: RawFd, entry: u64) -> io::Result<()> {
+    fn deregister(&self, _fd: RawFd, entry: u64, here: bool) -> io::Result<()> {
         // Removal is submitted under the lock `drain` re-arms under, so a
         // re-armed poll is always submitted before this removal.
         let mut polls = self.polls.lock();
         let watch = polls.remove(&entry);
         if self.pool.is_none() {
-            return self.submit(&[Self::remove_sqe(entry)]);
+            return self.send(&[Self::remove_sqe(entry)], here);
         }
         let cancel = Self::cancel_all_sqe(entry);
         match watch.and_then(|w| w.inbox) {
             Some(inbox) => {
                 inbox.lock().closed = true;
-                self.submit(&[cancel, Self::cancel_all_sqe(entry | RECV)])
+                self.send(&[cancel, Self::cancel_all_sqe(entry | RECV)], here)
             }
-            None => self.submit(&[cancel]),
+            None => self.send(&[cancel], here),
         }
     }
 
@@ -791,11 +797,7 @@ impl Backend for UringBackend {
             .user_data(entry);
         // In order: the old poll goes, the new one and the receive come.
         let sqes = [Self::cancel_all_sqe(entry), poll, Self::recv_sqe(fd, entry)];
-        if here {
-            self.submit(&sqes)?;
-        } else {
-            self.queue(&sqes)?;
-        }
+        self.send(&sqes, here)?;
         Ok(Some(inbox))
     }
 
@@ -803,21 +805,17 @@ impl Backend for UringBackend {
         let polls = self.polls.lock();
         if let Some(w) = polls.get(&entry) {
             let sqe = Self::recv_sqe(w.fd, entry);
-            if here {
-                self.submit(&[sqe])?;
-            } else {
-                self.queue(&[sqe])?;
-            }
+            self.send(&[sqe], here)?;
         }
         Ok(())
     }
 
-    fn cancel_recv(&self, entry: u64) -> io::Result<()> {
+    fn cancel_recv(&self, entry: u64, here: bool) -> io::Result<()> {
         // Under the lock `deregister` cancels under, like every receive
         // submission, so this cancel never outlives the registration.
         let polls = self.polls.lock();
         if polls.contains_key(&entry) {
-            self.submit(&[Self::cancel_all_sqe(entry | RECV)])?;
+            self.send(&[Self::cancel_all_sqe(entry | RECV)], here)?;
         }
         Ok(())
     }

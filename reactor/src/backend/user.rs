@@ -42,11 +42,11 @@ impl Backend for UserBackend {
         Err(unsupported())
     }
 
-    fn reregister(&self, _: RawFd, _: u64, _: Interest) -> io::Result<()> {
+    fn reregister(&self, _: RawFd, _: u64, _: Interest, _: bool) -> io::Result<()> {
         Err(unsupported())
     }
 
-    fn deregister(&self, _: RawFd, _: u64) -> io::Result<()> {
+    fn deregister(&self, _: RawFd, _: u64, _: bool) -> io::Result<()> {
         Err(unsupported())
     }
 

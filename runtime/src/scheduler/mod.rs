@@ -25,11 +25,14 @@
 //!   each delivery wakes one sleeper (wake-one);
 //! * shutdown: a user event flagged `WAKEUP_ALL`.
 //!
-//! The ring decides who harvests the OS: a sleeping worker with nothing to
-//! do sleeps inside the backend's poll, bounded by the nearest timer; a
-//! worker running tasks never holds that role, so no single worker stalls
-//! I/O for the others. Busy workers harvest without sleeping every
-//! `EVENT_INTERVAL` ticks so I/O is not starved by a stream of ready tasks.
+//! The ring decides who harvests the OS: the last worker to go idle sleeps
+//! inside the backend's poll, bounded by the nearest timer; a worker running
+//! tasks never holds that role, so no single worker stalls I/O for the
+//! others. Busy workers harvest without sleeping when they run out of tasks
+//! and every `EVENT_INTERVAL` ticks, so I/O is not starved by a stream of
+//! ready tasks; while one runs, idle workers park (watching the timers, the
+//! stall check among them) rather than sleep in the kernel only to be woken
+//! for events the busy worker takes itself.
 
 pub(crate) mod injector;
 pub(crate) mod local_queue;
