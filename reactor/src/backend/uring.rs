@@ -337,6 +337,20 @@ impl UringBackend {
         }
     }
 
+    /// Queues SQEs: from a consumer thread (`here`) for its own next enter
+    /// (it enters between tasks or to sleep anyway, so a burst of accepts
+    /// or first reads costs no syscall each, and the requests are usually
+    /// its own); from another thread as `queue` does.
+    fn post(&self, entries: &[io_uring::squeue::Entry], here: bool) -> io::Result<()> {
+        if here {
+            self.push(entries)?;
+            self.unsubmitted.store(true, Ordering::SeqCst);
+            Ok(())
+        } else {
+            self.queue(entries)
+        }
+    }
+
     /// Pushes SQEs and submits them from this thread.
     fn submit(&self, entries: &[io_uring::squeue::Entry]) -> io::Result<()> {
         self.push(entries)?;
@@ -731,7 +745,7 @@ impl Backend for UringBackend {
             .multi(true)
             .build()
             .user_data(entry);
-        self.send(&[sqe], here)
+        self.post(&[sqe], here)
     }
 
     fn reregister(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()> {
@@ -788,6 +802,7 @@ impl Backend for UringBackend {
             return Ok(Some(inbox.clone()));
         }
         let inbox = Arc::new(Inbox::new());
+        // Its next enter submits it, as a rule before another consumer does.
         inbox.lock().owner = if here { crate::inbox::thread_tag() } else { 0 };
         w.inbox = Some(inbox.clone());
         w.mask = without_reads(w.mask);
@@ -797,7 +812,7 @@ impl Backend for UringBackend {
             .user_data(entry);
         // In order: the old poll goes, the new one and the receive come.
         let sqes = [Self::cancel_all_sqe(entry), poll, Self::recv_sqe(fd, entry)];
-        self.send(&sqes, here)?;
+        self.post(&sqes, here)?;
         Ok(Some(inbox))
     }
 
@@ -805,7 +820,7 @@ impl Backend for UringBackend {
         let polls = self.polls.lock();
         if let Some(w) = polls.get(&entry) {
             let sqe = Self::recv_sqe(w.fd, entry);
-            self.send(&[sqe], here)?;
+            self.post(&[sqe], here)?;
         }
         Ok(())
     }
@@ -815,7 +830,7 @@ impl Backend for UringBackend {
         // submission, so this cancel never outlives the registration.
         let polls = self.polls.lock();
         if polls.contains_key(&entry) {
-            self.send(&[Self::cancel_all_sqe(entry | RECV)], here)?;
+            self.post(&[Self::cancel_all_sqe(entry | RECV)], here)?;
         }
         Ok(())
     }
