@@ -226,71 +226,32 @@ impl Consumer {
                     // would only be woken by events that consumer is about
                     // to take itself (tokio's idle workers likewise leave
                     // the driver to the one that parks last).
+                    if self.park_while_others_run(&inner, deadline, broadcasts)? {
+                        return Ok(WaitStatus::Ready);
+                    }
+                } else {
+                    let until = earliest(deadline, inner.next_timer());
+                    inner.set_harvest_until(until);
+                    // The timer list may have changed between reading it and
+                    // announcing our deadline; arm_timer wakes us if so.
+                    let until = earliest(until, inner.next_timer());
+                    let timeout = until.map(|u| u.saturating_duration_since(Instant::now()));
+                    self.stats.sleeps += 1;
+                    self.stats.harvests += 1;
                     self.harvested.clear();
                     let polled =
                         inner
                             .backend
-                            .poll(&mut self.harvested, Some(Duration::ZERO), None);
+                            .poll(&mut self.harvested, timeout, self.sigmask.as_ref());
+                    let notified = inner.waiters.cancel(self.id);
                     let published = inner.absorb(&self.harvested, Some(self.id))
                         + inner.fire_timers(Some(self.id));
-                    self.stats.harvests += 1;
                     self.stats.published += published as u64;
-                    if published > 0 || polled.is_err() || !inner.waiters.harvester_parks(self.id) {
-                        inner.waiters.cancel(self.id);
-                        inner.release_harvest_role();
-                        polled?;
-                        return Ok(WaitStatus::Ready);
-                    }
                     inner.release_harvest_role();
-                    self.stats.sleeps += 1;
-                    let until = match (deadline, inner.next_timer()) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                    // Nobody may sleep in the backend now, so we watch the
-                    // timers (the stall check among them) while parked.
-                    let notified = if inner.watch_timers(self.id, until) {
-                        inner.waiters.park(self.id, until)
-                    } else {
-                        inner.waiters.cancel(self.id)
-                    };
-                    inner.unwatch_timers(self.id);
+                    polled?;
                     if notified && inner.waiters.broadcasts() != broadcasts {
                         return Ok(WaitStatus::Ready);
                     }
-                    if self.has_work(min) {
-                        return Ok(WaitStatus::Ready);
-                    }
-                    seen = inner.ring.front();
-                    continue;
-                }
-                let until = match (deadline, inner.next_timer()) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                inner.set_harvest_until(until);
-                // The timer list may have changed between reading it and
-                // announcing our deadline; arm_timer wakes us if so.
-                let until = match (until, inner.next_timer()) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                let timeout = until.map(|u| u.saturating_duration_since(Instant::now()));
-                self.stats.sleeps += 1;
-                self.stats.harvests += 1;
-                self.harvested.clear();
-                let polled =
-                    inner
-                        .backend
-                        .poll(&mut self.harvested, timeout, self.sigmask.as_ref());
-                let notified = inner.waiters.cancel(self.id);
-                let published =
-                    inner.absorb(&self.harvested, Some(self.id)) + inner.fire_timers(Some(self.id));
-                self.stats.published += published as u64;
-                inner.release_harvest_role();
-                polled?;
-                if notified && inner.waiters.broadcasts() != broadcasts {
-                    return Ok(WaitStatus::Ready);
                 }
             } else {
                 inner.want_harvest_role();
@@ -331,6 +292,42 @@ impl Consumer {
         }
     }
 
+    /// The role holder's sleep while another consumer runs: harvest what
+    /// is there without waiting, give the role back and park, watching the
+    /// timers (nobody may sleep in the backend now; the stall check is one
+    /// of them). True: return `Ready` (something came, or a broadcast).
+    fn park_while_others_run(
+        &mut self,
+        inner: &crate::kevent::Inner,
+        deadline: Option<Instant>,
+        broadcasts: u64,
+    ) -> io::Result<bool> {
+        self.harvested.clear();
+        let polled = inner
+            .backend
+            .poll(&mut self.harvested, Some(Duration::ZERO), None);
+        let published =
+            inner.absorb(&self.harvested, Some(self.id)) + inner.fire_timers(Some(self.id));
+        self.stats.harvests += 1;
+        self.stats.published += published as u64;
+        if published > 0 || polled.is_err() || !inner.waiters.harvester_parks(self.id) {
+            inner.waiters.cancel(self.id);
+            inner.release_harvest_role();
+            polled?;
+            return Ok(true);
+        }
+        inner.release_harvest_role();
+        self.stats.sleeps += 1;
+        let until = earliest(deadline, inner.next_timer());
+        let notified = if inner.watch_timers(self.id, until) {
+            inner.waiters.park(self.id, until)
+        } else {
+            inner.waiters.cancel(self.id)
+        };
+        inner.unwatch_timers(self.id);
+        Ok(notified && inner.waiters.broadcasts() != broadcasts)
+    }
+
     /// Polls the backend without sleeping, if no other consumer is
     /// harvesting, and fires due timers. Returns the entries published.
     pub fn harvest(&mut self) -> io::Result<usize> {
@@ -344,7 +341,6 @@ impl Consumer {
             self.stats.harvests += 1;
             published += inner.absorb(&self.harvested, Some(self.id));
         } else if inner.try_harvest_role() {
-            self.harvested.clear();
             self.stats.harvests += 1;
             let polled = inner
                 .backend
@@ -420,6 +416,14 @@ impl Consumer {
 }
 
 /// Where claimed entries go: the events handed out and the held list.
+/// The earlier of two optional instants (`None`: never).
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 struct Delivery<'a> {
     /// The consumer's slot.
     id: usize,

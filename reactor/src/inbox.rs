@@ -41,15 +41,6 @@ pub(crate) enum Recv {
 /// than the receive's owner, after which the receive moves to the reader.
 const STRAYS_TO_MOVE: u8 = 2;
 
-thread_local! {
-    static TAG: u8 = const { 0 };
-}
-
-/// An identity of the calling thread, unique among live threads (never 0).
-pub(crate) fn thread_tag() -> usize {
-    TAG.with(|t| t as *const u8 as usize)
-}
-
 /// A stream socket's received bytes, filled by the ring's harvester.
 pub struct Inbox {
     state: parking_lot::Mutex<State>,
@@ -68,7 +59,8 @@ pub(crate) struct State {
     pub(crate) recv: Recv,
     /// The registration is gone: never re-arm.
     pub(crate) closed: bool,
-    /// The thread that submitted the receive ([`thread_tag`]); 0: unknown.
+    /// The thread that submitted the receive (`kevent::thread_tag`); 0:
+    /// unknown.
     /// The kernel runs the receive's completion work on that thread.
     pub(crate) owner: usize,
     /// Reads in a row that found nothing, by a consumer thread not `owner`.
@@ -119,7 +111,8 @@ impl State {
 }
 
 impl Inbox {
-    pub(crate) fn new() -> Inbox {
+    /// An inbox for a receive submitted by thread `owner` (0: unknown).
+    pub(crate) fn new(owner: usize) -> Inbox {
         Inbox {
             state: parking_lot::Mutex::new(State {
                 buf: Vec::new(),
@@ -128,7 +121,7 @@ impl Inbox {
                 error: None,
                 recv: Recv::Armed,
                 closed: false,
-                owner: 0,
+                owner,
                 strays: 0,
             }),
         }
@@ -152,7 +145,7 @@ impl Inbox {
     /// with `peek`). `Ok(0)` at end of stream; the receive error, once,
     /// after the data before it; `WouldBlock` when nothing has arrived.
     ///
-    /// `reader`: the calling thread's [`thread_tag`] when it consumes from
+    /// `reader`: the calling thread's `kevent::thread_tag` when it consumes from
     /// the ring. The kernel posts a receive's completions from work run on
     /// the thread that submitted it, so a receive whose socket is now read
     /// on another worker would need that thread woken for every message.
@@ -247,7 +240,7 @@ mod tests {
 
     #[test]
     fn reads_in_order_then_would_block_then_eof() {
-        let inbox = Inbox::new();
+        let inbox = Inbox::new(0);
         let mut dst = [MaybeUninit::uninit(); 4];
         let t = inbox.take(&mut dst, false, None);
         assert_eq!(t.result.unwrap_err().kind(), io::ErrorKind::WouldBlock);
@@ -266,7 +259,7 @@ mod tests {
 
     #[test]
     fn an_error_comes_after_the_data_before_it_and_once() {
-        let inbox = Inbox::new();
+        let inbox = Inbox::new(0);
         inbox.lock().push(b"ab");
         inbox.lock().error = Some(libc::ECONNRESET);
         let mut dst = [MaybeUninit::uninit(); 8];
@@ -278,7 +271,7 @@ mod tests {
 
     #[test]
     fn a_paused_receive_resumes_once_drained_below_the_mark() {
-        let inbox = Inbox::new();
+        let inbox = Inbox::new(0);
         inbox.lock().push(&vec![7u8; PAUSE_AT]);
         inbox.lock().recv = Recv::Idle;
         let mut dst = vec![MaybeUninit::uninit(); PAUSE_AT - RESUME_BELOW];
@@ -294,9 +287,8 @@ mod tests {
 
     #[test]
     fn a_receive_moves_to_a_reader_thread_that_keeps_finding_it_empty() {
-        let inbox = Inbox::new();
         let (owner, reader) = (1usize, 2usize);
-        inbox.lock().owner = owner;
+        let inbox = Inbox::new(owner);
         let mut dst = [MaybeUninit::uninit(); 4];
         // The owner's own empty reads never move it.
         for _ in 0..3 {
@@ -327,8 +319,7 @@ mod tests {
 
     #[test]
     fn a_reader_outside_the_consumers_never_moves_the_receive() {
-        let inbox = Inbox::new();
-        inbox.lock().owner = 1;
+        let inbox = Inbox::new(1);
         let mut dst = [MaybeUninit::uninit(); 4];
         for _ in 0..5 {
             assert!(!inbox.take(&mut dst, false, None).cancel);
@@ -338,8 +329,7 @@ mod tests {
 
     #[test]
     fn an_ended_stream_is_never_moved_or_resumed() {
-        let inbox = Inbox::new();
-        inbox.lock().owner = 1;
+        let inbox = Inbox::new(1);
         inbox.lock().eof = true;
         inbox.lock().recv = Recv::Idle;
         let mut dst = [MaybeUninit::uninit(); 4];

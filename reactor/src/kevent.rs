@@ -149,6 +149,12 @@ thread_local! {
     static CONSUMING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
+/// An identity of the calling thread, unique among live threads (never 0):
+/// the address of its `CONSUMING` cell.
+pub(crate) fn thread_tag() -> usize {
+    CONSUMING.with(|c| c as *const std::cell::Cell<usize> as usize)
+}
+
 /// Everything a ring is made of.
 #[derive(Debug)]
 pub(crate) struct Inner {
@@ -347,7 +353,7 @@ impl Kevent {
         peek: bool,
     ) -> io::Result<usize> {
         let here = self.inner.consumes_here();
-        let taken = inbox.take(dst, peek, here.then(crate::inbox::thread_tag));
+        let taken = inbox.take(dst, peek, here.then(thread_tag));
         if taken.cancel {
             self.inner.backend.cancel_recv(key.entry(), here)?;
         }

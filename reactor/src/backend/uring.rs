@@ -651,6 +651,27 @@ impl UringBackend {
 }
 
 impl UringBackend {
+    /// Reads what the kernel already posted (no syscall); when there is
+    /// nothing but the kernel holds completions back (task work, CQ
+    /// overflow), enters once to have them posted and reads again.
+    /// `wait_turn` as for `drain`.
+    fn collect(&self, out: &mut Vec<(u64, Ready)>, wait_turn: bool) -> io::Result<usize> {
+        let drained = self.drain(out, wait_turn)?;
+        if drained > 0 || !self.enter_pending() {
+            return Ok(drained);
+        }
+        self.enter_getevents()?;
+        self.drain(out, wait_turn)
+    }
+
+    /// Submits requests queued for a consumer's enter, if any.
+    fn submit_queued(&self) -> io::Result<()> {
+        if self.unsubmitted.swap(false, Ordering::SeqCst) {
+            self.enter_submit()?;
+        }
+        Ok(())
+    }
+
     /// Submits what is queued and sleeps for one completion or `timeout`.
     fn wait(&self, timeout: Option<Duration>, sigmask: Option<&libc::sigset_t>) -> io::Result<()> {
         self.syscalls.fetch_add(1, Ordering::Relaxed);
@@ -801,9 +822,13 @@ impl Backend for UringBackend {
         if let Some(inbox) = &w.inbox {
             return Ok(Some(inbox.clone()));
         }
-        let inbox = Arc::new(Inbox::new());
-        // Its next enter submits it, as a rule before another consumer does.
-        inbox.lock().owner = if here { crate::inbox::thread_tag() } else { 0 };
+        // A consumer's next enter submits it, as a rule before another
+        // consumer's does.
+        let inbox = Arc::new(Inbox::new(if here {
+            crate::kevent::thread_tag()
+        } else {
+            0
+        }));
         w.inbox = Some(inbox.clone());
         w.mask = without_reads(w.mask);
         let poll = opcode::PollAdd::new(types::Fd(fd), w.mask)
@@ -841,17 +866,8 @@ impl Backend for UringBackend {
         timeout: Option<Duration>,
         sigmask: Option<&libc::sigset_t>,
     ) -> io::Result<()> {
-        // Whatever the kernel already posted is read without a syscall.
-        let mut drained = self.drain(out, true)?;
-        if drained == 0 && self.enter_pending() {
-            self.enter_getevents()?;
-            drained = self.drain(out, true)?;
-        }
-        if drained > 0 || timeout == Some(Duration::ZERO) {
-            if self.unsubmitted.swap(false, Ordering::SeqCst) {
-                self.enter_submit()?;
-            }
-            return Ok(());
+        if self.collect(out, true)? > 0 || timeout == Some(Duration::ZERO) {
+            return self.submit_queued();
         }
         self.unsubmitted.store(false, Ordering::SeqCst);
         self.in_wait.store(true, Ordering::SeqCst);
@@ -866,14 +882,8 @@ impl Backend for UringBackend {
     }
 
     fn drain_now(&self, out: &mut Vec<(u64, Ready)>) -> io::Result<Option<usize>> {
-        let mut drained = self.drain(out, false)?;
-        if drained == 0 && self.enter_pending() {
-            self.enter_getevents()?;
-            drained = self.drain(out, false)?;
-        }
-        if self.unsubmitted.swap(false, Ordering::SeqCst) {
-            self.enter_submit()?;
-        }
+        let drained = self.collect(out, false)?;
+        self.submit_queued()?;
         Ok(Some(drained))
     }
 
