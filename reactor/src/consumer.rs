@@ -86,6 +86,9 @@ pub struct Consumer {
     events: Vec<Event>,
     /// Scratch for harvested OS readiness.
     harvested: Vec<(u64, Ready)>,
+    /// This `wait` gave the harvester role back without waking a consumer
+    /// that wanted it (see `park_while_others_run`): wake it on leaving.
+    owes_hand_off: bool,
     /// Signal mask installed while this consumer sleeps in the backend.
     sigmask: Option<libc::sigset_t>,
     /// Counters.
@@ -110,6 +113,7 @@ impl Consumer {
             held: VecDeque::new(),
             events: Vec::new(),
             harvested: Vec::new(),
+            owes_hand_off: false,
             sigmask: None,
             stats: ConsumerStats::default(),
         }
@@ -195,6 +199,25 @@ impl Consumer {
             return Ok(WaitStatus::Ready);
         }
         let broadcasts = inner.waiters.broadcasts();
+        let status = self.sleep(&inner, seen, min, deadline, broadcasts);
+        if std::mem::take(&mut self.owes_hand_off) {
+            // A consumer that parked wanting the harvester role while we
+            // watched the timers in its place takes over now that we leave.
+            inner.hand_off_harvest_role(self.id);
+        }
+        status
+    }
+
+    /// `wait`'s loop: announces the sleep, re-checks, sleeps (in the
+    /// backend as harvester, or parked), until something came.
+    fn sleep(
+        &mut self,
+        inner: &crate::kevent::Inner,
+        seen: u64,
+        min: usize,
+        deadline: Option<Instant>,
+        broadcasts: u64,
+    ) -> io::Result<WaitStatus> {
         // The front as of our last look. Checked again after announcing
         // sleep: whatever was published since is seen before we sleep (the
         // seed's rule), and after each wakeup that did not bring `min`
@@ -216,7 +239,7 @@ impl Consumer {
                     || self.has_work(min)
                 {
                     inner.waiters.cancel(self.id);
-                    inner.release_harvest_role();
+                    inner.release_harvest_role(self.id);
                     return Ok(WaitStatus::Ready);
                 }
                 if inner.waiters.others_busy(self.id) {
@@ -226,7 +249,7 @@ impl Consumer {
                     // would only be woken by events that consumer is about
                     // to take itself (tokio's idle workers likewise leave
                     // the driver to the one that parks last).
-                    if self.park_while_others_run(&inner, deadline, broadcasts)? {
+                    if self.park_while_others_run(inner, deadline, broadcasts)? {
                         return Ok(WaitStatus::Ready);
                     }
                 } else {
@@ -247,7 +270,7 @@ impl Consumer {
                     let published = inner.absorb(&self.harvested, Some(self.id))
                         + inner.fire_timers(Some(self.id));
                     self.stats.published += published as u64;
-                    inner.release_harvest_role();
+                    inner.release_harvest_role(self.id);
                     polled?;
                     if notified && inner.waiters.broadcasts() != broadcasts {
                         return Ok(WaitStatus::Ready);
@@ -256,7 +279,10 @@ impl Consumer {
             } else {
                 inner.want_harvest_role();
                 if inner.try_harvest_role() {
-                    inner.release_harvest_role();
+                    // Back to the top to take it as holder; our own want
+                    // stays set until someone leaves (waking whoever else
+                    // wants it now would only have it park again).
+                    inner.drop_harvest_role();
                     continue;
                 }
                 inner.waiters.prepare(self.id, false);
@@ -312,11 +338,15 @@ impl Consumer {
         self.stats.published += published as u64;
         if published > 0 || polled.is_err() || !inner.waiters.harvester_parks(self.id) {
             inner.waiters.cancel(self.id);
-            inner.release_harvest_role();
+            inner.release_harvest_role(self.id);
             polled?;
             return Ok(true);
         }
-        inner.release_harvest_role();
+        // Whoever wants the role is left parked: we watch the timers in
+        // its place until we leave (`hand_off_harvest_role`). Waking it now
+        // would only have it park again, each of us waking the other.
+        inner.drop_harvest_role();
+        self.owes_hand_off = true;
         self.stats.sleeps += 1;
         let until = earliest(deadline, inner.next_timer());
         let notified = if inner.watch_timers(self.id, until) {
@@ -346,7 +376,7 @@ impl Consumer {
                 .backend
                 .poll(&mut self.harvested, Some(Duration::ZERO), None);
             published += inner.absorb(&self.harvested, Some(self.id));
-            inner.release_harvest_role();
+            inner.release_harvest_role(self.id);
             polled?;
         }
         self.stats.published += published as u64;

@@ -185,13 +185,6 @@ pub(crate) struct Inner {
     /// in the backend (arming a timer then needs no wakeup: whoever harvests
     /// next reads the new deadline).
     harvest_until: AtomicU64,
-    /// When the timer watcher's park ends (same units as `harvest_until`;
-    /// 0: no watcher). A consumer that parks instead of sleeping in the
-    /// backend (see `Consumer::set_harvests_while_busy`) watches the timers
-    /// for it: a timer armed earlier than this wakes `watcher`.
-    watch_until: AtomicU64,
-    /// The consumer watching the timers while parked.
-    watcher: AtomicUsize,
     /// Time zero for the atomics above.
     base: Instant,
     /// The self-pipe for signals, created on first use.
@@ -221,8 +214,6 @@ impl Kevent {
                 timers: Mutex::new(Timers::new(base)),
                 next_timer: AtomicU64::new(u64::MAX),
                 harvest_until: AtomicU64::new(0),
-                watch_until: AtomicU64::new(0),
-                watcher: AtomicUsize::new(0),
                 base,
                 signals: OnceLock::new(),
                 signal_regs: Mutex::new(Vec::new()),
@@ -552,29 +543,25 @@ impl Inner {
             let _ = self.backend.wake();
         }
         // Likewise a consumer parked in its place (see `watch_timers`).
-        if next < self.watch_until.load(Ordering::SeqCst) {
-            self.waiters.wake(self.watcher.load(Ordering::SeqCst));
-        }
+        self.waiters.wake_watcher_before(next);
     }
 
     /// Consumer `id`, parked (SLEEPING) instead of sleeping in the
-    /// backend, watches the timers until `until`. Returns false if a timer
-    /// due earlier was armed meanwhile: recompute the deadline.
+    /// backend, watches the timers until `until`: a timer armed to come
+    /// due earlier wakes it (or another such watcher). Returns false if one
+    /// was armed meanwhile: recompute the deadline.
     pub(crate) fn watch_timers(&self, id: usize, until: Option<Instant>) -> bool {
-        self.watcher.store(id, Ordering::SeqCst);
         let n = until.map_or(u64::MAX, |u| self.nanos(u).max(1));
-        self.watch_until.store(n, Ordering::SeqCst);
+        self.waiters.watch(id, n);
         // Pairs with `arm_timer`: it stores the new deadline, then reads
         // ours; we store ours, then read the deadline.
         fence(Ordering::SeqCst);
         self.next_timer.load(Ordering::SeqCst) >= n
     }
 
-    /// `id` stops watching the timers (if it still is the watcher).
+    /// `id` stops watching the timers.
     pub(crate) fn unwatch_timers(&self, id: usize) {
-        if self.watcher.load(Ordering::SeqCst) == id {
-            self.watch_until.store(0, Ordering::SeqCst);
-        }
+        self.waiters.watch(id, 0);
     }
 
     /// The instant of the nearest timer, if any.
@@ -825,16 +812,37 @@ impl Inner {
                 .is_ok()
     }
 
-    /// Gives the harvester role back; if a consumer parked wanting it,
-    /// wakes one so that somebody keeps watching the backend.
-    pub(crate) fn release_harvest_role(&self) {
+    /// Consumer `by` gives the harvester role back; if a consumer parked
+    /// wanting it, wakes one (never `by`) so that somebody keeps watching
+    /// the backend and the timers.
+    pub(crate) fn release_harvest_role(&self, by: usize) {
         self.harvest_until.store(0, Ordering::SeqCst);
         self.harvesting.store(false, Ordering::SeqCst);
         // Pairs with the fence in `want_harvest_role`: either the parker's
         // retry sees the role free, or we see that it wants the role.
         fence(Ordering::SeqCst);
         if self.harvest_wanted.swap(false, Ordering::SeqCst) {
-            if let Some(w) = self.waiters.wake_one(None) {
+            if let Some(w) = self.waiters.wake_one_but(None, by) {
+                self.reach(w);
+            }
+        }
+    }
+
+    /// Gives the harvester role back without waking anyone, by a consumer
+    /// that goes on waiting (it takes the role again or watches the timers
+    /// while parked); `hand_off_harvest_role` wakes a wanter when it leaves.
+    pub(crate) fn drop_harvest_role(&self) {
+        self.harvest_until.store(0, Ordering::SeqCst);
+        self.harvesting.store(false, Ordering::SeqCst);
+    }
+
+    /// Consumer `by` leaves `wait`: if a consumer parked wanting the role,
+    /// wakes one (never `by`) to take it over.
+    pub(crate) fn hand_off_harvest_role(&self, by: usize) {
+        if self.harvest_wanted.load(Ordering::SeqCst)
+            && self.harvest_wanted.swap(false, Ordering::SeqCst)
+        {
+            if let Some(w) = self.waiters.wake_one_but(None, by) {
                 self.reach(w);
             }
         }

@@ -66,6 +66,9 @@ pub(crate) struct Waiter {
     /// The consumer promised to harvest while it runs (see
     /// `Consumer::set_harvests_while_busy`).
     harvests_while_busy: AtomicBool,
+    /// Parked in place of a harvester, it watches the timers until this
+    /// (nanoseconds since the ring's time base; 0: not watching).
+    watch_until: AtomicU64,
 }
 
 /// The set of consumer slots.
@@ -97,6 +100,7 @@ impl Waiters {
                         cv: Condvar::new(),
                         wakeups: AtomicU64::new(0),
                         harvests_while_busy: AtomicBool::new(false),
+                        watch_until: AtomicU64::new(0),
                     })
                 })
                 .collect(),
@@ -276,10 +280,21 @@ impl Waiters {
         Some(Woken::Parked(id))
     }
 
-    /// Wakes consumer `id` if it is parked (not in the backend).
-    pub(crate) fn wake(&self, id: usize) {
-        if id < self.slots.len() {
-            let _ = self.notify(id, Some(SLEEPING));
+    /// Consumer `id` watches the timers until `until` (0: stops).
+    pub(crate) fn watch(&self, id: usize, until: u64) {
+        self.slots[id].watch_until.store(until, Ordering::SeqCst);
+    }
+
+    /// A timer now comes due at `next`: wakes one parked consumer whose
+    /// watch ends later, so it recomputes its deadline. Every parked
+    /// watcher keeps its own deadline, so the timers stay watched when
+    /// one of them leaves to run (and maybe blocks).
+    pub(crate) fn wake_watcher_before(&self, next: u64) {
+        for i in 0..self.scan_len() {
+            let until = self.slots[i].watch_until.load(Ordering::SeqCst);
+            if until > next && self.notify(i, Some(SLEEPING)).is_some() {
+                return;
+            }
         }
     }
 
@@ -291,6 +306,11 @@ impl Waiters {
     /// Wakes at most one sleeper: `preferred` if it sleeps, else a parked
     /// one, else the harvester.
     pub(crate) fn wake_one(&self, preferred: Option<usize>) -> Option<Woken> {
+        self.wake_one_but(preferred, usize::MAX)
+    }
+
+    /// Like `wake_one`, never waking consumer `skip`.
+    pub(crate) fn wake_one_but(&self, preferred: Option<usize>, skip: usize) -> Option<Woken> {
         if !self.any_sleeping() {
             return None;
         }
@@ -301,7 +321,11 @@ impl Waiters {
         let start = self.rotor.fetch_add(1, Ordering::Relaxed) % n;
         for only in [SLEEPING, HARVESTING] {
             for i in 0..n {
-                if let Some(w) = self.notify((start + i) % n, Some(only)) {
+                let id = (start + i) % n;
+                if id == skip {
+                    continue;
+                }
+                if let Some(w) = self.notify(id, Some(only)) {
                     return Some(w);
                 }
             }

@@ -7,7 +7,9 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use kevent_reactor::{Backend, Config, Consumer, Event, Flags, Kevent, Ready, Token, WaitStatus};
+use kevent_reactor::{
+    Backend, Config, Consumer, Event, Flags, Kevent, Ready, Timeout, Token, WaitStatus,
+};
 
 fn user_ring(capacity: usize) -> Kevent {
     Kevent::new(
@@ -454,4 +456,71 @@ fn user_space_backend_refuses_file_descriptors_clearly() {
         .register_fd(0, Token(0), kevent_reactor::Interest::READABLE)
         .unwrap_err();
     assert!(err.to_string().contains("Backend::Mio"), "{err}");
+}
+
+#[test]
+fn timers_stay_watched_when_the_watching_consumer_leaves_to_run() {
+    // Two idle consumers park while a third runs (so neither sleeps in the
+    // backend and both watch the timers). Each round one of them is woken
+    // by work and stays away, as a worker stuck in a long task would; the
+    // timer armed next must still fire, through the other one. A lost
+    // watch never fires it at all.
+    const WORK: Token = Token(1);
+    const TICK: Token = Token(2);
+    let kq = user_ring(64);
+    let work = kq.add_user(WORK, Flags::NONE).unwrap();
+    let mut busy = kq.consumer().unwrap();
+    busy.set_harvests_while_busy(true);
+    let _ = busy.claim(1); // running from now on, and never waiting
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Token)>();
+    let resume: Vec<_> = (0..2).map(|_| std::sync::mpsc::channel::<bool>()).collect();
+    let mut resumers = Vec::new();
+    let mut idlers = Vec::new();
+    for (i, (resume_tx, resume_rx)) in resume.into_iter().enumerate() {
+        resumers.push(resume_tx);
+        let (kq, tx) = (kq.clone(), tx.clone());
+        idlers.push(thread::spawn(move || {
+            let mut c = kq.consumer().unwrap();
+            c.set_harvests_while_busy(true);
+            loop {
+                let front = c.front();
+                let events = c.claim(8).to_vec();
+                if events.is_empty() {
+                    c.wait(front, 1, Timeout::NEVER).unwrap();
+                    continue;
+                }
+                c.commit(events.len());
+                for e in events {
+                    tx.send((i, e.token)).unwrap();
+                    // Work keeps us away until told to come back (or to stop).
+                    if e.token == WORK && !resume_rx.recv().unwrap() {
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+    let patience = Duration::from_secs(5);
+    for round in 0..100 {
+        thread::sleep(Duration::from_millis(2));
+        kq.post(work, round).unwrap();
+        let (away, token) = rx.recv_timeout(patience).expect("work was not taken");
+        assert_eq!(token, WORK);
+        kq.add_timer(TICK, Duration::from_millis(2), Flags::NONE)
+            .unwrap();
+        let (fired_by, token) = rx
+            .recv_timeout(patience)
+            .unwrap_or_else(|_| panic!("round {round}: the timer never fired"));
+        assert_eq!((fired_by, token), (1 - away, TICK));
+        resumers[away].send(true).unwrap();
+    }
+    // Stop both: each is woken by work and told to return.
+    for _ in 0..2 {
+        kq.post(work, 0).unwrap();
+        let (away, _) = rx.recv_timeout(patience).unwrap();
+        resumers[away].send(false).unwrap();
+    }
+    for t in idlers {
+        t.join().unwrap();
+    }
 }
