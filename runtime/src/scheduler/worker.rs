@@ -336,6 +336,12 @@ impl Worker {
         if self.shared.idle.searching.load(Ordering::Relaxed) > 0 {
             self.transition_from_searching();
         }
+        // While a task runs and a worker sleeps, the stall check stays
+        // armed: this task may block (see `check_stalls`). Armed already, as
+        // a rule: one relaxed load.
+        if !self.shared.single {
+            self.shared.arm_stall_check();
+        }
         coop::budget(|| task.run());
     }
 
@@ -436,11 +442,6 @@ impl Worker {
                 self.consume_ring();
             }
             _ => {}
-        }
-        // We are about to run tasks: make sure someone watches for a worker
-        // stuck in one poll (see `check_stalls`).
-        if !shared.single {
-            shared.arm_stall_check();
         }
     }
 
