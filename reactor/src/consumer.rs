@@ -345,7 +345,14 @@ impl Consumer {
         // Whoever wants the role is left parked: we watch the timers in
         // its place until we leave (`hand_off_harvest_role`). Waking it now
         // would only have it park again, each of us waking the other.
+        // Unless nobody runs any more (the one we parked for went idle and
+        // waits for the role): then it must sleep in the backend, or I/O
+        // goes unwatched. Pairs with the fence in `prepare`: either we see
+        // it asleep, or its re-check sees the role free.
         inner.drop_harvest_role();
+        if !inner.waiters.others_busy(self.id) {
+            inner.hand_off_harvest_role(self.id);
+        }
         self.owes_hand_off = true;
         self.stats.sleeps += 1;
         let until = earliest(deadline, inner.next_timer());

@@ -834,6 +834,8 @@ impl Inner {
     pub(crate) fn drop_harvest_role(&self) {
         self.harvest_until.store(0, Ordering::SeqCst);
         self.harvesting.store(false, Ordering::SeqCst);
+        // Pairs with the fence in `prepare` (see `park_while_others_run`).
+        fence(Ordering::SeqCst);
     }
 
     /// Consumer `by` leaves `wait`: if a consumer parked wanting the role,
