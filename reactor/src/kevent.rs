@@ -391,6 +391,14 @@ impl Kevent {
         Ok(self.inner.regs.insert(Kind::User, token.0, flags, -1)?.0)
     }
 
+    /// Model checking only: `ready` for `key` as the OS would report it,
+    /// seen only by a consumer that polls the backend.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn inject_os_event(&self, key: Key, ready: Ready) {
+        self.inner.backend.inject(key.entry(), ready);
+    }
+
     /// Posts a user event with a payload. Posts that arrive before the
     /// event is delivered coalesce into one event; their payloads are OR-ed
     /// (kqueue's `NOTE_FFOR`).

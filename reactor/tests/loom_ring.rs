@@ -226,3 +226,47 @@ fn busy_harvesters_park_without_losing_a_wakeup() {
         }
     });
 }
+
+/// Readiness the OS reports is seen by whoever polls the backend: when a
+/// busy consumer goes idle while another one is parked in its place, one of
+/// them must end up sleeping in the backend (the model deadlocks otherwise:
+/// both parked, the event never read).
+#[test]
+fn an_os_event_is_read_after_the_busy_consumer_goes_idle() {
+    loom::model(|| {
+        let kq = ring(4);
+        let os = kq.add_user(Token(3), Flags::NONE).unwrap();
+        let all = kq.add_user(Token(2), Flags::WAKEUP_ALL).unwrap();
+        let done = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let mut busy = kq.consumer().unwrap();
+        busy.set_harvests_while_busy(true);
+        // Running from now on: its claim marks it so.
+        assert!(busy.claim(1).is_empty());
+        let mut idle = kq.consumer().unwrap();
+        idle.set_harvests_while_busy(true);
+        let consumers: Vec<_> = [busy, idle]
+            .into_iter()
+            .map(|mut c| {
+                let (kq, done) = (kq.clone(), done.clone());
+                thread::spawn(move || loop {
+                    let seen = c.front();
+                    let got = take_all(&mut c);
+                    if got.contains(&3) {
+                        done.store(true, Ordering::SeqCst);
+                        kq.post(all, 1).unwrap();
+                    }
+                    if done.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if got.is_empty() {
+                        c.wait(seen, 1, Timeout::NEVER).unwrap();
+                    }
+                })
+            })
+            .collect();
+        kq.inject_os_event(os, kevent_reactor::Ready::READABLE);
+        for c in consumers {
+            c.join().unwrap();
+        }
+    });
+}

@@ -84,4 +84,10 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     fn name(&self) -> &'static str;
     /// Syscalls the backend made while polling (waits and wakes).
     fn syscalls(&self) -> u64;
+    /// Model checking only: readiness for `entry` as the OS would report
+    /// it, seen only by a `poll` (whoever sleeps in it, or the next one).
+    #[cfg(loom)]
+    fn inject(&self, entry: u64, ready: Ready) {
+        let _ = (entry, ready);
+    }
 }

@@ -22,6 +22,9 @@ pub(crate) struct UserBackend {
     sleeping: AtomicBool,
     /// Polls and wakes.
     syscalls: AtomicU64,
+    /// Readiness injected by model tests, handed out by the next poll.
+    #[cfg(loom)]
+    injected: Mutex<Vec<(u64, Ready)>>,
 }
 
 impl UserBackend {
@@ -57,6 +60,11 @@ impl Backend for UserBackend {
         _sigmask: Option<&libc::sigset_t>,
     ) -> io::Result<()> {
         self.syscalls.fetch_add(1, Ordering::Relaxed);
+        #[cfg(loom)]
+        let _collect = Collect {
+            from: &self.injected,
+            out: _out,
+        };
         if timeout == Some(Duration::ZERO) {
             *self.woken.lock() = false;
             return Ok(());
@@ -92,5 +100,25 @@ impl Backend for UserBackend {
 
     fn syscalls(&self) -> u64 {
         self.syscalls.load(Ordering::Relaxed)
+    }
+
+    #[cfg(loom)]
+    fn inject(&self, entry: u64, ready: Ready) {
+        self.injected.lock().push((entry, ready));
+        let _ = self.wake();
+    }
+}
+
+/// Hands the injected readiness to a poll as it returns (model tests).
+#[cfg(loom)]
+struct Collect<'a> {
+    from: &'a Mutex<Vec<(u64, Ready)>>,
+    out: &'a mut Vec<(u64, Ready)>,
+}
+
+#[cfg(loom)]
+impl Drop for Collect<'_> {
+    fn drop(&mut self) {
+        self.out.append(&mut self.from.lock());
     }
 }
