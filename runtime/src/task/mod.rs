@@ -83,9 +83,12 @@ where
         move |()| async move { Caught(Some(harness.await)) },
         WithInfo(schedule),
     );
-    // A new task goes to the back of the queue (as tokio does): it must
-    // not displace the spawner's LIFO successor.
-    shared.schedule(runnable, true);
+    // With several workers a task spawned from a worker takes its LIFO slot,
+    // as in tokio: it runs next, where the spawner left its data warm, and
+    // the task it displaces goes to the queue, where an idle worker can
+    // steal it (a spawner that then blocks loses it to the stall check).
+    // A single worker keeps spawn order: first spawned, first run.
+    shared.schedule(runnable, shared.single);
     JoinHandle::new(task, ctl)
 }
 
