@@ -683,3 +683,46 @@ fn a_drop_that_wakes_a_task_under_a_lock_does_not_deadlock_shutdown() {
         });
     }
 }
+
+/// A task enters the runtime's registry of live tasks only when its first
+/// poll returns `Pending`. One that is stuck inside that first poll when
+/// the runtime shuts down (`shutdown_timeout` gives up on its worker) and
+/// then returns `Pending` finds the registry closed: it is cancelled on
+/// the spot, its future dropped, rather than left waiting forever where
+/// no shutdown can reach it.
+#[test]
+fn a_task_stuck_in_its_first_poll_at_shutdown_is_dropped_when_it_returns() {
+    struct Flag(Arc<AtomicUsize>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+    for flavor in [Flavor::multi_thread_1(), Flavor::multi_thread_2()] {
+        watchdog(move || {
+            let rt = flavor.build();
+            let dropped = Arc::new(AtomicUsize::new(0));
+            let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            let flag = Flag(dropped.clone());
+            rt.spawn(async move {
+                let _flag = flag;
+                started_tx.send(()).unwrap();
+                // Blocks its worker inside the first poll.
+                go_rx.recv().unwrap();
+                pending::<()>().await;
+            });
+            started_rx.recv().unwrap();
+            rt.shutdown_timeout(ms(50));
+            assert_eq!(dropped.load(SeqCst), 0, "the task is still in its poll");
+            go_tx.send(()).unwrap();
+            common::eventually_blocking(
+                "the task that returned Pending after shutdown was dropped",
+                ms(5000),
+                || dropped.load(SeqCst) == 1,
+            );
+            thread::sleep(ms(20));
+            assert_eq!(dropped.load(SeqCst), 1, "dropped exactly once");
+        });
+    }
+}

@@ -127,14 +127,21 @@ impl std::hash::Hasher for IdHasher {
 type TaskMap = HashMap<u64, Arc<TaskCtl>, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// The registry of live tasks, sharded to keep spawns from contending.
+///
+/// A task enters it only when its first poll returns `Pending`: until then
+/// it sits in a run queue (which shutdown drains) or runs on a worker, and
+/// most short tasks finish in that first poll without touching the registry
+/// or its locks. Live tasks are counted as spawned minus finished.
 #[derive(Debug)]
 pub(crate) struct OwnedTasks {
-    /// Tasks by id, in `id % shards` shards.
+    /// Idle tasks by id, in `id % shards` shards.
     shards: Box<[Mutex<TaskMap>]>,
-    /// Next task id.
+    /// Next task id (ids start at 1: spawned tasks are `next_id - 1`).
     next_id: AtomicU64,
+    /// Tasks finished (completed, cancelled or dropped).
+    finished: AtomicU64,
     /// Once closed, no task may be added (spawns after shutdown are
-    /// refused).
+    /// refused, and a task that would wait is cancelled instead).
     closed: std::sync::atomic::AtomicBool,
 }
 
@@ -143,20 +150,29 @@ impl OwnedTasks {
         OwnedTasks {
             shards: (0..32).map(|_| Mutex::new(TaskMap::default())).collect(),
             next_id: AtomicU64::new(1),
+            finished: AtomicU64::new(0),
             closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    /// Registers a new task; `None` when the registry is closed.
-    pub(crate) fn insert(&self) -> Option<Arc<TaskCtl>> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let ctl = Arc::new(TaskCtl::new(id));
-        let mut shard = self.shards[(id % self.shards.len() as u64) as usize].lock();
+    /// A control block for a new task; `None` when the registry is closed.
+    pub(crate) fn new_task(&self) -> Option<Arc<TaskCtl>> {
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return None;
         }
-        shard.insert(id, ctl.clone());
-        Some(ctl)
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        Some(Arc::new(TaskCtl::new(id)))
+    }
+
+    /// Enters a task about to wait (its waker captured) into the registry;
+    /// false when the registry is closed (the runtime shuts down).
+    fn register(&self, ctl: &Arc<TaskCtl>) -> bool {
+        let mut shard = self.shards[(ctl.id % self.shards.len() as u64) as usize].lock();
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return false;
+        }
+        shard.insert(ctl.id, ctl.clone());
+        true
     }
 
     fn remove(&self, id: u64) {
@@ -165,7 +181,12 @@ impl OwnedTasks {
             .remove(&id);
     }
 
-    /// Refuses new tasks and wakes every live one, so that each is
+    /// Counts a finished task.
+    fn finished(&self) {
+        self.finished.fetch_add(1, Ordering::Release);
+    }
+
+    /// Refuses new tasks and wakes every waiting one, so that each is
     /// scheduled once more and, the scheduler being closed, dropped.
     pub(crate) fn close_and_wake_all(&self) {
         self.closed
@@ -178,9 +199,12 @@ impl OwnedTasks {
         }
     }
 
-    /// Live tasks.
+    /// Live tasks: spawned and not yet finished.
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
+        // `finished` first: a task counted there was spawned before it.
+        let finished = self.finished.load(Ordering::Acquire);
+        let spawned = self.next_id.load(Ordering::Acquire) - 1;
+        spawned.saturating_sub(finished) as usize
     }
 }
 
@@ -193,8 +217,9 @@ pub(crate) struct Harness<F> {
     /// The runtime whose registry to leave when finished (`None` for
     /// blocking jobs, which are not registered).
     owned: Option<Arc<crate::scheduler::Shared>>,
-    /// Whether the waker was captured.
-    has_waker: bool,
+    /// Whether the waker was captured and the task entered the registry
+    /// (at its first `Pending`).
+    registered: bool,
 }
 
 impl<F> Harness<F> {
@@ -207,7 +232,7 @@ impl<F> Harness<F> {
             future: Some(future),
             ctl,
             owned,
-            has_waker: false,
+            registered: false,
         }
     }
 
@@ -218,10 +243,33 @@ impl<F> Harness<F> {
         // racing abort's CAS strictly before or strictly after this).
         let prev = self.ctl.state.swap(DONE, Ordering::AcqRel);
         debug_assert_ne!(prev, DONE, "task finished twice");
-        self.ctl.lock_waker().take();
-        if let Some(shared) = &self.owned {
-            shared.owned.remove(self.ctl.id);
+        if self.registered {
+            self.ctl.lock_waker().take();
         }
+        if let Some(shared) = &self.owned {
+            if self.registered {
+                shared.owned.remove(self.ctl.id);
+            }
+            shared.owned.finished();
+        }
+    }
+
+    /// Before the task first waits: captures its waker (for `abort`) and
+    /// enters it into the registry (for shutdown). False if it must not
+    /// wait: aborted meanwhile, or the runtime is shutting down.
+    fn register(&mut self, waker: &Waker) -> bool {
+        *self.ctl.lock_waker() = Some(waker.clone());
+        if let Some(shared) = &self.owned {
+            if !shared.owned.register(&self.ctl) {
+                self.ctl.lock_waker().take();
+                return false;
+            }
+        }
+        self.registered = true;
+        // An abort that raced with capturing the waker may have found no
+        // waker to wake; it flipped the state before taking the lock, so it
+        // is seen here.
+        self.ctl.state.load(Ordering::Acquire) != ABORTED
     }
 }
 
@@ -255,17 +303,6 @@ impl<F: Future> Future for Harness<F> {
         if this.ctl.state.load(Ordering::Acquire) == ABORTED {
             return this.cancel();
         }
-        if !this.has_waker {
-            *this.ctl.lock_waker() = Some(cx.waker().clone());
-            this.has_waker = true;
-            // An abort that raced with capturing the waker may have found no
-            // waker to wake; it did flip the state before taking the lock, so
-            // it is seen here. The future has not been polled yet: cancel now
-            // rather than self-wake and cancel on a later poll.
-            if this.ctl.state.load(Ordering::Acquire) == ABORTED {
-                return this.cancel();
-            }
-        }
         let Some(future) = this.future.as_mut() else {
             return Poll::Ready(Err(JoinError::cancelled()));
         };
@@ -274,7 +311,16 @@ impl<F: Future> Future for Harness<F> {
         // move).
         let pinned = unsafe { Pin::new_unchecked(future) };
         match catch_unwind(AssertUnwindSafe(|| pinned.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Pending) => {
+                // A task that waits for the first time registers now (a
+                // task that finishes in its first poll never does). An
+                // abort that came during this poll cancels it here rather
+                // than through a self-wake and one more poll.
+                if !this.registered && !this.register(cx.waker()) {
+                    return this.cancel();
+                }
+                Poll::Pending
+            }
             Ok(Poll::Ready(out)) => {
                 let _ = drop_caught(&mut this.future);
                 this.finish();

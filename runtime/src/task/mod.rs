@@ -71,7 +71,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let Some(ctl) = shared.owned.insert() else {
+    let Some(ctl) = shared.owned.new_task() else {
         return cancelled();
     };
     let harness = Harness::new(future, ctl.clone(), Some(shared.clone()));
