@@ -230,7 +230,7 @@ impl Shared {
         if let Err(task) = worker::schedule_local(self, task, yielded) {
             self.injector.push(task);
             self.remote_notifies.fetch_add(1, Ordering::Relaxed);
-            self.notify_one(true);
+            self.notify_one(false);
             if self.shutdown.load(Ordering::Acquire) {
                 // Shutdown raced with the push; make sure the task is dropped.
                 for t in self.injector.drain() {

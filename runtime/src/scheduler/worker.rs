@@ -118,6 +118,9 @@ pub(crate) struct Core {
     tick: u32,
     /// LIFO pops in a row.
     lifo_streak: u32,
+    /// Woken from the ring and counted in `Idle::searching` until it runs
+    /// a task or sleeps again.
+    searching: bool,
     /// Where the next steal starts.
     rand: u32,
     /// Scratch for claimed events.
@@ -142,6 +145,7 @@ impl Core {
             consumer,
             tick: 0,
             lifo_streak: 0,
+            searching: false,
             rand: (index as u32).wrapping_mul(0x9E37_79B9) | 1,
             events: Vec::with_capacity(CLAIM_BATCH),
             batch: Vec::new(),
@@ -333,7 +337,7 @@ impl Worker {
         let remote = self.remote();
         remote.tick.fetch_add(1, Ordering::Relaxed);
         remote.counters.polls.fetch_add(1, Ordering::Relaxed);
-        if self.shared.idle.searching.load(Ordering::Relaxed) > 0 {
+        if self.core.searching {
             self.transition_from_searching();
         }
         // While a task runs and a worker sleeps, the stall check stays
@@ -384,18 +388,14 @@ impl Worker {
         n
     }
 
-    fn transition_from_searching(&self) {
-        let idle = &self.shared.idle;
-        if let Ok(prev) = idle
-            .searching
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| s.checked_sub(1))
-        {
-            // The last searcher found work: more may be waiting, so wake
-            // another worker to look (tokio's searching hand-off).
-            if prev == 1 && (!self.shared.injector.is_empty() || self.ctx.local.borrow().len() > 1)
-            {
-                self.shared.notify_one(false);
-            }
+    /// A searching worker found a task. If it was the last searcher and
+    /// more work is waiting, it wakes another worker to look (tokio's
+    /// searching hand-off): while anyone searches, new work posts no wakeup.
+    fn transition_from_searching(&mut self) {
+        self.core.searching = false;
+        let prev = self.shared.idle.searching.fetch_sub(1, Ordering::SeqCst);
+        if prev == 1 && (!self.shared.injector.is_empty() || self.ctx.local.borrow().len() > 1) {
+            self.shared.notify_one(false);
         }
     }
 
@@ -410,7 +410,14 @@ impl Worker {
         let shared = self.shared.clone();
         let seen = self.core.consumer.front();
         shared.idle.sleeping.fetch_add(1, Ordering::SeqCst);
-        // Pairs with the fence in `Shared::notify_one`.
+        if self.core.searching {
+            // No longer searching: from here on, work queued by others
+            // posts a wakeup (or is seen by the checks below).
+            self.core.searching = false;
+            shared.idle.searching.fetch_sub(1, Ordering::SeqCst);
+        }
+        // Pairs with the fence in `Shared::notify_one`: either the pusher
+        // sees us asleep and not searching, or we see its work below.
         fence(Ordering::SeqCst);
         if shared.shutdown.load(Ordering::Acquire)
             || ready()
@@ -431,7 +438,8 @@ impl Worker {
         shared.idle.sleeping.fetch_sub(1, Ordering::SeqCst);
         match status {
             Ok(WaitStatus::Ready) => {
-                if !shared.single {
+                if !shared.single && !self.core.searching {
+                    self.core.searching = true;
                     shared.idle.searching.fetch_add(1, Ordering::SeqCst);
                 }
                 // Take what woke us now: a NOTIFY left unclaimed while we run
