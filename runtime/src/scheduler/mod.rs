@@ -111,6 +111,10 @@ pub(crate) struct Idle {
     pub(crate) sleeping: AtomicUsize,
     /// Workers woken and looking for work.
     pub(crate) searching: AtomicUsize,
+    /// A NOTIFY is posted and not yet claimed: its claimer will search, so
+    /// more work need not post another (tokio counts the woken worker as
+    /// searching at once; ours is counted when it claims the event).
+    pub(crate) notify_pending: AtomicBool,
 }
 
 /// Everything the workers of one runtime share.
@@ -250,10 +254,19 @@ impl Shared {
         if self.idle.sleeping.load(Ordering::SeqCst) == 0 {
             return false;
         }
-        if !always && self.idle.searching.load(Ordering::SeqCst) > 0 {
+        if !always
+            && (self.idle.searching.load(Ordering::SeqCst) > 0
+                || self.idle.notify_pending.load(Ordering::SeqCst))
+        {
+            // Someone searches, or will (the claimer of the NOTIFY on its
+            // way): it looks at the queues after this work was queued.
             return false;
         }
-        let _ = self.kevent.post(self.notify, 0);
+        self.idle.notify_pending.store(true, Ordering::SeqCst);
+        if self.kevent.post(self.notify, 0).is_err() {
+            self.idle.notify_pending.store(false, Ordering::SeqCst);
+            return false;
+        }
         true
     }
 

@@ -368,9 +368,11 @@ impl Worker {
         let counters = &self.shared.remotes[self.core.index].counters;
         counters.events.fetch_add(n as u64, Ordering::Relaxed);
         let mut stall = false;
+        let mut notified = false;
         for ev in &self.core.events {
             match ev.token {
-                NOTIFY | SHUTDOWN => {}
+                NOTIFY => notified = true,
+                SHUTDOWN => {}
                 STALL => stall = true,
                 token => {
                     if let Some(io) = self.shared.io.get(IoToken::from_usize(token.0)) {
@@ -382,10 +384,25 @@ impl Worker {
         // Commit after dispatching: until then each registration is ours
         // alone, and readiness arriving meanwhile is queued again.
         self.core.consumer.commit(n);
+        if notified {
+            self.claimed_notify();
+        }
         if stall {
             self.check_stalls();
         }
         n
+    }
+
+    /// This worker claimed a NOTIFY: it searches now (counted before the
+    /// pending flag clears, so work queued meanwhile sees one or the other
+    /// and posts no second wakeup; see `Shared::notify_one`).
+    fn claimed_notify(&mut self) {
+        let shared = &self.shared;
+        if !shared.single && !self.core.searching {
+            self.core.searching = true;
+            shared.idle.searching.fetch_add(1, Ordering::SeqCst);
+        }
+        shared.idle.notify_pending.store(false, Ordering::SeqCst);
     }
 
     /// A searching worker found a task. If it was the last searcher and
@@ -438,10 +455,7 @@ impl Worker {
         shared.idle.sleeping.fetch_sub(1, Ordering::SeqCst);
         match status {
             Ok(WaitStatus::Ready) => {
-                if !shared.single && !self.core.searching {
-                    self.core.searching = true;
-                    shared.idle.searching.fetch_add(1, Ordering::SeqCst);
-                }
+                // A NOTIFY among what woke us makes this worker a searcher.
                 // Take what woke us now: a NOTIFY left unclaimed while we run
                 // a task would swallow the posts that follow it.
                 self.consume_ring();
