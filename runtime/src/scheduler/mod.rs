@@ -34,11 +34,12 @@
 //! stall check among them) rather than sleep in the kernel only to be woken
 //! for events the busy worker takes itself.
 
+pub(crate) mod idle;
 pub(crate) mod injector;
 pub(crate) mod local_queue;
 pub(crate) mod worker;
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +50,7 @@ use parking_lot::Mutex;
 use crate::driver::slab::IoSlab;
 use crate::task::blocking::BlockingPool;
 use crate::task::harness::OwnedTasks;
+use idle::Idle;
 use injector::Injector;
 use local_queue::Steal;
 
@@ -102,19 +104,6 @@ pub(crate) struct Remote {
     pub(crate) tick: AtomicU64,
     /// Counters.
     pub(crate) counters: WorkerCounters,
-}
-
-/// Idle bookkeeping for the notify policy.
-#[derive(Debug, Default)]
-pub(crate) struct Idle {
-    /// Workers inside the ring's wait.
-    pub(crate) sleeping: AtomicUsize,
-    /// Workers woken and looking for work.
-    pub(crate) searching: AtomicUsize,
-    /// A NOTIFY is posted and not yet claimed: its claimer will search, so
-    /// more work need not post another (tokio counts the woken worker as
-    /// searching at once; ours is counted when it claims the event).
-    pub(crate) notify_pending: AtomicBool,
 }
 
 /// Everything the workers of one runtime share.
@@ -248,23 +237,11 @@ impl Shared {
     /// `always`, whenever any worker sleeps (work from outside must not wait
     /// for a searcher that may be about to give up).
     pub(crate) fn notify_one(&self, always: bool) -> bool {
-        // Pairs with the fence in `Worker::park`: either the sleeper sees
-        // the work we just queued or we see it sleeping.
-        fence(Ordering::SeqCst);
-        if self.idle.sleeping.load(Ordering::SeqCst) == 0 {
+        if !self.idle.want_notify(always) {
             return false;
         }
-        if !always
-            && (self.idle.searching.load(Ordering::SeqCst) > 0
-                || self.idle.notify_pending.load(Ordering::SeqCst))
-        {
-            // Someone searches, or will (the claimer of the NOTIFY on its
-            // way): it looks at the queues after this work was queued.
-            return false;
-        }
-        self.idle.notify_pending.store(true, Ordering::SeqCst);
         if self.kevent.post(self.notify, 0).is_err() {
-            self.idle.notify_pending.store(false, Ordering::SeqCst);
+            self.idle.post_failed();
             return false;
         }
         true
@@ -274,7 +251,7 @@ impl Shared {
     /// (only a sleeping worker can take over a stuck one's tasks).
     pub(crate) fn arm_stall_check(&self) {
         if self.stall_armed.load(Ordering::Relaxed)
-            || self.idle.sleeping.load(Ordering::Relaxed) == 0
+            || self.idle.sleeping() == 0
             || self
                 .stall_armed
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)

@@ -20,7 +20,7 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -397,21 +397,19 @@ impl Worker {
     /// pending flag clears, so work queued meanwhile sees one or the other
     /// and posts no second wakeup; see `Shared::notify_one`).
     fn claimed_notify(&mut self) {
-        let shared = &self.shared;
-        if !shared.single && !self.core.searching {
-            self.core.searching = true;
-            shared.idle.searching.fetch_add(1, Ordering::SeqCst);
-        }
-        shared.idle.notify_pending.store(false, Ordering::SeqCst);
+        let counted = !self.shared.single;
+        self.shared
+            .idle
+            .claimed_notify(&mut self.core.searching, counted);
     }
 
     /// A searching worker found a task. If it was the last searcher and
     /// more work is waiting, it wakes another worker to look (tokio's
     /// searching hand-off): while anyone searches, new work posts no wakeup.
     fn transition_from_searching(&mut self) {
-        self.core.searching = false;
-        let prev = self.shared.idle.searching.fetch_sub(1, Ordering::SeqCst);
-        if prev == 1 && (!self.shared.injector.is_empty() || self.ctx.local.borrow().len() > 1) {
+        if self.shared.idle.found_work(&mut self.core.searching)
+            && (!self.shared.injector.is_empty() || self.ctx.local.borrow().len() > 1)
+        {
             self.shared.notify_one(false);
         }
     }
@@ -426,33 +424,26 @@ impl Worker {
     pub(crate) fn park_unless(&mut self, limit: Option<Duration>, ready: impl Fn() -> bool) {
         let shared = self.shared.clone();
         let seen = self.core.consumer.front();
-        shared.idle.sleeping.fetch_add(1, Ordering::SeqCst);
-        if self.core.searching {
-            // No longer searching: from here on, work queued by others
-            // posts a wakeup (or is seen by the checks below).
-            self.core.searching = false;
-            shared.idle.searching.fetch_sub(1, Ordering::SeqCst);
-        }
-        // Pairs with the fence in `Shared::notify_one`: either the pusher
-        // sees us asleep and not searching, or we see its work below.
-        fence(Ordering::SeqCst);
+        // Either the queuer sees us asleep and not searching, or we see its
+        // work below.
+        shared.idle.announce_sleep(&mut self.core.searching);
         if shared.shutdown.load(Ordering::Acquire)
             || ready()
             || !shared.injector.is_empty()
             || self.others_have_queued_work()
         {
-            shared.idle.sleeping.fetch_sub(1, Ordering::SeqCst);
+            shared.idle.woke();
             return;
         }
         let timeout = limit;
-        if !shared.single && shared.idle.sleeping.load(Ordering::Relaxed) < shared.remotes.len() {
+        if !shared.single && shared.idle.sleeping() < shared.remotes.len() {
             // Others are busy: watch them while we sleep.
             shared.arm_stall_check();
         }
         self.remote().counters.parks.fetch_add(1, Ordering::Relaxed);
         self.publish_syscalls();
         let status = self.core.consumer.wait(seen, 1, timeout);
-        shared.idle.sleeping.fetch_sub(1, Ordering::SeqCst);
+        shared.idle.woke();
         match status {
             Ok(WaitStatus::Ready) => {
                 // A NOTIFY among what woke us makes this worker a searcher.
@@ -497,7 +488,7 @@ impl Worker {
                 .collect()
         };
         shared.stall_armed.store(false, Ordering::SeqCst);
-        if shared.idle.sleeping.load(Ordering::SeqCst) + 1 < shared.remotes.len() {
+        if shared.idle.sleeping() + 1 < shared.remotes.len() {
             shared.arm_stall_check();
         }
         for i in stalled {
