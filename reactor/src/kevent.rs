@@ -52,6 +52,9 @@ pub struct Config {
     /// Whether [`Kevent::arm_recv`] may receive through the ring (io_uring);
     /// `false` keeps every socket on readiness.
     pub recv_through_ring: bool,
+    /// Whether [`Kevent::new_outbox`] may send through the ring (io_uring);
+    /// `false` keeps every socket writing on readiness.
+    pub send_through_ring: bool,
 }
 
 impl Default for Config {
@@ -62,6 +65,7 @@ impl Default for Config {
             backend: Backend::Auto,
             events_per_poll: 1024,
             recv_through_ring: true,
+            send_through_ring: true,
         }
     }
 }
@@ -89,6 +93,13 @@ impl Config {
     /// (default `true`).
     pub fn recv_through_ring(mut self, on: bool) -> Config {
         self.recv_through_ring = on;
+        self
+    }
+
+    /// Lets stream sockets send through the ring where the backend can
+    /// (default `true`).
+    pub fn send_through_ring(mut self, on: bool) -> Config {
+        self.send_through_ring = on;
         self
     }
 }
@@ -193,6 +204,8 @@ pub(crate) struct Inner {
     signal_regs: Mutex<Vec<(i32, Key)>>,
     /// [`Config::recv_through_ring`].
     recv_through_ring: bool,
+    /// [`Config::send_through_ring`].
+    send_through_ring: bool,
 }
 
 impl Kevent {
@@ -218,6 +231,7 @@ impl Kevent {
                 signals: OnceLock::new(),
                 signal_regs: Mutex::new(Vec::new()),
                 recv_through_ring: config.recv_through_ring,
+                send_through_ring: config.send_through_ring,
             }),
         })
     }
@@ -352,6 +366,31 @@ impl Kevent {
             self.inner.backend.resume_recv(key.entry(), here)?;
         }
         taken.result
+    }
+
+    /// An outbox for the stream socket registered as `key`, to send
+    /// through the ring (see [`Outbox`](crate::Outbox)); `None` where the
+    /// backend cannot or [`Config::send_through_ring`] is off: write to the
+    /// socket on readiness then.
+    pub fn new_outbox(&self, key: Key) -> io::Result<Option<std::sync::Arc<crate::Outbox>>> {
+        let reg = self.inner.regs.get(key).ok_or_else(stale)?;
+        if reg.kind() != Kind::Fd {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "kevent: new_outbox takes a stream socket's registration",
+            ));
+        }
+        if !self.inner.send_through_ring {
+            return Ok(None);
+        }
+        self.inner.backend.new_outbox(reg.fd(), key.entry())
+    }
+
+    /// Starts sending what `outbox` holds (after a write that asked for
+    /// it); each completion wakes the writer waiting on the outbox.
+    pub fn start_send(&self, outbox: &std::sync::Arc<crate::Outbox>) -> io::Result<()> {
+        let here = self.inner.consumes_here();
+        self.inner.backend.start_send(outbox, here)
     }
 
     /// Removes a registration of any kind. Entries still queued for it are

@@ -182,9 +182,8 @@ mod io_impls {
                     true
                 }
 
-                fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                    // Writes go straight to the socket: nothing is buffered.
-                    Poll::Ready(Ok(()))
+                fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                    self.evented().poll_flush(cx)
                 }
 
                 fn poll_shutdown(

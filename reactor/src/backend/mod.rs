@@ -65,6 +65,28 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// Waits up to `timeout` (`None`: forever) for readiness, appending it to
     /// `out`. With `sigmask`, installs that signal mask atomically for the
     /// duration of the wait. Returns early when `wake` is called.
+    /// An outbox for the stream socket `fd` registered as `entry`, to send
+    /// through the ring; `None` where the backend cannot.
+    fn new_outbox(
+        &self,
+        _fd: RawFd,
+        _entry: u64,
+    ) -> io::Result<Option<std::sync::Arc<crate::outbox::Outbox>>> {
+        Ok(None)
+    }
+
+    /// Starts sending what `outbox` holds, unless a send is in flight.
+    fn start_send(
+        &self,
+        _outbox: &std::sync::Arc<crate::outbox::Outbox>,
+        _here: bool,
+    ) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this backend does not send through the ring",
+        ))
+    }
+
     fn poll(
         &self,
         out: &mut Vec<(u64, Ready)>,

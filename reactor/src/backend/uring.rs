@@ -32,6 +32,7 @@ use io_uring::{cqueue, opcode, types, IoUring};
 use super::Backend;
 use crate::event::{Interest, Ready};
 use crate::inbox::{Inbox, Recv, PAUSE_AT};
+use crate::outbox::{Next, Outbox};
 
 /// `user_data` of the wake eventfd's poll.
 const WAKE: u64 = u64::MAX;
@@ -43,6 +44,9 @@ const ENTRIES: u32 = 1024;
 /// otherwise). An entry's top bit is its slab index's, which never gets
 /// near 2^31.
 const RECV: u64 = 1 << 63;
+/// Tag on the `user_data` of a send through the ring (its outbox's id
+/// otherwise; ids stay far below 2^62).
+const SEND: u64 = 1 << 62;
 /// The provided-buffer group receives take their buffers from.
 const BUF_GROUP: u16 = 0;
 /// Buffers in the pool (a power of two).
@@ -201,6 +205,10 @@ pub(crate) struct UringBackend {
     /// What each registration watches, to re-arm a multishot request the
     /// kernel ended (it does when its completion cannot be posted).
     polls: parking_lot::Mutex<HashMap<u64, Watch>>,
+    /// Outboxes with a send in flight, by outbox id: the kernel reads their
+    /// memory until the send completes, and a dropped stream's outbox
+    /// lives here until its last byte is sent.
+    sends: parking_lot::Mutex<HashMap<u64, Arc<Outbox>>>,
     /// The eventfd `wake` writes (default mode); -1 with MSG_RING.
     wake_fd: RawFd,
     /// A harvester sleeps in `io_uring_enter` now.
@@ -316,6 +324,7 @@ impl UringBackend {
             sq: parking_lot::Mutex::new(()),
             cq: parking_lot::Mutex::new(()),
             polls: parking_lot::Mutex::new(HashMap::new()),
+            sends: parking_lot::Mutex::new(HashMap::new()),
             wake_fd,
             in_wait: std::sync::atomic::AtomicBool::new(false),
             unsubmitted: std::sync::atomic::AtomicBool::new(false),
@@ -456,6 +465,19 @@ impl UringBackend {
             .user_data(REMOVE)
     }
 
+    /// A send of `len` bytes at `ptr`, inside `outbox`'s batch in flight
+    /// (which stays put until the send's completion).
+    fn send_sqe(outbox: &Outbox, ptr: *const u8, len: usize) -> io_uring::squeue::Entry {
+        opcode::Send::new(
+            types::Fd(outbox.fd()),
+            ptr,
+            len.min(u32::MAX as usize) as u32,
+        )
+        .flags(libc::MSG_NOSIGNAL)
+        .build()
+        .user_data(outbox.id() | SEND)
+    }
+
     fn recv_sqe(fd: RawFd, entry: u64) -> io_uring::squeue::Entry {
         opcode::RecvMulti::new(types::Fd(fd), BUF_GROUP)
             .build()
@@ -554,6 +576,8 @@ impl UringBackend {
     fn drain(&self, out: &mut Vec<(u64, Ready)>, wait_turn: bool) -> io::Result<usize> {
         let mut rearm = Vec::new();
         let mut again = Vec::new();
+        let mut resend = Vec::new();
+        let mut writers = Vec::new();
         let mut woke = false;
         let mut n = 0;
         {
@@ -575,6 +599,27 @@ impl UringBackend {
                 let more = cqueue::more(cqe.flags());
                 match data {
                     REMOVE => {}
+                    _ if data != WAKE && data & RECV == 0 && data & SEND != 0 => {
+                        let id = data & !SEND;
+                        let mut sends = self.sends.lock();
+                        if let Some(outbox) = sends.get(&id) {
+                            let (next, writer) = outbox.completed(res);
+                            if let Some(w) = writer {
+                                // The writer may run on a consumer asleep in
+                                // this very wait: the event brings it back.
+                                writers.push(w);
+                                out.push((outbox.entry(), Ready::WRITABLE));
+                            }
+                            match next {
+                                Next::Send(p, len) => {
+                                    resend.push(Self::send_sqe(outbox, p, len));
+                                }
+                                Next::Drained | Next::Failed => {
+                                    sends.remove(&id);
+                                }
+                            }
+                        }
+                    }
                     _ if data != WAKE && data & RECV != 0 => {
                         let entry = data & !RECV;
                         let polls = self.polls.lock();
@@ -624,6 +669,17 @@ impl UringBackend {
                 .collect();
             self.push(&live)?;
             self.unsubmitted.store(true, Ordering::SeqCst);
+        }
+        if !resend.is_empty() {
+            // The rest of a batch, or the next one: with this consumer's
+            // next enter, like any request it queues.
+            self.push(&resend)?;
+            self.unsubmitted.store(true, Ordering::SeqCst);
+        }
+        // Writers waiting for room or for their flush, woken with no lock
+        // of ours held.
+        for w in writers {
+            w.wake();
         }
         if woke {
             let mut buf = 0u64;
@@ -841,6 +897,21 @@ impl Backend for UringBackend {
         Ok(Some(inbox))
     }
 
+    fn new_outbox(&self, fd: RawFd, entry: u64) -> io::Result<Option<Arc<Outbox>>> {
+        Outbox::new(fd, entry).map(|o| Some(Arc::new(o)))
+    }
+
+    fn start_send(&self, outbox: &Arc<Outbox>, here: bool) -> io::Result<()> {
+        let mut sends = self.sends.lock();
+        if let Some((ptr, len)) = outbox.start() {
+            // Held here until the batch is sent: the kernel reads it.
+            sends.insert(outbox.id(), outbox.clone());
+            drop(sends);
+            self.post(&[Self::send_sqe(outbox, ptr, len)], here)?;
+        }
+        Ok(())
+    }
+
     fn resume_recv(&self, entry: u64, here: bool) -> io::Result<()> {
         let polls = self.polls.lock();
         if let Some(w) = polls.get(&entry) {
@@ -932,8 +1003,37 @@ impl Backend for UringBackend {
     }
 }
 
+impl UringBackend {
+    /// Sends what outboxes still hold, for at most `limit`: bytes a program
+    /// wrote must not vanish because its runtime went away first (a kernel
+    /// socket buffer would still send them).
+    fn finish_sends(&self, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        let mut out = Vec::new();
+        while !self.sends.lock().is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero()
+                || self.submit_queued().is_err()
+                || self.wait(Some(left.min(LINGER_STEP)), None).is_err()
+            {
+                break;
+            }
+            out.clear();
+            if self.drain(&mut out, true).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// How long a dropped ring keeps sending what outboxes hold, at most.
+const LINGER: Duration = Duration::from_secs(2);
+/// One wait of that.
+const LINGER_STEP: Duration = Duration::from_millis(10);
+
 impl Drop for UringBackend {
     fn drop(&mut self) {
+        self.finish_sends(LINGER);
         if self.pool.is_some() {
             // No receive takes a buffer after this returns; the pool's
             // memory is freed after the ring (field order) is closed.

@@ -35,6 +35,9 @@ pub(crate) struct Registration {
     /// A stream's inbox once it receives through the ring (set at its
     /// first read; `None` inside when the ring cannot).
     inbox: OnceLock<Option<Arc<Inbox>>>,
+    /// A stream's outbox once it sends through the ring (set at its first
+    /// write; `None` inside when it writes to the socket itself).
+    outbox: OnceLock<Option<Arc<kevent_reactor::Outbox>>>,
 }
 
 /// Most idle timer registrations a runtime keeps for reuse.
@@ -54,6 +57,7 @@ impl Registration {
                 hint: std::sync::atomic::AtomicUsize::new(usize::MAX),
                 pooled_timer: false,
                 inbox: OnceLock::new(),
+                outbox: OnceLock::new(),
             }),
             Err(e) => {
                 handle.shared.io.release(token);
@@ -89,6 +93,7 @@ impl Registration {
                         hint: std::sync::atomic::AtomicUsize::new(usize::MAX),
                         pooled_timer: true,
                         inbox: OnceLock::new(),
+                        outbox: OnceLock::new(),
                     });
                 }
             }
@@ -198,6 +203,32 @@ impl Registration {
         self.inbox
             .get_or_init(|| self.handle.shared.kevent.arm_recv(self.key).ok().flatten())
             .as_ref()
+    }
+
+    /// The outbox of a stream socket sending through the ring, made at
+    /// its first write; `None` where the ring cannot (mio, or turned off):
+    /// write to the socket on readiness then.
+    pub(crate) fn stream_outbox(&self) -> Option<&Arc<kevent_reactor::Outbox>> {
+        self.outbox
+            .get_or_init(|| {
+                self.handle
+                    .shared
+                    .kevent
+                    .new_outbox(self.key)
+                    .ok()
+                    .flatten()
+            })
+            .as_ref()
+    }
+
+    /// The outbox if the stream already sends through the ring.
+    pub(crate) fn armed_outbox(&self) -> Option<&Arc<kevent_reactor::Outbox>> {
+        self.outbox.get().and_then(Option::as_ref)
+    }
+
+    /// Starts a send of what `outbox` holds.
+    pub(crate) fn start_send(&self, outbox: &Arc<kevent_reactor::Outbox>) -> io::Result<()> {
+        self.handle.shared.kevent.start_send(outbox)
     }
 
     /// Keeps the stream on readiness: [`Registration::stream_inbox`] will

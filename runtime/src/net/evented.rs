@@ -12,7 +12,9 @@ use std::mem::MaybeUninit;
 use std::os::fd::AsRawFd;
 use std::task::{ready, Context, Poll};
 
-use kevent_reactor::{Inbox, Interest, Ready};
+use std::sync::Arc;
+
+use kevent_reactor::{Inbox, Interest, Outbox, Ready};
 
 use crate::driver::slab::{Direction, ReadyEvent};
 use crate::driver::Registration;
@@ -104,12 +106,23 @@ impl<S> Evented<S> {
         cx: &mut Context<'_>,
         dir: Direction,
     ) -> Poll<io::Result<()>> {
+        if dir == Direction::Write {
+            if let Some(outbox) = self.reg.armed_outbox() {
+                return Self::poll_outbox_room(cx, outbox).map(Ok);
+            }
+        }
         self.reg.poll_ready(cx, dir).map_ok(|_| ())
     }
 
     /// Waits until `dir` looks ready.
     pub(crate) async fn ready_dir(&self, dir: Direction) -> io::Result<()> {
-        self.reg.ready(dir).await.map(|_| ())
+        poll_fn(|cx| self.poll_ready_dir(cx, dir)).await
+    }
+
+    /// A stream that sends through the ring is writable while its outbox
+    /// has room (or a send failed: the next write reports it).
+    fn poll_outbox_room(cx: &mut Context<'_>, outbox: &Outbox) -> Poll<()> {
+        outbox.poll_room(cx, 1).map(|_| ())
     }
 
     /// Readiness for any direction in `interest`, or registers the task to
@@ -126,7 +139,11 @@ impl<S> Evented<S> {
             }
         }
         if interest.is_writable() {
-            if let Poll::Ready(ev) = self.reg.poll_ready(cx, Direction::Write)? {
+            if let Some(outbox) = self.reg.armed_outbox() {
+                if Self::poll_outbox_room(cx, outbox).is_ready() {
+                    ready |= Ready::WRITABLE;
+                }
+            } else if let Poll::Ready(ev) = self.reg.poll_ready(cx, Direction::Write)? {
                 ready |= ev.ready;
             }
         }
@@ -295,6 +312,9 @@ where
 
     /// `AsyncWrite::poll_write` for a byte stream.
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if let Some(outbox) = self.reg.stream_outbox() {
+            return self.poll_send(cx, outbox, buf);
+        }
         self.poll_transfer(cx, Direction::Write, buf.len(), |mut io| io.write(buf))
     }
 
@@ -304,6 +324,27 @@ where
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if let Some(outbox) = self.reg.stream_outbox() {
+            // The first non-empty slice may wait for room; the rest go in
+            // as far as there is room, without waiting.
+            let mut n = 0;
+            for buf in bufs.iter().filter(|b| !b.is_empty()) {
+                if n == 0 {
+                    n = ready!(self.poll_send(cx, outbox, buf))?;
+                    if n < buf.len() {
+                        break;
+                    }
+                    continue;
+                }
+                match self.send_now(outbox, buf) {
+                    Ok(k) if k == buf.len() => n += k,
+                    Ok(k) => return Poll::Ready(Ok(n + k)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            return Poll::Ready(Ok(n));
+        }
         let len = bufs.iter().map(|b| b.len()).sum();
         self.poll_transfer(cx, Direction::Write, len, |mut io| io.write_vectored(bufs))
     }
@@ -327,13 +368,108 @@ where
         self.try_io(Direction::Read, |mut io| io.read_vectored(bufs))
     }
 
-    /// Writes now if the socket looks writable; `WouldBlock` otherwise.
+    /// Writes now if the socket looks writable (or, sending through the
+    /// ring, if its outbox has room); `WouldBlock` otherwise.
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(outbox) = self.reg.stream_outbox() {
+            return self.send_now(outbox, buf);
+        }
         self.try_io(Direction::Write, |mut io| io.write(buf))
     }
 
     /// Vectored [`Evented::try_write`].
     pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if let Some(outbox) = self.reg.stream_outbox() {
+            let mut n = 0;
+            for buf in bufs.iter().filter(|b| !b.is_empty()) {
+                match self.send_now(outbox, buf) {
+                    Ok(k) if k == buf.len() => n += k,
+                    Ok(k) => return Ok(n + k),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && n > 0 => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(n);
+        }
         self.try_io(Direction::Write, |mut io| io.write_vectored(bufs))
+    }
+
+    /// Queues as much of `buf` as the outbox takes and starts a send if
+    /// none is in flight; `WouldBlock` when the outbox is full.
+    fn send_now(&self, outbox: &Arc<Outbox>, buf: &[u8]) -> io::Result<usize> {
+        match outbox.write(buf)? {
+            Some((n, start)) => {
+                if start {
+                    self.reg.start_send(outbox)?;
+                }
+                Ok(n)
+            }
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// Queues `buf` in the outbox, waiting for room (a completion of the
+    /// send in flight) while it is full.
+    fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        outbox: &Arc<Outbox>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            match self.send_now(outbox, buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                res => return Poll::Ready(res),
+            }
+            ready!(outbox.poll_room(cx, buf.len()))?;
+        }
+    }
+
+    /// `AsyncWrite::poll_flush`: waits until the ring has sent what was
+    /// written through it (at once when the stream writes its socket).
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.reg.armed_outbox() {
+            Some(outbox) => outbox.poll_drained(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    /// Shuts down part of the connection with `shutdown`; the write side
+    /// only after the bytes queued in the outbox are sent (as the kernel
+    /// sends its buffer before the FIN).
+    pub(crate) fn shutdown_with(
+        &self,
+        how: std::net::Shutdown,
+        shutdown: impl Fn(std::net::Shutdown) -> io::Result<()>,
+    ) -> io::Result<()> {
+        use std::net::Shutdown;
+        let Some(outbox) = self.reg.armed_outbox() else {
+            return shutdown(how);
+        };
+        if how == Shutdown::Read {
+            return shutdown(how);
+        }
+        if outbox.shutdown_write()? {
+            return shutdown(how);
+        }
+        // Deferred: the outbox shuts the write side once drained.
+        if how == Shutdown::Both {
+            shutdown(Shutdown::Read)?;
+        }
+        Ok(())
+    }
+
+    /// Fails if writing the socket itself could reorder bytes: bytes
+    /// written through the ring are still being sent (`try_io`/`async_io`
+    /// writes, `into_std`).
+    pub(crate) fn check_raw_write(&self) -> io::Result<()> {
+        match self.reg.armed_outbox() {
+            Some(outbox) if !outbox.drained()? => Err(io::Error::other(
+                "bytes written to this stream are still being sent through the ring (io_uring): \
+                 flush it before writing its socket directly, or build the runtime with \
+                 `send_through_ring(false)` (KEVENT_SEND=readiness)",
+            )),
+            _ => Ok(()),
+        }
     }
 }

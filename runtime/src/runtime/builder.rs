@@ -40,6 +40,8 @@ pub struct Builder {
     stack_size: Option<usize>,
     /// Receive through the ring; `None`: `KEVENT_RECV` or yes.
     recv_through_ring: Option<bool>,
+    /// Send through the ring; `None`: `KEVENT_SEND` or yes.
+    send_through_ring: Option<bool>,
 }
 
 impl Builder {
@@ -54,6 +56,7 @@ impl Builder {
             ring_capacity: 4096,
             stack_size: None,
             recv_through_ring: None,
+            send_through_ring: None,
         }
     }
 
@@ -168,6 +171,43 @@ impl Builder {
         self
     }
 
+    /// Whether TCP and Unix streams send through the ring where the
+    /// backend can (io_uring, write-behind: a write queues its bytes in
+    /// the stream's outbox and returns; the worker's next `io_uring_enter`
+    /// sends them, with every other send queued meanwhile, so answering
+    /// many connections costs one syscall). Default yes, or
+    /// `KEVENT_SEND=ring|readiness`. With `false`, or on mio, streams write
+    /// with `send(2)` when readiness says so.
+    ///
+    /// Multi-thread runtimes only: a current-thread runtime drives the
+    /// ring only inside `block_on`, so its streams always write their
+    /// sockets directly.
+    ///
+    /// `flush` waits until the ring has sent the bytes; shutting down the
+    /// write side (or dropping the stream) sends them first. A send that
+    /// fails is reported by the next write or flush. While bytes are still
+    /// queued, raw writes of the socket (`try_io`/`async_io` with
+    /// `Interest::WRITABLE`, `into_std`) fail with an error rather than
+    /// reorder them: flush first.
+    pub fn send_through_ring(&mut self, on: bool) -> &mut Self {
+        self.send_through_ring = Some(on);
+        self
+    }
+
+    fn send_choice(&self) -> io::Result<bool> {
+        if let Some(on) = self.send_through_ring {
+            return Ok(on);
+        }
+        match std::env::var("KEVENT_SEND").as_deref() {
+            Err(_) | Ok("") | Ok("ring") => Ok(true),
+            Ok("readiness") => Ok(false),
+            Ok(other) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("KEVENT_SEND must be ring or readiness, not {other:?}"),
+            )),
+        }
+    }
+
     fn recv_choice(&self) -> io::Result<bool> {
         if let Some(on) = self.recv_through_ring {
             return Ok(on);
@@ -207,7 +247,11 @@ impl Builder {
                 .capacity(self.ring_capacity)
                 .max_consumers(workers)
                 .backend(backend.into())
-                .recv_through_ring(self.recv_choice()?),
+                .recv_through_ring(self.recv_choice()?)
+                // A current-thread runtime drives the ring only inside
+                // `block_on`: bytes queued when it returns would wait for
+                // the next call. Its streams write their sockets directly.
+                .send_through_ring(self.send_choice()? && self.flavor == Flavor::MultiThread),
         )?;
         let blocking =
             BlockingPool::new(self.max_blocking, self.keep_alive, self.thread_name.clone());

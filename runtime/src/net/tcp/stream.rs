@@ -108,8 +108,10 @@ impl TcpStream {
     /// Leaves the runtime and returns the std stream, still in nonblocking
     /// mode (call `set_nonblocking(false)` to block on it).
     pub fn into_std(self) -> io::Result<std::net::TcpStream> {
-        // Bytes already received through the ring are not in the socket.
+        // Bytes already received through the ring are not in the socket,
+        // and bytes written may still be on their way through it.
         self.io.check_raw_read()?;
+        self.io.check_raw_write()?;
         Ok(self.io.into_inner().into())
     }
 
@@ -229,6 +231,9 @@ impl TcpStream {
         if interest.is_readable() {
             self.io.check_raw_read()?;
         }
+        if interest.is_writable() {
+            self.io.check_raw_write()?;
+        }
         self.io.try_io(direction(interest), |_| f())
     }
 
@@ -245,6 +250,9 @@ impl TcpStream {
     ) -> io::Result<R> {
         if interest.is_readable() {
             self.io.check_raw_read()?;
+        }
+        if interest.is_writable() {
+            self.io.check_raw_write()?;
         }
         self.io.io(direction(interest), |_| f()).await
     }
@@ -278,8 +286,10 @@ impl TcpStream {
     }
 
     /// Shuts down part of the connection.
+    /// The write side waits for bytes still queued in the ring's outbox.
     pub(crate) fn shutdown_std(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        self.io
+            .shutdown_with(how, |how| self.io.get_ref().shutdown(how))
     }
 }
 
@@ -336,9 +346,9 @@ impl AsyncWrite for TcpStream {
         self.io.poll_write_vectored(cx, bufs)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Writes go straight to the kernel: nothing is buffered here.
-        Poll::Ready(Ok(()))
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Bytes written through the ring are sent when this returns.
+        self.io.poll_flush(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -363,8 +373,8 @@ impl AsyncWrite for &TcpStream {
         self.io.poll_write_vectored(cx, bufs)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.poll_flush(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -93,8 +93,10 @@ impl UnixStream {
     /// Leaves the runtime and returns the std stream, still in nonblocking
     /// mode.
     pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
-        // Bytes already received through the ring are not in the socket.
+        // Bytes already received through the ring are not in the socket,
+        // and bytes written may still be on their way through it.
         self.io.check_raw_read()?;
+        self.io.check_raw_write()?;
         Ok(self.io.into_inner().into())
     }
 
@@ -175,6 +177,9 @@ impl UnixStream {
         if interest.is_readable() {
             self.io.check_raw_read()?;
         }
+        if interest.is_writable() {
+            self.io.check_raw_write()?;
+        }
         self.io.try_io(direction(interest), |_| f())
     }
 
@@ -192,6 +197,9 @@ impl UnixStream {
         if interest.is_readable() {
             self.io.check_raw_read()?;
         }
+        if interest.is_writable() {
+            self.io.check_raw_write()?;
+        }
         self.io.io(direction(interest), |_| f()).await
     }
 
@@ -208,8 +216,10 @@ impl UnixStream {
     }
 
     /// Shuts down part of the connection.
+    /// The write side waits for bytes still queued in the ring's outbox.
     pub(crate) fn shutdown_std(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        self.io
+            .shutdown_with(how, |how| self.io.get_ref().shutdown(how))
     }
 }
 
@@ -266,9 +276,9 @@ impl AsyncWrite for UnixStream {
         self.io.poll_write_vectored(cx, bufs)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Writes go straight to the kernel: nothing is buffered here.
-        Poll::Ready(Ok(()))
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Bytes written through the ring are sent when this returns.
+        self.io.poll_flush(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -293,8 +303,8 @@ impl AsyncWrite for &UnixStream {
         self.io.poll_write_vectored(cx, bufs)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.poll_flush(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {

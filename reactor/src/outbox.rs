@@ -1,0 +1,252 @@
+//! Bytes a stream socket sends through the ring (write-behind).
+//!
+//! With the io_uring backend a stream may send through the ring: a write
+//! appends to the socket's outbox and returns; one `SEND` per socket is in
+//! flight at a time, submitted with the consumer's next `io_uring_enter`
+//! (which, as a rule, also harvests), so a worker that answers many
+//! connections in one turn sends all the answers with one syscall. The
+//! send's completion starts the next batch and wakes the writer waiting on
+//! the outbox (for room, or for its flush to finish).
+//!
+//! Nothing written is lost: the outbox sends through its own duplicate of
+//! the socket's descriptor, so a stream dropped (or shut down) with bytes
+//! still queued keeps its connection until they are sent; a shutdown of
+//! the write side asked for meanwhile happens after the last byte. A send
+//! that fails (reset, broken pipe) fails every later write and flush.
+//!
+//! Bounded: past [`OUTBOX_LIMIT`] queued bytes a write waits for the send
+//! in flight, as a writer waits for a full socket buffer.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+
+/// Queued bytes past which a write waits for the send in flight.
+pub const OUTBOX_LIMIT: usize = 256 * 1024;
+
+/// Outbox ids: a send's completion names its outbox, not its registration
+/// (whose entry may be reused once the stream is gone).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A stream socket's unsent bytes.
+#[derive(Debug)]
+pub struct Outbox {
+    /// Unique, below 2^62 (the send's `user_data` tag bit).
+    id: u64,
+    /// The stream's registration entry: a completion that wakes a writer
+    /// is also delivered there as WRITABLE, so that a consumer asleep in
+    /// the ring returns to run the woken task.
+    entry: u64,
+    /// A duplicate of the socket's descriptor, closed with the outbox.
+    fd: OwnedFd,
+    state: parking_lot::Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Appended, not yet given to the kernel.
+    pending: Vec<u8>,
+    /// The bytes of the send in flight: the kernel reads them, so they are
+    /// not touched (not even moved: a `Vec`'s heap buffer stays put) until
+    /// its completion.
+    inflight: Vec<u8>,
+    /// Bytes of `inflight` already sent.
+    off: usize,
+    /// A send is in flight (or queued for submission).
+    busy: bool,
+    /// A send failed with this errno: every later write and flush reports it.
+    error: Option<i32>,
+    /// The write side is shut (or will be, once drained): writes fail.
+    shut: bool,
+    /// Shut the write side once drained.
+    shut_after: bool,
+    /// The task waiting for room or for the outbox to drain.
+    waker: Option<Waker>,
+}
+
+/// What a send's completion leads to.
+pub(crate) enum Next {
+    /// Submit a send of these bytes (the rest of the batch, or the next).
+    Send(*const u8, usize),
+    /// Nothing left: the outbox is drained.
+    Drained,
+    /// The send failed; the outbox holds the error.
+    Failed,
+}
+
+impl Outbox {
+    /// An outbox for the stream socket `fd`, registered as `entry`.
+    pub(crate) fn new(fd: RawFd, entry: u64) -> io::Result<Outbox> {
+        // SAFETY: F_DUPFD_CLOEXEC on a descriptor the caller keeps open
+        // for the duration of this call; the result is checked.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `dup` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(dup) };
+        Ok(Outbox {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            entry,
+            fd,
+            state: parking_lot::Mutex::new(State::default()),
+        })
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn entry(&self) -> u64 {
+        self.entry
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Appends as much of `buf` as fits. `Ok(None)`: full, wait for the
+    /// send in flight ([`poll_room`](Outbox::poll_room)). `Ok(Some((n,
+    /// start)))`: `n` bytes taken; with `start`, no send is in flight and
+    /// the caller must start one.
+    pub fn write(&self, buf: &[u8]) -> io::Result<Option<(usize, bool)>> {
+        let mut s = self.state.lock();
+        if let Some(e) = s.error {
+            return Err(io::Error::from_raw_os_error(e));
+        }
+        if s.shut {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "write after the stream's write side was shut down",
+            ));
+        }
+        if buf.is_empty() {
+            return Ok(Some((0, false)));
+        }
+        let room = OUTBOX_LIMIT.saturating_sub(s.queued());
+        if room == 0 {
+            return Ok(None);
+        }
+        let n = room.min(buf.len());
+        s.pending.extend_from_slice(&buf[..n]);
+        Ok(Some((n, !s.busy)))
+    }
+
+    /// Ready when `len` more bytes fit, or `OUTBOX_LIMIT` if `len` is more
+    /// (or a send failed); else the task is woken by the next completion.
+    pub fn poll_room(&self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<()>> {
+        let mut s = self.state.lock();
+        if let Some(e) = s.error {
+            return Poll::Ready(Err(io::Error::from_raw_os_error(e)));
+        }
+        if s.queued() + len.min(OUTBOX_LIMIT) <= OUTBOX_LIMIT {
+            return Poll::Ready(Ok(()));
+        }
+        s.set_waker(cx.waker());
+        Poll::Pending
+    }
+
+    /// Ready when everything written has been sent (or a send failed);
+    /// else the task is woken by the next completion.
+    pub fn poll_drained(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut s = self.state.lock();
+        if let Some(e) = s.error {
+            return Poll::Ready(Err(io::Error::from_raw_os_error(e)));
+        }
+        if !s.busy && s.pending.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        s.set_waker(cx.waker());
+        Poll::Pending
+    }
+
+    /// Whether everything written has been sent; the send error if one
+    /// failed.
+    pub fn drained(&self) -> io::Result<bool> {
+        let s = self.state.lock();
+        if let Some(e) = s.error {
+            return Err(io::Error::from_raw_os_error(e));
+        }
+        Ok(!s.busy && s.pending.is_empty())
+    }
+
+    /// Shuts the write side down now if drained (true), or once it is:
+    /// later writes fail either way.
+    pub fn shutdown_write(&self) -> io::Result<bool> {
+        let mut s = self.state.lock();
+        s.shut = true;
+        if s.busy || !s.pending.is_empty() {
+            s.shut_after = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Starts a batch if none is in flight: the bytes to send.
+    pub(crate) fn start(&self) -> Option<(*const u8, usize)> {
+        let mut s = self.state.lock();
+        Self::start_locked(&mut s)
+    }
+
+    fn start_locked(s: &mut State) -> Option<(*const u8, usize)> {
+        if s.busy || s.pending.is_empty() || s.error.is_some() {
+            return None;
+        }
+        std::mem::swap(&mut s.pending, &mut s.inflight);
+        s.pending.clear();
+        s.off = 0;
+        s.busy = true;
+        Some((s.inflight.as_ptr(), s.inflight.len()))
+    }
+
+    /// A send completed with `res` (bytes sent, or `-errno`): what to do
+    /// next, and the writer to wake (once no lock is held).
+    pub(crate) fn completed(&self, res: i32) -> (Next, Option<Waker>) {
+        let mut s = self.state.lock();
+        let waker = s.waker.take();
+        if res < 0 && res != -libc::EAGAIN && res != -libc::EINTR {
+            s.error = Some(-res);
+            s.busy = false;
+            s.pending = Vec::new();
+            s.inflight = Vec::new();
+            s.off = 0;
+            return (Next::Failed, waker);
+        }
+        s.off += res.max(0) as usize;
+        if s.off < s.inflight.len() {
+            let off = s.off;
+            // SAFETY: `off` is within `inflight`, which stays put while busy.
+            let ptr = unsafe { s.inflight.as_ptr().add(off) };
+            return (Next::Send(ptr, s.inflight.len() - off), waker);
+        }
+        s.busy = false;
+        s.inflight.clear();
+        s.off = 0;
+        if let Some((p, n)) = Self::start_locked(&mut s) {
+            return (Next::Send(p, n), waker);
+        }
+        if s.shut_after {
+            s.shut_after = false;
+            drop(s);
+            crate::syscalls::count(1);
+            // SAFETY: shutdown(2) on our own descriptor.
+            unsafe { libc::shutdown(self.fd(), libc::SHUT_WR) };
+        }
+        (Next::Drained, waker)
+    }
+}
+
+impl State {
+    /// Bytes written and not yet sent.
+    fn queued(&self) -> usize {
+        self.pending.len() + (self.inflight.len() - self.off)
+    }
+
+    fn set_waker(&mut self, waker: &Waker) {
+        match &self.waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => self.waker = Some(waker.clone()),
+        }
+    }
+}

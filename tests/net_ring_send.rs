@@ -1,0 +1,299 @@
+//! Streams sending through the ring (io_uring, write-behind): a write
+//! queues its bytes in the stream's outbox and returns; the ring sends
+//! them. Nothing written may be lost or reordered: not when the stream is
+//! dropped or shut down right after a large write, not when the runtime
+//! itself goes away, not when the peer reads slowly; `flush` waits for the
+//! bytes to be sent; a raw write that would overtake queued bytes fails
+//! clearly. On mio, or with `send_through_ring(false)`, the same tests
+//! pass on the plain `send(2)` path.
+
+mod net_support;
+
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use kevent::io::{AsyncReadExt, AsyncWriteExt};
+use kevent::net::{TcpListener, TcpStream};
+use kevent::reactor::Interest;
+use kevent::runtime::{Builder, Runtime};
+use net_support::tcp::pair;
+
+fn runtime(workers: usize, ring: bool) -> Runtime {
+    let mut b = if workers == 0 {
+        Builder::new_current_thread()
+    } else {
+        let mut b = Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    b.send_through_ring(ring).enable_all().build().unwrap()
+}
+
+/// Runtimes to run each test on: both send paths, one and two workers and
+/// the current-thread flavor.
+fn each(test: impl Fn(&Runtime)) {
+    for ring in [true, false] {
+        for workers in [0, 1, 2] {
+            eprintln!("-- send_through_ring({ring}), workers {workers}");
+            let rt = runtime(workers, ring);
+            test(&rt);
+        }
+    }
+}
+
+/// A pattern that shows loss and reordering (not a repeated byte).
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// Reads the peer to end of file on a plain thread (a reader outside the
+/// runtime), slowly at first so the writer's queue fills.
+fn read_all_slowly(mut s: std::net::TcpStream) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).unwrap();
+        all
+    })
+}
+
+/// A std client connected to a kevent server stream.
+async fn std_pair() -> (std::net::TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (server, _) = l.accept().await.unwrap();
+    (client, server)
+}
+
+const BIG: usize = 8 << 20;
+
+#[test]
+fn a_stream_dropped_right_after_a_large_write_delivers_every_byte_then_eof() {
+    each(|rt| {
+        let (client, reader) = rt.block_on(async {
+            let (client, mut server) = std_pair().await;
+            let reader = read_all_slowly(client.try_clone().unwrap());
+            server.write_all(&pattern(BIG)).await.unwrap();
+            drop(server);
+            (client, reader)
+        });
+        let got = reader.join().unwrap();
+        assert_eq!(got.len(), BIG, "bytes lost");
+        assert!(got == pattern(BIG), "bytes reordered or corrupted");
+        drop(client);
+    });
+}
+
+#[test]
+fn shutdown_after_a_large_write_sends_every_byte_before_the_fin() {
+    each(|rt| {
+        let (reader, server) = rt.block_on(async {
+            let (client, mut server) = std_pair().await;
+            let reader = read_all_slowly(client);
+            server.write_all(&pattern(BIG)).await.unwrap();
+            server.close().await.unwrap();
+            // Writes after the shutdown fail (as on a shut socket).
+            let err = server.write_all(b"late").await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
+            // Keep the stream open: the FIN must come from the shutdown.
+            kevent::time::sleep(Duration::from_millis(10)).await;
+            (reader, server)
+        });
+        let got = reader.join().unwrap();
+        assert_eq!(got.len(), BIG, "bytes lost");
+        assert!(got == pattern(BIG), "bytes reordered or corrupted");
+        drop(server);
+    });
+}
+
+#[test]
+fn bytes_written_before_the_runtime_is_dropped_still_arrive() {
+    for workers in [1, 2] {
+        let rt = runtime(workers, true);
+        let (reader, server) = rt.block_on(async {
+            let (client, mut server) = std_pair().await;
+            // write_all returns with up to an outbox of bytes still queued
+            // (the reader is slow): they must survive the runtime.
+            let reader = read_all_slowly(client);
+            server.write_all(&pattern(BIG)).await.unwrap();
+            (reader, server)
+        });
+        drop(server);
+        drop(rt);
+        let got = reader.join().unwrap();
+        assert_eq!(got.len(), BIG, "bytes lost with the runtime");
+        assert!(got == pattern(BIG));
+    }
+}
+
+#[test]
+fn flush_returns_once_the_bytes_are_sent() {
+    each(|rt| {
+        rt.block_on(async {
+            let (client, mut server) = std_pair().await;
+            let mut client = client;
+            client
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            for round in 0..50u8 {
+                server.write_all(&[round; 1000]).await.unwrap();
+                server.flush().await.unwrap();
+                // Sent: readable by a blocking reader without further help
+                // from the runtime (this thread does not poll it meanwhile).
+                let mut buf = [0u8; 1000];
+                client.read_exact(&mut buf).unwrap();
+                assert!(buf.iter().all(|&b| b == round));
+            }
+        });
+    });
+}
+
+#[test]
+fn echo_of_many_small_writes_keeps_order_across_tasks() {
+    each(|rt| {
+        rt.block_on(async {
+            let (client, server) = pair().await;
+            let (mut rd, mut wr) = server.into_split();
+            let echo = kevent::spawn(async move {
+                let mut buf = vec![0; 1500];
+                loop {
+                    let n = rd.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        wr.close().await.unwrap();
+                        return;
+                    }
+                    wr.write_all(&buf[..n]).await.unwrap();
+                }
+            });
+            let sent = pattern(1 << 20);
+            let writer = {
+                let sent = sent.clone();
+                let (mut crd, mut cwr) = client.into_split();
+                let write = async {
+                    for chunk in sent.chunks(777) {
+                        cwr.write_all(chunk).await.unwrap();
+                    }
+                    cwr.close().await.unwrap();
+                };
+                let read = async {
+                    let mut got = Vec::new();
+                    crd.read_to_end(&mut got).await.unwrap();
+                    got
+                };
+                net_support::join(write, read).await.1
+            };
+            assert_eq!(writer.len(), sent.len());
+            assert!(writer == sent, "echo reordered or corrupted");
+            echo.await.unwrap();
+        });
+    });
+}
+
+#[test]
+fn a_raw_write_that_would_overtake_queued_bytes_fails_clearly() {
+    let rt = runtime(2, true);
+    let uring = rt.handle().metrics().backend == "io_uring";
+    rt.block_on(async {
+        let (client, mut server) = std_pair().await;
+        // The peer does not read yet: fill the socket and the outbox.
+        let all = pattern(64 << 20);
+        let mut sent = 0;
+        server.writable().await.unwrap();
+        loop {
+            match server.try_write(&all[sent..sent + 65536]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(sent + 65536 <= all.len(), "64 MiB queued without blocking");
+        }
+        let raw = server.try_io(Interest::WRITABLE, || Ok(()));
+        if uring {
+            let err = raw.expect_err("a raw write while bytes are queued");
+            assert!(err.to_string().contains("flush"), "{err}");
+        }
+        let reader = read_all_slowly(client);
+        server.flush().await.unwrap();
+        // Flushed: raw writes are safe again.
+        server
+            .try_io(Interest::WRITABLE, || Ok(()))
+            .expect("a raw write after flush");
+        drop(server);
+        let got = reader.join().unwrap();
+        assert_eq!(got.len(), sent);
+        assert!(got[..] == all[..sent]);
+    });
+}
+
+#[test]
+fn a_write_to_a_reset_peer_fails_and_keeps_failing() {
+    each(|rt| {
+        rt.block_on(async {
+            let (client, mut server) = std_pair().await;
+            // Unread data at close: the client's kernel sends a RST.
+            let mut c = client;
+            c.write_all(b"unread").unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            drop(c);
+            std::thread::sleep(Duration::from_millis(20));
+            let mut failed = None;
+            for _ in 0..1000 {
+                let res = async {
+                    server.write_all(&[1; 4096]).await?;
+                    server.flush().await
+                }
+                .await;
+                if let Err(e) = res {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            let e = failed.expect("writes to a reset peer kept succeeding");
+            assert!(
+                matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+                ),
+                "{e:?}"
+            );
+            // And the next write fails too.
+            assert!(server.write_all(b"again").await.is_err());
+        });
+    });
+}
+
+#[test]
+fn the_builder_and_env_choose_the_send_path() {
+    // Forced off: the readiness path (no outbox), still correct.
+    let rt = runtime(1, false);
+    rt.block_on(async {
+        let (mut client, mut server) = pair().await;
+        server.write_all(b"hello").await.unwrap();
+        let mut buf = [0; 5];
+        client.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hello");
+    });
+    let bad = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "bad_env_child", "--nocapture"])
+        .env("KEVENT_SEND", "sometimes")
+        .env("NET_RING_SEND_CHILD", "1")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&bad.stderr).to_string() + &String::from_utf8_lossy(&bad.stdout);
+    assert!(
+        text.contains("KEVENT_SEND must be ring or readiness"),
+        "{text}"
+    );
+}
+
+/// Runs only as the child of `the_builder_and_env_choose_the_send_path`.
+#[test]
+fn bad_env_child() {
+    if std::env::var_os("NET_RING_SEND_CHILD").is_none() {
+        return;
+    }
+    let err = Builder::new_multi_thread().build().unwrap_err();
+    println!("{err}");
+}
