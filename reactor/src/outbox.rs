@@ -61,6 +61,10 @@ struct State {
     shut: bool,
     /// Shut the write side once drained.
     shut_after: bool,
+    /// A write found no room since the last completion (what
+    /// `poll_writable` reports, as socket readiness is cleared by
+    /// `EAGAIN`).
+    blocked: bool,
     /// The task waiting for room or for the outbox to drain.
     waker: Option<Waker>,
 }
@@ -126,6 +130,7 @@ impl Outbox {
         }
         let room = OUTBOX_LIMIT.saturating_sub(s.queued());
         if room == 0 {
+            s.blocked = true;
             return Ok(None);
         }
         let n = room.min(buf.len());
@@ -142,6 +147,17 @@ impl Outbox {
         }
         if s.queued() + len.min(OUTBOX_LIMIT) <= OUTBOX_LIMIT {
             return Poll::Ready(Ok(()));
+        }
+        s.set_waker(cx.waker());
+        Poll::Pending
+    }
+
+    /// Readiness to write, as a socket's: ready unless a write found the
+    /// outbox full since the last completion (then woken by the next).
+    pub fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.state.lock();
+        if s.error.is_some() || !s.blocked {
+            return Poll::Ready(());
         }
         s.set_waker(cx.waker());
         Poll::Pending
@@ -205,6 +221,7 @@ impl Outbox {
     pub(crate) fn completed(&self, res: i32) -> (Next, Option<Waker>) {
         let mut s = self.state.lock();
         let waker = s.waker.take();
+        s.blocked = false;
         if res < 0 && res != -libc::EAGAIN && res != -libc::EINTR {
             s.error = Some(-res);
             s.busy = false;

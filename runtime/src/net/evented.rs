@@ -119,10 +119,11 @@ impl<S> Evented<S> {
         poll_fn(|cx| self.poll_ready_dir(cx, dir)).await
     }
 
-    /// A stream that sends through the ring is writable while its outbox
-    /// has room (or a send failed: the next write reports it).
+    /// A stream that sends through the ring is writable unless a write
+    /// found its outbox full since the last send completed (or a send
+    /// failed: the next write reports it).
     fn poll_outbox_room(cx: &mut Context<'_>, outbox: &Outbox) -> Poll<()> {
-        outbox.poll_room(cx, 1).map(|_| ())
+        outbox.poll_writable(cx)
     }
 
     /// Readiness for any direction in `interest`, or registers the task to
