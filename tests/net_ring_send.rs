@@ -300,3 +300,31 @@ fn bad_env_child() {
     let err = Builder::new_multi_thread().build().unwrap_err();
     println!("{err}");
 }
+
+/// Open descriptors of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Sending through the ring costs no descriptor of its own: a server at
+/// its descriptor limit must not hit `EMFILE` at half its connections.
+#[test]
+fn sending_through_the_ring_uses_no_extra_descriptor() {
+    let rt = runtime(2, true);
+    rt.block_on(async {
+        let before = open_fds();
+        let mut pairs = Vec::new();
+        for _ in 0..100 {
+            let (mut client, mut server) = pair().await;
+            server.write_all(b"ping").await.unwrap();
+            server.flush().await.unwrap();
+            let mut buf = [0; 4];
+            client.read_exact(&mut buf).await.unwrap();
+            pairs.push((client, server));
+        }
+        let used = open_fds() - before;
+        // Two per pair (and a listener per pair, closed by now).
+        assert!(used <= 2 * 100 + 10, "{used} descriptors for 100 pairs");
+        drop(pairs);
+    });
+}

@@ -8,17 +8,17 @@
 //! send's completion starts the next batch and wakes the writer waiting on
 //! the outbox (for room, or for its flush to finish).
 //!
-//! Nothing written is lost: the outbox sends through its own duplicate of
-//! the socket's descriptor, so a stream dropped (or shut down) with bytes
-//! still queued keeps its connection until they are sent; a shutdown of
-//! the write side asked for meanwhile happens after the last byte. A send
-//! that fails (reset, broken pipe) fails every later write and flush.
+//! Nothing written is lost: a stream dropped with bytes still queued hands
+//! its descriptor to the outbox ([`Outbox::adopt`]), which closes it after
+//! the last byte is sent; a shutdown of the write side asked for meanwhile
+//! happens after the last byte. A send that fails (reset, broken pipe)
+//! fails every later write and flush.
 //!
 //! Bounded: past [`OUTBOX_LIMIT`] queued bytes a write waits for the send
 //! in flight, as a writer waits for a full socket buffer.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 
@@ -38,8 +38,11 @@ pub struct Outbox {
     /// is also delivered there as WRITABLE, so that a consumer asleep in
     /// the ring returns to run the woken task.
     entry: u64,
-    /// A duplicate of the socket's descriptor, closed with the outbox.
-    fd: OwnedFd,
+    /// The socket's descriptor: the stream's while it lives, then ours.
+    fd: RawFd,
+    /// The descriptor once the stream handed it over (dropped with bytes
+    /// still queued); closed with the outbox.
+    adopted: parking_lot::Mutex<Option<OwnedFd>>,
     state: parking_lot::Mutex<State>,
 }
 
@@ -80,22 +83,24 @@ pub(crate) enum Next {
 }
 
 impl Outbox {
-    /// An outbox for the stream socket `fd`, registered as `entry`.
+    /// An outbox for the stream socket `fd`, registered as `entry`. The
+    /// stream keeps owning `fd` (see [`adopt`](Outbox::adopt)).
     pub(crate) fn new(fd: RawFd, entry: u64) -> io::Result<Outbox> {
-        // SAFETY: F_DUPFD_CLOEXEC on a descriptor the caller keeps open
-        // for the duration of this call; the result is checked.
-        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-        if dup < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `dup` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(dup) };
         Ok(Outbox {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             entry,
             fd,
+            adopted: parking_lot::Mutex::new(None),
             state: parking_lot::Mutex::new(State::default()),
         })
+    }
+
+    /// Takes over the stream's descriptor (the stream is dropped while
+    /// bytes are still queued): it stays open until the outbox is done and
+    /// dropped, so the bytes go out before the close.
+    pub fn adopt(&self, fd: OwnedFd) {
+        debug_assert_eq!(std::os::fd::AsRawFd::as_raw_fd(&fd), self.fd);
+        *self.adopted.lock() = Some(fd);
     }
 
     pub(crate) fn id(&self) -> u64 {
@@ -107,7 +112,7 @@ impl Outbox {
     }
 
     pub(crate) fn fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.fd
     }
 
     /// Appends as much of `buf` as fits. `Ok(None)`: full, wait for the
@@ -175,6 +180,12 @@ impl Outbox {
         }
         s.set_waker(cx.waker());
         Poll::Pending
+    }
+
+    /// Nothing queued and no send in flight: the descriptor may close.
+    pub fn is_idle(&self) -> bool {
+        let s = self.state.lock();
+        !s.busy && s.pending.is_empty()
     }
 
     /// Whether everything written has been sent; the send error if one

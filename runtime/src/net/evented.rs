@@ -8,8 +8,8 @@
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
-use std::mem::MaybeUninit;
-use std::os::fd::AsRawFd;
+use std::mem::{ManuallyDrop, MaybeUninit};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::task::{ready, Context, Poll};
 
 use std::sync::Arc;
@@ -54,12 +54,33 @@ fn received_through_ring() -> io::Error {
 
 /// A nonblocking socket registered with the current runtime's ring.
 #[derive(Debug)]
-pub(crate) struct Evented<S> {
-    /// The ring registration. Declared before `io` so that it drops first:
-    /// the fd leaves the ring while it is still open.
-    reg: Registration,
-    /// The nonblocking socket.
-    io: S,
+pub(crate) struct Evented<S: AsRawFd> {
+    /// The ring registration. Dropped first: the fd leaves the ring while
+    /// it is still open.
+    reg: ManuallyDrop<Registration>,
+    /// The nonblocking socket (an fd wrapper: mio's sockets).
+    io: ManuallyDrop<S>,
+}
+
+impl<S: AsRawFd> Drop for Evented<S> {
+    fn drop(&mut self) {
+        let outbox = self.reg.armed_outbox().cloned();
+        // SAFETY: `reg` is dropped here only, and not used after.
+        unsafe { ManuallyDrop::drop(&mut self.reg) };
+        match outbox {
+            // Bytes still queued for the ring: the outbox takes the fd and
+            // closes it after the last one is sent. `S` is an fd wrapper,
+            // so forgetting it leaks nothing but the fd the outbox owns.
+            Some(outbox) if !outbox.is_idle() => {
+                let fd = self.io.as_raw_fd();
+                // SAFETY: `io` owns `fd`, and is never dropped (so never
+                // closes it): ownership moves to the outbox.
+                outbox.adopt(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+            }
+            // SAFETY: `io` is dropped here only, and not used after.
+            _ => unsafe { ManuallyDrop::drop(&mut self.io) },
+        }
+    }
 }
 
 impl<S: AsRawFd> Evented<S> {
@@ -71,11 +92,14 @@ impl<S: AsRawFd> Evented<S> {
     #[track_caller]
     pub(crate) fn new(io: S, interest: Interest) -> io::Result<Evented<S>> {
         let reg = Registration::new_fd(io.as_raw_fd(), interest)?;
-        Ok(Evented { reg, io })
+        Ok(Evented {
+            reg: ManuallyDrop::new(reg),
+            io: ManuallyDrop::new(io),
+        })
     }
 }
 
-impl<S> Evented<S> {
+impl<S: AsRawFd> Evented<S> {
     /// Keeps this stream's reads on readiness (`recv(2)`), never through
     /// the ring.
     pub(crate) fn without_ring_recv(self) -> Evented<S> {
@@ -93,11 +117,16 @@ impl<S> Evented<S> {
         &self.reg
     }
 
-    /// Leaves the ring and hands back the socket.
+    /// Leaves the ring and hands back the socket (callers check first that
+    /// no bytes wait in an outbox: `check_raw_write`).
     pub(crate) fn into_inner(self) -> S {
-        let Evented { reg, io } = self;
-        drop(reg);
-        io
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so each field is taken once:
+        // `reg` dropped here, `io` moved out.
+        unsafe {
+            ManuallyDrop::drop(&mut this.reg);
+            ManuallyDrop::take(&mut this.io)
+        }
     }
 
     /// Readiness in `dir`, or registers the task to be woken.
@@ -281,7 +310,7 @@ impl<S> Evented<S> {
     }
 }
 
-impl<S> Evented<S>
+impl<S: AsRawFd> Evented<S>
 where
     for<'a> &'a S: Read + Write,
 {
