@@ -328,3 +328,49 @@ fn sending_through_the_ring_uses_no_extra_descriptor() {
         drop(pairs);
     });
 }
+
+/// Two tasks wait on one stream at once, one in `flush`, one in
+/// `writable()` after a write found it full: both are woken as the peer
+/// reads (neither waiter displaces the other).
+#[test]
+fn a_flusher_and_a_writable_waiter_on_one_stream_are_both_woken() {
+    let rt = runtime(2, true);
+    rt.block_on(async {
+        let (client, server) = std_pair().await;
+        let server = std::sync::Arc::new(server);
+        let all = pattern(64 << 20);
+        let mut sent = 0;
+        server.writable().await.unwrap();
+        loop {
+            match server.try_write(&all[sent..sent + 65536]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(sent + 65536 <= all.len(), "64 MiB queued without blocking");
+        }
+        let s = server.clone();
+        let flusher = kevent::spawn(async move {
+            let mut w = &*s;
+            w.flush().await
+        });
+        let s = server.clone();
+        let waiter = kevent::spawn(async move { s.writable().await });
+        kevent::time::sleep(Duration::from_millis(20)).await;
+        let reader = read_all_slowly(client);
+        let limit = Duration::from_secs(10);
+        kevent::time::timeout(limit, flusher)
+            .await
+            .expect("the flusher was never woken")
+            .unwrap()
+            .unwrap();
+        kevent::time::timeout(limit, waiter)
+            .await
+            .expect("the writable() waiter was never woken")
+            .unwrap()
+            .unwrap();
+        drop(server);
+        let got = reader.join().unwrap();
+        assert_eq!(got.len(), sent);
+    });
+}

@@ -68,8 +68,10 @@ struct State {
     /// `poll_writable` reports, as socket readiness is cleared by
     /// `EAGAIN`).
     blocked: bool,
-    /// The task waiting for room or for the outbox to drain.
-    waker: Option<Waker>,
+    /// Tasks waiting for room, for writability or for the outbox to drain
+    /// (a writer and a flusher, or `writable()` on a shared stream, may
+    /// wait at once: each is woken).
+    wakers: Vec<Waker>,
 }
 
 /// What a send's completion leads to.
@@ -143,14 +145,14 @@ impl Outbox {
         Ok(Some((n, !s.busy)))
     }
 
-    /// Ready when `len` more bytes fit, or `OUTBOX_LIMIT` if `len` is more
-    /// (or a send failed); else the task is woken by the next completion.
-    pub fn poll_room(&self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<()>> {
+    /// Ready when a write would take at least one byte (or a send
+    /// failed); else the task is woken by the next completion.
+    pub fn poll_room(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut s = self.state.lock();
         if let Some(e) = s.error {
             return Poll::Ready(Err(io::Error::from_raw_os_error(e)));
         }
-        if s.queued() + len.min(OUTBOX_LIMIT) <= OUTBOX_LIMIT {
+        if s.queued() < OUTBOX_LIMIT {
             return Poll::Ready(Ok(()));
         }
         s.set_waker(cx.waker());
@@ -228,10 +230,10 @@ impl Outbox {
     }
 
     /// A send completed with `res` (bytes sent, or `-errno`): what to do
-    /// next, and the writer to wake (once no lock is held).
-    pub(crate) fn completed(&self, res: i32) -> (Next, Option<Waker>) {
+    /// next, and the tasks to wake (once no lock is held).
+    pub(crate) fn completed(&self, res: i32) -> (Next, Vec<Waker>) {
         let mut s = self.state.lock();
-        let waker = s.waker.take();
+        let waker = std::mem::take(&mut s.wakers);
         s.blocked = false;
         if res < 0 && res != -libc::EAGAIN && res != -libc::EINTR {
             s.error = Some(-res);
@@ -272,9 +274,8 @@ impl State {
     }
 
     fn set_waker(&mut self, waker: &Waker) {
-        match &self.waker {
-            Some(w) if w.will_wake(waker) => {}
-            _ => self.waker = Some(waker.clone()),
+        if !self.wakers.iter().any(|w| w.will_wake(waker)) {
+            self.wakers.push(waker.clone());
         }
     }
 }

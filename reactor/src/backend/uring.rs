@@ -603,11 +603,11 @@ impl UringBackend {
                         let id = data & !SEND;
                         let mut sends = self.sends.lock();
                         if let Some(outbox) = sends.get(&id) {
-                            let (next, writer) = outbox.completed(res);
-                            if let Some(w) = writer {
-                                // The writer may run on a consumer asleep in
+                            let (next, waiting) = outbox.completed(res);
+                            if !waiting.is_empty() {
+                                // A waiter may run on a consumer asleep in
                                 // this very wait: the event brings it back.
-                                writers.push(w);
+                                writers.extend(waiting);
                                 out.push((outbox.entry(), Ready::WRITABLE));
                             }
                             match next {

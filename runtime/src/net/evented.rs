@@ -451,7 +451,7 @@ where
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 res => return Poll::Ready(res),
             }
-            ready!(outbox.poll_room(cx, buf.len()))?;
+            ready!(outbox.poll_room(cx))?;
         }
     }
 
