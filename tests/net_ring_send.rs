@@ -68,6 +68,22 @@ async fn std_pair() -> (std::net::TcpStream, TcpStream) {
 
 const BIG: usize = 8 << 20;
 
+/// Writes `all` with `try_write` until it would block (the peer does not
+/// read): the socket's buffer and the outbox are full. Returns the bytes
+/// written.
+async fn fill(server: &TcpStream, all: &[u8]) -> usize {
+    let mut sent = 0;
+    server.writable().await.unwrap();
+    loop {
+        match server.try_write(&all[sent..sent + 65536]) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return sent,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(sent + 65536 <= all.len(), "64 MiB queued without blocking");
+    }
+}
+
 #[test]
 fn a_stream_dropped_right_after_a_large_write_delivers_every_byte_then_eof() {
     each(|rt| {
@@ -198,16 +214,7 @@ fn a_raw_write_that_would_overtake_queued_bytes_fails_clearly() {
         let (client, mut server) = std_pair().await;
         // The peer does not read yet: fill the socket and the outbox.
         let all = pattern(64 << 20);
-        let mut sent = 0;
-        server.writable().await.unwrap();
-        loop {
-            match server.try_write(&all[sent..sent + 65536]) {
-                Ok(n) => sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => panic!("{e}"),
-            }
-            assert!(sent + 65536 <= all.len(), "64 MiB queued without blocking");
-        }
+        let sent = fill(&server, &all).await;
         let raw = server.try_io(Interest::WRITABLE, || Ok(()));
         if uring {
             let err = raw.expect_err("a raw write while bytes are queued");
@@ -339,16 +346,7 @@ fn a_flusher_and_a_writable_waiter_on_one_stream_are_both_woken() {
         let (client, server) = std_pair().await;
         let server = std::sync::Arc::new(server);
         let all = pattern(64 << 20);
-        let mut sent = 0;
-        server.writable().await.unwrap();
-        loop {
-            match server.try_write(&all[sent..sent + 65536]) {
-                Ok(n) => sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => panic!("{e}"),
-            }
-            assert!(sent + 65536 <= all.len(), "64 MiB queued without blocking");
-        }
+        let sent = fill(&server, &all).await;
         let s = server.clone();
         let flusher = kevent::spawn(async move {
             let mut w = &*s;
