@@ -58,6 +58,12 @@ fn read_all_slowly(mut s: std::net::TcpStream) -> std::thread::JoinHandle<Vec<u8
     })
 }
 
+/// `got` is `pattern(len)`: nothing lost, reordered or corrupted.
+fn assert_every_byte(got: &[u8], len: usize) {
+    assert_eq!(got.len(), len, "bytes lost");
+    assert!(got == pattern(len), "bytes reordered or corrupted");
+}
+
 /// A std client connected to a kevent server stream.
 async fn std_pair() -> (std::net::TcpStream, TcpStream) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -87,17 +93,14 @@ async fn fill(server: &TcpStream, all: &[u8]) -> usize {
 #[test]
 fn a_stream_dropped_right_after_a_large_write_delivers_every_byte_then_eof() {
     each(|rt| {
-        let (client, reader) = rt.block_on(async {
+        let reader = rt.block_on(async {
             let (client, mut server) = std_pair().await;
-            let reader = read_all_slowly(client.try_clone().unwrap());
+            let reader = read_all_slowly(client);
             server.write_all(&pattern(BIG)).await.unwrap();
             drop(server);
-            (client, reader)
+            reader
         });
-        let got = reader.join().unwrap();
-        assert_eq!(got.len(), BIG, "bytes lost");
-        assert!(got == pattern(BIG), "bytes reordered or corrupted");
-        drop(client);
+        assert_every_byte(&reader.join().unwrap(), BIG);
     });
 }
 
@@ -116,9 +119,7 @@ fn shutdown_after_a_large_write_sends_every_byte_before_the_fin() {
             kevent::time::sleep(Duration::from_millis(10)).await;
             (reader, server)
         });
-        let got = reader.join().unwrap();
-        assert_eq!(got.len(), BIG, "bytes lost");
-        assert!(got == pattern(BIG), "bytes reordered or corrupted");
+        assert_every_byte(&reader.join().unwrap(), BIG);
         drop(server);
     });
 }
@@ -137,9 +138,7 @@ fn bytes_written_before_the_runtime_is_dropped_still_arrive() {
         });
         drop(server);
         drop(rt);
-        let got = reader.join().unwrap();
-        assert_eq!(got.len(), BIG, "bytes lost with the runtime");
-        assert!(got == pattern(BIG));
+        assert_every_byte(&reader.join().unwrap(), BIG);
     }
 }
 

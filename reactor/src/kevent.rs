@@ -331,18 +331,24 @@ impl Kevent {
     /// [`Kevent::recv`]: bytes already in the inbox are no longer in the
     /// socket.
     pub fn arm_recv(&self, key: Key) -> io::Result<Option<std::sync::Arc<crate::Inbox>>> {
-        let reg = self.inner.regs.get(key).ok_or_else(stale)?;
-        if reg.kind() != Kind::Fd {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "kevent: arm_recv takes a stream socket's registration",
-            ));
-        }
+        let fd = self.stream_fd(key, "arm_recv")?;
         if !self.inner.recv_through_ring {
             return Ok(None);
         }
         let here = self.inner.consumes_here();
-        self.inner.backend.arm_recv(reg.fd(), key.entry(), here)
+        self.inner.backend.arm_recv(fd, key.entry(), here)
+    }
+
+    /// The descriptor of the stream socket registered as `key`, for `op`.
+    fn stream_fd(&self, key: Key, op: &str) -> io::Result<std::os::fd::RawFd> {
+        let reg = self.inner.regs.get(key).ok_or_else(stale)?;
+        if reg.kind() != Kind::Fd {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("kevent: {op} takes a stream socket's registration"),
+            ));
+        }
+        Ok(reg.fd())
     }
 
     /// Reads up to `dst.len()` received bytes from `inbox` (armed for
@@ -373,17 +379,11 @@ impl Kevent {
     /// backend cannot or [`Config::send_through_ring`] is off: write to the
     /// socket on readiness then.
     pub fn new_outbox(&self, key: Key) -> io::Result<Option<std::sync::Arc<crate::Outbox>>> {
-        let reg = self.inner.regs.get(key).ok_or_else(stale)?;
-        if reg.kind() != Kind::Fd {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "kevent: new_outbox takes a stream socket's registration",
-            ));
-        }
+        let fd = self.stream_fd(key, "new_outbox")?;
         if !self.inner.send_through_ring {
             return Ok(None);
         }
-        self.inner.backend.new_outbox(reg.fd(), key.entry())
+        self.inner.backend.new_outbox(fd, key.entry())
     }
 
     /// Starts sending what `outbox` holds (after a write that asked for

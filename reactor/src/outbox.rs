@@ -87,14 +87,14 @@ pub(crate) enum Next {
 impl Outbox {
     /// An outbox for the stream socket `fd`, registered as `entry`. The
     /// stream keeps owning `fd` (see [`adopt`](Outbox::adopt)).
-    pub(crate) fn new(fd: RawFd, entry: u64) -> io::Result<Outbox> {
-        Ok(Outbox {
+    pub(crate) fn new(fd: RawFd, entry: u64) -> Outbox {
+        Outbox {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             entry,
             fd,
             adopted: parking_lot::Mutex::new(None),
             state: parking_lot::Mutex::new(State::default()),
-        })
+        }
     }
 
     /// Takes over the stream's descriptor (the stream is dropped while
@@ -177,27 +177,21 @@ impl Outbox {
         if let Some(e) = s.error {
             return Poll::Ready(Err(io::Error::from_raw_os_error(e)));
         }
-        if !s.busy && s.pending.is_empty() {
+        if s.idle() {
             return Poll::Ready(Ok(()));
         }
         s.set_waker(cx.waker());
         Poll::Pending
     }
 
-    /// Nothing queued and no send in flight: the descriptor may close.
-    pub fn is_idle(&self) -> bool {
-        let s = self.state.lock();
-        !s.busy && s.pending.is_empty()
-    }
-
     /// Whether everything written has been sent; the send error if one
-    /// failed.
+    /// failed (nothing is queued then either).
     pub fn drained(&self) -> io::Result<bool> {
         let s = self.state.lock();
         if let Some(e) = s.error {
             return Err(io::Error::from_raw_os_error(e));
         }
-        Ok(!s.busy && s.pending.is_empty())
+        Ok(s.idle())
     }
 
     /// Shuts the write side down now if drained (true), or once it is:
@@ -205,11 +199,10 @@ impl Outbox {
     pub fn shutdown_write(&self) -> io::Result<bool> {
         let mut s = self.state.lock();
         s.shut = true;
-        if s.busy || !s.pending.is_empty() {
+        if !s.idle() {
             s.shut_after = true;
-            return Ok(false);
         }
-        Ok(true)
+        Ok(!s.shut_after)
     }
 
     /// Starts a batch if none is in flight: the bytes to send.
@@ -268,6 +261,11 @@ impl Outbox {
 }
 
 impl State {
+    /// No send in flight and nothing pending.
+    fn idle(&self) -> bool {
+        !self.busy && self.pending.is_empty()
+    }
+
     /// Bytes written and not yet sent.
     fn queued(&self) -> usize {
         self.pending.len() + (self.inflight.len() - self.off)

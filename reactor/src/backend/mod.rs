@@ -62,9 +62,6 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
         let _ = (entry, here);
         Ok(())
     }
-    /// Waits up to `timeout` (`None`: forever) for readiness, appending it to
-    /// `out`. With `sigmask`, installs that signal mask atomically for the
-    /// duration of the wait. Returns early when `wake` is called.
     /// An outbox for the stream socket `fd` registered as `entry`, to send
     /// through the ring; `None` where the backend cannot.
     fn new_outbox(
@@ -87,6 +84,9 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
         ))
     }
 
+    /// Waits up to `timeout` (`None`: forever) for readiness, appending it to
+    /// `out`. With `sigmask`, installs that signal mask atomically for the
+    /// duration of the wait. Returns early when `wake` is called.
     fn poll(
         &self,
         out: &mut Vec<(u64, Ready)>,

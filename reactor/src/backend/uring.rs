@@ -898,7 +898,7 @@ impl Backend for UringBackend {
     }
 
     fn new_outbox(&self, fd: RawFd, entry: u64) -> io::Result<Option<Arc<Outbox>>> {
-        Outbox::new(fd, entry).map(|o| Some(Arc::new(o)))
+        Ok(Some(Arc::new(Outbox::new(fd, entry))))
     }
 
     fn start_send(&self, outbox: &Arc<Outbox>, here: bool) -> io::Result<()> {

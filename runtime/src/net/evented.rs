@@ -71,7 +71,7 @@ impl<S: AsRawFd> Drop for Evented<S> {
             // Bytes still queued for the ring: the outbox takes the fd and
             // closes it after the last one is sent. `S` is an fd wrapper,
             // so forgetting it leaks nothing but the fd the outbox owns.
-            Some(outbox) if !outbox.is_idle() => {
+            Some(outbox) if matches!(outbox.drained(), Ok(false)) => {
                 let fd = self.io.as_raw_fd();
                 // SAFETY: `io` owns `fd`, and is never dropped (so never
                 // closes it): ownership moves to the outbox.
@@ -137,7 +137,7 @@ impl<S: AsRawFd> Evented<S> {
     ) -> Poll<io::Result<()>> {
         if dir == Direction::Write {
             if let Some(outbox) = self.reg.armed_outbox() {
-                return Self::poll_outbox_room(cx, outbox).map(Ok);
+                return outbox.poll_writable(cx).map(Ok);
             }
         }
         self.reg.poll_ready(cx, dir).map_ok(|_| ())
@@ -146,13 +146,6 @@ impl<S: AsRawFd> Evented<S> {
     /// Waits until `dir` looks ready.
     pub(crate) async fn ready_dir(&self, dir: Direction) -> io::Result<()> {
         poll_fn(|cx| self.poll_ready_dir(cx, dir)).await
-    }
-
-    /// A stream that sends through the ring is writable unless a write
-    /// found its outbox full since the last send completed (or a send
-    /// failed: the next write reports it).
-    fn poll_outbox_room(cx: &mut Context<'_>, outbox: &Outbox) -> Poll<()> {
-        outbox.poll_writable(cx)
     }
 
     /// Readiness for any direction in `interest`, or registers the task to
@@ -169,8 +162,10 @@ impl<S: AsRawFd> Evented<S> {
             }
         }
         if interest.is_writable() {
+            // Sending through the ring, writable unless a write found the
+            // outbox full since the last send completed.
             if let Some(outbox) = self.reg.armed_outbox() {
-                if Self::poll_outbox_room(cx, outbox).is_ready() {
+                if outbox.poll_writable(cx).is_ready() {
                     ready |= Ready::WRITABLE;
                 }
             } else if let Poll::Ready(ev) = self.reg.poll_ready(cx, Direction::Write)? {
@@ -343,7 +338,7 @@ where
     /// `AsyncWrite::poll_write` for a byte stream.
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         if let Some(outbox) = self.reg.stream_outbox() {
-            return self.poll_send(cx, outbox, buf);
+            return Self::poll_outbox(cx, outbox, || self.send_now(outbox, buf));
         }
         self.poll_transfer(cx, Direction::Write, buf.len(), |mut io| io.write(buf))
     }
@@ -355,25 +350,7 @@ where
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         if let Some(outbox) = self.reg.stream_outbox() {
-            // The first non-empty slice may wait for room; the rest go in
-            // as far as there is room, without waiting.
-            let mut n = 0;
-            for buf in bufs.iter().filter(|b| !b.is_empty()) {
-                if n == 0 {
-                    n = ready!(self.poll_send(cx, outbox, buf))?;
-                    if n < buf.len() {
-                        break;
-                    }
-                    continue;
-                }
-                match self.send_now(outbox, buf) {
-                    Ok(k) if k == buf.len() => n += k,
-                    Ok(k) => return Poll::Ready(Ok(n + k)),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => return Poll::Ready(Err(e)),
-                }
-            }
-            return Poll::Ready(Ok(n));
+            return Self::poll_outbox(cx, outbox, || self.send_vectored_now(outbox, bufs));
         }
         let len = bufs.iter().map(|b| b.len()).sum();
         self.poll_transfer(cx, Direction::Write, len, |mut io| io.write_vectored(bufs))
@@ -410,16 +387,7 @@ where
     /// Vectored [`Evented::try_write`].
     pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         if let Some(outbox) = self.reg.stream_outbox() {
-            let mut n = 0;
-            for buf in bufs.iter().filter(|b| !b.is_empty()) {
-                match self.send_now(outbox, buf) {
-                    Ok(k) if k == buf.len() => n += k,
-                    Ok(k) => return Ok(n + k),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && n > 0 => break,
-                    Err(e) => return Err(e),
-                }
-            }
-            return Ok(n);
+            return self.send_vectored_now(outbox, bufs);
         }
         self.try_io(Direction::Write, |mut io| io.write_vectored(bufs))
     }
@@ -438,16 +406,30 @@ where
         }
     }
 
-    /// Queues `buf` in the outbox, waiting for room (a completion of the
-    /// send in flight) while it is full.
-    fn poll_send(
-        &self,
+    /// [`send_now`](Evented::send_now) for slices in order, as far as the
+    /// outbox takes them; `WouldBlock` only if it took nothing.
+    fn send_vectored_now(&self, outbox: &Arc<Outbox>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut n = 0;
+        for buf in bufs.iter().filter(|b| !b.is_empty()) {
+            match self.send_now(outbox, buf) {
+                Ok(k) if k == buf.len() => n += k,
+                Ok(k) => return Ok(n + k),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && n > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
+    /// Runs `send` (a queueing write), waiting for room in the outbox (a
+    /// completion of the send in flight) while it would block.
+    fn poll_outbox(
         cx: &mut Context<'_>,
-        outbox: &Arc<Outbox>,
-        buf: &[u8],
+        outbox: &Outbox,
+        mut send: impl FnMut() -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
         loop {
-            match self.send_now(outbox, buf) {
+            match send() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 res => return Poll::Ready(res),
             }

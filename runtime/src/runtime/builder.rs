@@ -194,30 +194,19 @@ impl Builder {
         self
     }
 
-    fn send_choice(&self) -> io::Result<bool> {
-        if let Some(on) = self.send_through_ring {
+    /// Whether a data path goes through the ring: the builder's `setting`,
+    /// else the environment variable `var` (`ring`, the default, or
+    /// `readiness`).
+    fn ring_choice(setting: Option<bool>, var: &str) -> io::Result<bool> {
+        if let Some(on) = setting {
             return Ok(on);
         }
-        match std::env::var("KEVENT_SEND").as_deref() {
+        match std::env::var(var).as_deref() {
             Err(_) | Ok("") | Ok("ring") => Ok(true),
             Ok("readiness") => Ok(false),
             Ok(other) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("KEVENT_SEND must be ring or readiness, not {other:?}"),
-            )),
-        }
-    }
-
-    fn recv_choice(&self) -> io::Result<bool> {
-        if let Some(on) = self.recv_through_ring {
-            return Ok(on);
-        }
-        match std::env::var("KEVENT_RECV").as_deref() {
-            Err(_) | Ok("") | Ok("ring") => Ok(true),
-            Ok("readiness") => Ok(false),
-            Ok(other) => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("KEVENT_RECV must be ring or readiness, not {other:?}"),
+                format!("{var} must be ring or readiness, not {other:?}"),
             )),
         }
     }
@@ -247,11 +236,14 @@ impl Builder {
                 .capacity(self.ring_capacity)
                 .max_consumers(workers)
                 .backend(backend.into())
-                .recv_through_ring(self.recv_choice()?)
+                .recv_through_ring(Self::ring_choice(self.recv_through_ring, "KEVENT_RECV")?)
                 // A current-thread runtime drives the ring only inside
                 // `block_on`: bytes queued when it returns would wait for
                 // the next call. Its streams write their sockets directly.
-                .send_through_ring(self.send_choice()? && self.flavor == Flavor::MultiThread),
+                .send_through_ring(
+                    Self::ring_choice(self.send_through_ring, "KEVENT_SEND")?
+                        && self.flavor == Flavor::MultiThread,
+                ),
         )?;
         let blocking =
             BlockingPool::new(self.max_blocking, self.keep_alive, self.thread_name.clone());

@@ -234,8 +234,8 @@ impl Shared {
     }
 
     /// Posts NOTIFY when a worker sleeps and none is looking for work. With
-    /// `always`, whenever any worker sleeps (work from outside must not wait
-    /// for a searcher that may be about to give up).
+    /// `always`, whenever any worker sleeps, even while one searches or a
+    /// NOTIFY is pending (see [`Idle::want_notify`]).
     pub(crate) fn notify_one(&self, always: bool) -> bool {
         if !self.idle.want_notify(always) {
             return false;

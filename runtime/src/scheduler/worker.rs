@@ -118,8 +118,8 @@ pub(crate) struct Core {
     tick: u32,
     /// LIFO pops in a row.
     lifo_streak: u32,
-    /// Woken from the ring and counted in `Idle::searching` until it runs
-    /// a task or sleeps again.
+    /// Claimed a NOTIFY and counted in `Idle::searching` until it runs a
+    /// task or sleeps again.
     searching: bool,
     /// Where the next steal starts.
     rand: u32,
