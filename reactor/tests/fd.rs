@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use kevent_reactor::{Backend, Config, Consumer, Event, Interest, Kevent, Ready, Token};
+use kevent_reactor::{Backend, Config, Consumer, Event, Flags, Interest, Kevent, Ready, Token};
 
 /// A ring on the OS backend CI selects (`KEVENT_BACKEND=mio|uring`;
 /// default `Auto`), so these tests run once per backend.
@@ -362,5 +362,112 @@ fn a_stream_receives_through_the_ring_in_order_then_eof() {
         got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8),
         "bytes out of order"
     );
+    kq.deregister(key).unwrap();
+}
+
+/// A waker that records that it was woken.
+#[derive(Default)]
+struct Flag(std::sync::atomic::AtomicBool);
+
+impl std::task::Wake for Flag {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A send through the ring that cannot finish inline (the peer reads late)
+/// completes on its worker's own send ring while that worker is parked and
+/// another consumer sleeps in the shared ring, with nothing else to wake
+/// anyone (the socket is watched for reading only, and nothing arrives).
+/// The shared ring watches the send ring, so the sleeper hears of the
+/// completion, reads it, and the flush waiter is woken.
+#[test]
+fn a_send_finishing_late_reaches_its_parked_writer_through_the_harvester() {
+    use std::task::{Context, Waker};
+
+    let kq = mio_ring(64);
+    let (a, b) = pair();
+    let key = kq.register(&a, Token(5), Interest::READABLE).unwrap();
+    let Some(outbox) = kq.new_outbox(key).unwrap() else {
+        assert_ne!(
+            kq.backend_name(),
+            "io_uring",
+            "io_uring sends through the ring"
+        );
+        return;
+    };
+    // Another consumer takes the harvester role and sleeps in the backend.
+    let stop = kq.add_user(Token(99), Flags::NONE).unwrap();
+    let harvester = {
+        let kq = kq.clone();
+        thread::spawn(move || {
+            let mut h = kq.consumer().unwrap();
+            loop {
+                let seen = h.front();
+                let events = h.claim(64).to_vec();
+                h.commit(events.len());
+                if events.iter().any(|e| e.token == Token(99)) {
+                    return;
+                }
+                h.wait(seen, 1, Instant::now() + Duration::from_secs(30))
+                    .unwrap();
+            }
+        })
+    };
+    thread::sleep(Duration::from_millis(50));
+    let mut c = kq.consumer().unwrap();
+    // Claiming makes this thread a consumer: its sends go through its own
+    // send ring.
+    assert!(c.claim(1).is_empty());
+    let data: Vec<u8> = (0..kevent_reactor::OUTBOX_LIMIT)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    assert_eq!(outbox.write(&data).unwrap(), Some((data.len(), true)));
+    kq.start_send(&outbox).unwrap();
+    // As a runtime's worker does before it goes idle: submit what this
+    // thread queued.
+    c.harvest().unwrap();
+    let len = data.len();
+    let reader = thread::spawn(move || {
+        // Past the socket's buffer, the send waits for this reader.
+        thread::sleep(Duration::from_millis(200));
+        let mut b = b;
+        b.set_nonblocking(false).unwrap();
+        let mut got = vec![0u8; len];
+        b.read_exact(&mut got).unwrap();
+        got
+    });
+    let flag = std::sync::Arc::new(Flag::default());
+    let waker = Waker::from(flag.clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut waits = 0;
+    while outbox
+        .poll_drained(&mut Context::from_waker(&waker))
+        .is_pending()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the send's completion never reached anyone"
+        );
+        // Parked (the other consumer holds the harvester role), with a
+        // timeout: this thread never harvests its own send ring here.
+        let seen = c.front();
+        let n = c.claim(64).len();
+        c.commit(n);
+        waits += 1;
+        c.wait(seen, 1, Instant::now() + Duration::from_millis(20))
+            .unwrap();
+    }
+    assert!(
+        waits > 1,
+        "the send finished at once: the test tests nothing"
+    );
+    assert!(
+        flag.0.load(std::sync::atomic::Ordering::SeqCst),
+        "the flush waiter was not woken"
+    );
+    assert_eq!(reader.join().unwrap(), data);
+    kq.post(stop, 1).unwrap();
+    harvester.join().unwrap();
     kq.deregister(key).unwrap();
 }

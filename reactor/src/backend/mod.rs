@@ -15,6 +15,8 @@ use crate::inbox::Inbox;
 
 pub(crate) mod mio;
 #[cfg(target_os = "linux")]
+mod send_ring;
+#[cfg(target_os = "linux")]
 pub(crate) mod uring;
 pub(crate) mod user;
 

@@ -24,11 +24,12 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use io_uring::{cqueue, opcode, types, IoUring};
 
+use super::send_ring::SendRing;
 use super::Backend;
 use crate::event::{Interest, Ready};
 use crate::inbox::{Inbox, Recv, PAUSE_AT};
@@ -47,6 +48,20 @@ const RECV: u64 = 1 << 63;
 /// Tag on the `user_data` of a send through the ring (its outbox's id
 /// otherwise; ids stay far below 2^62).
 const SEND: u64 = 1 << 62;
+/// Both tags: the `user_data` of the poll on a worker's send ring (its
+/// index otherwise).
+const SEND_RING: u64 = RECV | SEND;
+
+/// Backend ids, so a thread's send ring is never taken for another's.
+static NEXT_BACKEND: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The calling worker's send ring: its backend's id and the ring
+    /// (dangling if it could not be made: then it sends on the shared
+    /// ring).
+    static OWN_SEND_RING: std::cell::RefCell<Option<(u64, Weak<SendRing>)>> =
+        const { std::cell::RefCell::new(None) };
+}
 /// The provided-buffer group receives take their buffers from.
 const BUF_GROUP: u16 = 0;
 /// Buffers in the pool (a power of two).
@@ -205,6 +220,11 @@ pub(crate) struct UringBackend {
     /// What each registration watches, to re-arm a multishot request the
     /// kernel ended (it does when its completion cannot be posted).
     polls: parking_lot::Mutex<HashMap<u64, Watch>>,
+    /// Each worker's ring for its sends, by index (see `send_ring`).
+    /// Declared before `sends`: closed before the memory they send goes.
+    send_rings: parking_lot::Mutex<Vec<Arc<SendRing>>>,
+    /// Unique among backends (the key of `OWN_SEND_RING`).
+    id: u64,
     /// Outboxes with a send in flight, by outbox id: the kernel reads their
     /// memory until the send completes, and a dropped stream's outbox
     /// lives here until its last byte is sent.
@@ -324,6 +344,8 @@ impl UringBackend {
             sq: parking_lot::Mutex::new(()),
             cq: parking_lot::Mutex::new(()),
             polls: parking_lot::Mutex::new(HashMap::new()),
+            send_rings: parking_lot::Mutex::new(Vec::new()),
+            id: NEXT_BACKEND.fetch_add(1, Ordering::Relaxed),
             sends: parking_lot::Mutex::new(HashMap::new()),
             wake_fd,
             in_wait: std::sync::atomic::AtomicBool::new(false),
@@ -403,8 +425,7 @@ impl UringBackend {
 
     /// Submits what is queued and runs pending task work, without waiting.
     fn enter_getevents(&self) -> io::Result<()> {
-        self.syscalls.fetch_add(1, Ordering::Relaxed);
-        crate::syscalls::count(1);
+        self.count_syscall();
         self.unsubmitted.store(false, Ordering::SeqCst);
         match self
             .ring
@@ -416,23 +437,11 @@ impl UringBackend {
         }
     }
 
+    /// Submits what is queued. On EBUSY (the CQ overflows) the SQEs stay
+    /// queued: `poll` and `drain_now` make the next enter, after a drain.
     fn enter_submit(&self) -> io::Result<()> {
-        self.syscalls.fetch_add(1, Ordering::Relaxed);
-        crate::syscalls::count(1);
-        loop {
-            match self.ring.submitter().submit() {
-                Ok(_) => return Ok(()),
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                // The CQ is overflowing: a consumer drains it; the SQEs
-                // stay queued and go in with the next enter (`poll` and
-                // `drain_now` make one when this is set).
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    self.unsubmitted.store(true, Ordering::SeqCst);
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.count_syscall();
+        super::send_ring::enter(&self.ring, false, &self.unsubmitted)
     }
 
     fn submit_poll(&self, fd: RawFd, user_data: u64, mask: u32) -> io::Result<()> {
@@ -578,6 +587,7 @@ impl UringBackend {
         let mut again = Vec::new();
         let mut resend = Vec::new();
         let mut writers = Vec::new();
+        let mut fired = Vec::new();
         let mut woke = false;
         let mut n = 0;
         {
@@ -599,26 +609,11 @@ impl UringBackend {
                 let more = cqueue::more(cqe.flags());
                 match data {
                     REMOVE => {}
+                    _ if data != WAKE && data & SEND_RING == SEND_RING => {
+                        fired.push(data & !SEND_RING);
+                    }
                     _ if data != WAKE && data & RECV == 0 && data & SEND != 0 => {
-                        let id = data & !SEND;
-                        let mut sends = self.sends.lock();
-                        if let Some(outbox) = sends.get(&id) {
-                            let (next, waiting) = outbox.completed(res);
-                            if !waiting.is_empty() {
-                                // A waiter may run on a consumer asleep in
-                                // this very wait: the event brings it back.
-                                writers.extend(waiting);
-                                out.push((outbox.entry(), Ready::WRITABLE));
-                            }
-                            match next {
-                                Next::Send(p, len) => {
-                                    resend.push(Self::send_sqe(outbox, p, len));
-                                }
-                                Next::Drained | Next::Failed => {
-                                    sends.remove(&id);
-                                }
-                            }
-                        }
+                        resend.extend(self.sent(data, res, out, &mut writers));
                     }
                     _ if data != WAKE && data & RECV != 0 => {
                         let entry = data & !RECV;
@@ -670,6 +665,16 @@ impl UringBackend {
             self.push(&live)?;
             self.unsubmitted.store(true, Ordering::SeqCst);
         }
+        for index in fired {
+            // A worker's send ring has completions (sends that did not run
+            // inline): read them here, its owner may be asleep in this wait.
+            let ring = self.send_rings.lock()[index as usize].clone();
+            ring.watch_fired();
+            ring.drain(true, |data, res| {
+                resend.extend(self.sent(data, res, out, &mut writers));
+            });
+            self.watch_send_ring(&ring)?;
+        }
         if !resend.is_empty() {
             // The rest of a batch, or the next one: with this consumer's
             // next enter, like any request it queues.
@@ -683,8 +688,7 @@ impl UringBackend {
         }
         if woke {
             let mut buf = 0u64;
-            self.syscalls.fetch_add(1, Ordering::Relaxed);
-            crate::syscalls::count(1);
+            self.count_syscall();
             // SAFETY: reading 8 bytes into a u64 from our eventfd.
             unsafe { libc::read(self.wake_fd, (&mut buf as *mut u64).cast(), 8) };
         }
@@ -707,6 +711,142 @@ impl UringBackend {
 }
 
 impl UringBackend {
+    /// A send's completion (`data`: its `user_data`): the outbox moves on
+    /// and its waiting writers go to `writers`. Returns the next send to
+    /// submit, if any.
+    fn sent(
+        &self,
+        data: u64,
+        res: i32,
+        out: &mut Vec<(u64, Ready)>,
+        writers: &mut Vec<std::task::Waker>,
+    ) -> Option<io_uring::squeue::Entry> {
+        let id = data & !SEND;
+        let mut sends = self.sends.lock();
+        let outbox = sends.get(&id)?;
+        let (next, waiting) = outbox.completed(res);
+        if !waiting.is_empty() {
+            // A waiter may run on a consumer asleep in the shared ring's
+            // wait: the event brings it back.
+            writers.extend(waiting);
+            out.push((outbox.entry(), Ready::WRITABLE));
+        }
+        match next {
+            Next::Send(p, len) => Some(Self::send_sqe(outbox, p, len)),
+            Next::Drained | Next::Failed => {
+                sends.remove(&id);
+                None
+            }
+        }
+    }
+
+    /// Counts one syscall made for the ring.
+    fn count_syscall(&self) {
+        self.syscalls.fetch_add(1, Ordering::Relaxed);
+        crate::syscalls::count(1);
+    }
+
+    /// The calling worker's send ring, made on first use (`create`).
+    /// `None`: the thread has none, or it could not be made (then its
+    /// sends go through the shared ring).
+    fn own_send_ring(&self, create: bool) -> Option<Arc<SendRing>> {
+        OWN_SEND_RING.with(|own| {
+            let mut own = own.borrow_mut();
+            if let Some((id, ring)) = own.as_ref() {
+                if *id == self.id {
+                    return ring.upgrade();
+                }
+            }
+            if !create {
+                return None;
+            }
+            let mut rings = self.send_rings.lock();
+            let made = SendRing::new(rings.len() as u64, self.waker.is_some()).map(Arc::new);
+            let weak = match made {
+                Ok(ring) => {
+                    let weak = Arc::downgrade(&ring);
+                    rings.push(ring);
+                    weak
+                }
+                // EMFILE, or out of locked memory: the shared ring sends.
+                Err(_) => Weak::new(),
+            };
+            *own = Some((self.id, weak.clone()));
+            weak.upgrade()
+        })
+    }
+
+    /// Submits the calling worker's sends and reads their completions,
+    /// again while completions start further sends inline; then, with
+    /// sends still in flight, has the shared ring watch for them.
+    fn flush_own_sends(&self, out: &mut Vec<(u64, Ready)>) -> io::Result<()> {
+        let Some(ring) = self.own_send_ring(false) else {
+            return Ok(());
+        };
+        let mut writers = Vec::new();
+        let mut resend = Vec::new();
+        let mut result = Ok(());
+        loop {
+            if let Err(e) = ring.submit(&|| self.count_syscall()) {
+                result = Err(e);
+                break;
+            }
+            ring.drain(true, |data, res| {
+                resend.extend(self.sent(data, res, out, &mut writers));
+            });
+            if resend.is_empty() {
+                break;
+            }
+            // SAFETY: a send names its outbox's batch in flight, which stays
+            // put until its completion (the outbox is held in `sends`).
+            if let Err(e) = unsafe { ring.push(&resend, &|| self.count_syscall()) } {
+                result = Err(e);
+                break;
+            }
+            resend.clear();
+        }
+        for w in writers {
+            w.wake();
+        }
+        result?;
+        self.watch_send_ring(&ring)
+    }
+
+    /// Submits the sends other workers pushed and left unsubmitted, from
+    /// an idle consumer (`poll` is only called on the way to sleep). A
+    /// worker submits its own at its next harvest, but one stuck in a task
+    /// that blocks its thread would hold them back until the task returns;
+    /// the runtime's stall check wakes idle workers meanwhile, which send
+    /// them from here.
+    fn submit_stranded_sends(&self) -> io::Result<()> {
+        let stranded: Vec<_> = self
+            .send_rings
+            .lock()
+            .iter()
+            .filter(|r| r.has_unsubmitted())
+            .cloned()
+            .collect();
+        for ring in stranded {
+            ring.submit(&|| self.count_syscall())?;
+            self.watch_send_ring(&ring)?;
+        }
+        Ok(())
+    }
+
+    /// Arms the shared ring's one-shot poll on `ring` if sends are in
+    /// flight there and none is armed: their completions then reach
+    /// whoever harvests. Submitted with this consumer's next enter.
+    fn watch_send_ring(&self, ring: &SendRing) -> io::Result<()> {
+        if ring.in_flight() > 0 && ring.claim_watch() {
+            let sqe = opcode::PollAdd::new(types::Fd(ring.fd()), libc::POLLIN as u32)
+                .build()
+                .user_data(SEND_RING | ring.index());
+            self.push(&[sqe])?;
+            self.unsubmitted.store(true, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
     /// Reads what the kernel already posted (no syscall); when there is
     /// nothing but the kernel holds completions back (task work, CQ
     /// overflow), enters once to have them posted and reads again.
@@ -730,8 +870,7 @@ impl UringBackend {
 
     /// Submits what is queued and sleeps for one completion or `timeout`.
     fn wait(&self, timeout: Option<Duration>, sigmask: Option<&libc::sigset_t>) -> io::Result<()> {
-        self.syscalls.fetch_add(1, Ordering::Relaxed);
-        crate::syscalls::count(1);
+        self.count_syscall();
         if let Some(mask) = sigmask {
             return match self.enter_with_sigmask(timeout, mask) {
                 Err(e) if !interrupted(&e) => Err(e),
@@ -907,7 +1046,13 @@ impl Backend for UringBackend {
             // Held here until the batch is sent: the kernel reads it.
             sends.insert(outbox.id(), outbox.clone());
             drop(sends);
-            self.post(&[Self::send_sqe(outbox, ptr, len)], here)?;
+            let sqe = Self::send_sqe(outbox, ptr, len);
+            match self.own_send_ring(here).filter(|_| here) {
+                // SAFETY: the batch stays put until the send's completion
+                // (the outbox is held in `sends` until then).
+                Some(ring) => unsafe { ring.push(&[sqe], &|| self.count_syscall())? },
+                None => self.post(&[sqe], here)?,
+            }
         }
         Ok(())
     }
@@ -937,7 +1082,10 @@ impl Backend for UringBackend {
         timeout: Option<Duration>,
         sigmask: Option<&libc::sigset_t>,
     ) -> io::Result<()> {
-        if self.collect(out, true)? > 0 || timeout == Some(Duration::ZERO) {
+        let before = out.len();
+        self.flush_own_sends(out)?;
+        self.submit_stranded_sends()?;
+        if self.collect(out, true)? > 0 || out.len() > before || timeout == Some(Duration::ZERO) {
             return self.submit_queued();
         }
         self.unsubmitted.store(false, Ordering::SeqCst);
@@ -953,6 +1101,7 @@ impl Backend for UringBackend {
     }
 
     fn drain_now(&self, out: &mut Vec<(u64, Ready)>) -> io::Result<Option<usize>> {
+        self.flush_own_sends(out)?;
         let drained = self.collect(out, false)?;
         self.submit_queued()?;
         Ok(Some(drained))
@@ -971,8 +1120,7 @@ impl Backend for UringBackend {
                 // Full: a wakeup is already on its way.
                 return Ok(());
             }
-            self.syscalls.fetch_add(1, Ordering::Relaxed);
-            crate::syscalls::count(1);
+            self.count_syscall();
             waker.submit()?;
             // A failed message leaves a CQE here; drop it (the next wake
             // retries). Successes post none (SKIP_SUCCESS).
@@ -980,8 +1128,7 @@ impl Backend for UringBackend {
             return Ok(());
         }
         let one = 1u64;
-        self.syscalls.fetch_add(1, Ordering::Relaxed);
-        crate::syscalls::count(1);
+        self.count_syscall();
         // SAFETY: writing 8 bytes from a u64 to our eventfd.
         let r = unsafe { libc::write(self.wake_fd, (&one as *const u64).cast(), 8) };
         if r < 0 {
@@ -1011,6 +1158,25 @@ impl UringBackend {
         let deadline = std::time::Instant::now() + limit;
         let mut out = Vec::new();
         while !self.sends.lock().is_empty() {
+            // The workers are gone: what their rings hold is sent from here.
+            let rings = self.send_rings.lock().clone();
+            let mut resend = Vec::new();
+            let mut writers = Vec::new();
+            for ring in rings {
+                if ring.submit(&|| self.count_syscall()).is_err() {
+                    continue;
+                }
+                ring.drain(true, |data, res| {
+                    resend.extend(self.sent(data, res, &mut out, &mut writers));
+                });
+            }
+            for w in writers {
+                w.wake();
+            }
+            if self.push(&resend).is_err() {
+                break;
+            }
+            self.unsubmitted.store(true, Ordering::SeqCst);
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero()
                 || self.submit_queued().is_err()

@@ -1,0 +1,219 @@
+//! A worker's own io_uring for its sends (see the uring backend).
+//!
+//! A `SEND` on a loopback or otherwise fast socket runs inline, inside the
+//! `io_uring_enter` that submits it, and the kernel holds the ring's
+//! submission lock for the whole batch. On the shared ring that lock is the
+//! one every other worker's completion work needs (a receive's task work
+//! posts its completion under it), so one worker's batch of sends stalls
+//! the others: they spin on it. Each worker therefore submits its sends to
+//! a small ring of its own. Its completions are read from that ring's
+//! queue (no syscall) by the worker after each submission. A send that
+//! could not run inline completes later; for those the shared ring watches
+//! this ring's descriptor (a one-shot poll), so that whoever harvests the
+//! shared ring hears of it, even while the owner sleeps there.
+//!
+//! Only the owner pushes and submits (at runtime drop, the dropping
+//! thread, once the owners are gone); any consumer may read completions,
+//! under `cq`.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use io_uring::{cqueue, squeue, IoUring};
+
+/// Submission queue size (the completion queue is twice that; sends past
+/// it wait in the kernel's overflow list, which NODROP keeps).
+const ENTRIES: u32 = 128;
+
+/// A worker's ring for its sends.
+pub(crate) struct SendRing {
+    ring: IoUring,
+    /// Its place in the backend's list (the `user_data` of the shared
+    /// ring's poll on it).
+    index: u64,
+    /// Serialises pushes and submissions.
+    sq: parking_lot::Mutex<()>,
+    /// Serialises reading completions.
+    cq: parking_lot::Mutex<()>,
+    /// Sends pushed and not yet submitted.
+    unsubmitted: AtomicBool,
+    /// Sends pushed and not yet completed.
+    in_flight: AtomicUsize,
+    /// The shared ring has a poll armed on this ring's descriptor.
+    watched: AtomicBool,
+}
+
+impl std::fmt::Debug for SendRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendRing")
+            .field("index", &self.index)
+            .field("in_flight", &self.in_flight.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SendRing {
+    /// A ring in the same mode as the shared one (`coop`: its completion
+    /// work waits for the owner's next syscall instead of interrupting it).
+    pub(crate) fn new(index: u64, coop: bool) -> io::Result<SendRing> {
+        let mut builder = IoUring::builder();
+        builder.setup_clamp();
+        if coop {
+            builder.setup_coop_taskrun().setup_taskrun_flag();
+        }
+        Ok(SendRing {
+            ring: builder.build(ENTRIES)?,
+            index,
+            sq: parking_lot::Mutex::new(()),
+            cq: parking_lot::Mutex::new(()),
+            unsubmitted: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            watched: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn index(&self) -> u64 {
+        self.index
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+
+    /// Sends pushed whose completion has not been read.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Sends were pushed and not submitted yet.
+    pub(crate) fn has_unsubmitted(&self) -> bool {
+        self.unsubmitted.load(Ordering::SeqCst)
+    }
+
+    /// Claims the shared ring's watch over this ring: true if the caller
+    /// must arm it (it was not armed).
+    pub(crate) fn claim_watch(&self) -> bool {
+        !self.watched.swap(true, Ordering::SeqCst)
+    }
+
+    /// The shared ring's poll on this ring fired (it is one-shot).
+    pub(crate) fn watch_fired(&self) {
+        self.watched.store(false, Ordering::SeqCst);
+    }
+
+    /// Pushes send SQEs; submitted by [`submit`](Self::submit).
+    ///
+    /// # Safety
+    ///
+    /// The memory each SQE names stays valid and unmoved until its
+    /// completion has been read.
+    pub(crate) unsafe fn push(
+        &self,
+        entries: &[squeue::Entry],
+        syscalls: &dyn Fn(),
+    ) -> io::Result<()> {
+        let _guard = self.sq.lock();
+        self.in_flight.fetch_add(entries.len(), Ordering::SeqCst);
+        // SAFETY: `sq` serialises every access to this submission queue.
+        let mut sq = unsafe { self.ring.submission_shared() };
+        for e in entries {
+            // SAFETY: the caller keeps what the SQE names valid until its
+            // completion.
+            while unsafe { sq.push(e) }.is_err() {
+                // Full: hand what is queued to the kernel, then retry.
+                sq.sync();
+                drop(sq);
+                syscalls();
+                self.enter(false)?;
+                // SAFETY: as above, still under `sq`'s lock.
+                sq = unsafe { self.ring.submission_shared() };
+            }
+        }
+        sq.sync();
+        self.unsubmitted.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Submits what was pushed, or, with sends in flight, has the kernel
+    /// post what it holds back (completion work waiting for this thread,
+    /// an overflowed completion queue). False: nothing to enter for.
+    pub(crate) fn submit(&self, syscalls: &dyn Fn()) -> io::Result<bool> {
+        let _guard = self.sq.lock();
+        if self.unsubmitted.swap(false, Ordering::SeqCst) {
+            syscalls();
+            self.enter(false)?;
+            return Ok(true);
+        }
+        if self.in_flight() == 0 {
+            return Ok(false);
+        }
+        // SAFETY: `sq` serialises every access to this submission queue.
+        let sq = unsafe { self.ring.submission_shared() };
+        let held = sq.taskrun() || sq.cq_overflow();
+        drop(sq);
+        if held && self.ring_is_empty() {
+            syscalls();
+            self.enter(true)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn ring_is_empty(&self) -> bool {
+        let _turn = self.cq.lock();
+        // SAFETY: `cq` is held: the only CompletionQueue handle.
+        unsafe { self.ring.completion_shared() }.is_empty()
+    }
+
+    fn enter(&self, getevents: bool) -> io::Result<()> {
+        enter(&self.ring, getevents, &self.unsubmitted)
+    }
+
+    /// Hands each completion's `user_data` and result to `f`; `wait_turn`:
+    /// wait for a concurrent reader, else leave them to it. Returns how
+    /// many were read.
+    pub(crate) fn drain(&self, wait_turn: bool, mut f: impl FnMut(u64, i32)) -> usize {
+        let _turn = if wait_turn {
+            self.cq.lock()
+        } else {
+            match self.cq.try_lock() {
+                Some(turn) => turn,
+                None => return 0,
+            }
+        };
+        let mut n = 0;
+        // SAFETY: `cq` is held: this is the only CompletionQueue handle.
+        for cqe in unsafe { self.ring.completion_shared() } {
+            n += 1;
+            f(cqe.user_data(), cqe.result());
+            debug_assert!(!cqueue::more(cqe.flags()));
+        }
+        self.in_flight.fetch_sub(n, Ordering::SeqCst);
+        n
+    }
+}
+
+/// `io_uring_enter` to submit what is queued (`getevents`: and to post
+/// completions the kernel holds back), retried on EINTR. On EBUSY (the
+/// completion queue overflows) the SQEs stay queued and `unsubmitted` is
+/// set: they go in with the next enter, after a reader drained it.
+pub(crate) fn enter(ring: &IoUring, getevents: bool, unsubmitted: &AtomicBool) -> io::Result<()> {
+    let submitter = ring.submitter();
+    loop {
+        let r = if getevents {
+            submitter.submit_with_args(0, &io_uring::types::SubmitArgs::new())
+        } else {
+            submitter.submit()
+        };
+        match r {
+            Ok(_) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                unsubmitted.store(true, Ordering::SeqCst);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
