@@ -18,13 +18,67 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
+
+use crate::loom::sync::atomic::{self, AtomicUsize, Ordering};
 
 use io_uring::{cqueue, squeue, IoUring};
 
 /// Submission queue size (the completion queue is twice that; sends past
 /// it wait in the kernel's overflow list, which NODROP keeps).
 const ENTRIES: u32 = 128;
+
+/// The shared ring's watch over a send ring: the sends in flight there,
+/// and whether the shared ring holds a one-shot poll on its descriptor (the
+/// poll fires once the ring has a completion to read, or at once if it
+/// already has one).
+///
+/// Whoever reads the ring's completions (its owner, or a harvester the poll
+/// woke) then arms the poll if sends are still in flight and none is
+/// armed; a harvester the poll woke first marks it fired. So while a send
+/// is in flight, its completion is either read by someone or announced on
+/// the shared ring. The loom model below checks that.
+#[derive(Debug, Default)]
+pub(crate) struct Watch {
+    /// Sends pushed whose completion has not been read.
+    in_flight: AtomicUsize,
+    /// The shared ring holds a poll on the ring (armed, not yet fired).
+    armed: atomic::AtomicBool,
+}
+
+impl Watch {
+    /// `n` sends were pushed.
+    pub(crate) fn pushed(&self, n: usize) {
+        self.in_flight.fetch_add(n, Ordering::SeqCst);
+    }
+
+    /// `n` completions were read.
+    pub(crate) fn read(&self, n: usize) {
+        self.in_flight.fetch_sub(n, Ordering::SeqCst);
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// After reading the ring: true if the caller must arm the poll (sends
+    /// are still in flight and none is armed); it counts as armed from now.
+    pub(crate) fn needs_arming(&self) -> bool {
+        // A compare-exchange, not a swap: the same here, and loom models it
+        // faithfully against a concurrent store (tokio-rs/loom#254).
+        self.in_flight() > 0
+            && self
+                .armed
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+    }
+
+    /// The poll fired (it is one-shot): the caller reads the ring next,
+    /// then asks [`needs_arming`](Self::needs_arming).
+    pub(crate) fn fired(&self) {
+        self.armed.store(false, Ordering::SeqCst);
+    }
+}
 
 /// A worker's ring for its sends.
 pub(crate) struct SendRing {
@@ -38,17 +92,15 @@ pub(crate) struct SendRing {
     cq: parking_lot::Mutex<()>,
     /// Sends pushed and not yet submitted.
     unsubmitted: AtomicBool,
-    /// Sends pushed and not yet completed.
-    in_flight: AtomicUsize,
-    /// The shared ring has a poll armed on this ring's descriptor.
-    watched: AtomicBool,
+    /// Sends in flight, and the shared ring's poll on this ring.
+    watch: Watch,
 }
 
 impl std::fmt::Debug for SendRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SendRing")
             .field("index", &self.index)
-            .field("in_flight", &self.in_flight.load(Ordering::Relaxed))
+            .field("in_flight", &self.watch.in_flight())
             .finish_non_exhaustive()
     }
 }
@@ -68,8 +120,7 @@ impl SendRing {
             sq: parking_lot::Mutex::new(()),
             cq: parking_lot::Mutex::new(()),
             unsubmitted: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
-            watched: AtomicBool::new(false),
+            watch: Watch::default(),
         })
     }
 
@@ -83,7 +134,7 @@ impl SendRing {
 
     /// Sends pushed whose completion has not been read.
     pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::SeqCst)
+        self.watch.in_flight()
     }
 
     /// Sends were pushed and not submitted yet.
@@ -91,15 +142,14 @@ impl SendRing {
         self.unsubmitted.load(Ordering::SeqCst)
     }
 
-    /// Claims the shared ring's watch over this ring: true if the caller
-    /// must arm it (it was not armed).
-    pub(crate) fn claim_watch(&self) -> bool {
-        !self.watched.swap(true, Ordering::SeqCst)
+    /// See [`Watch::needs_arming`].
+    pub(crate) fn needs_watch(&self) -> bool {
+        self.watch.needs_arming()
     }
 
-    /// The shared ring's poll on this ring fired (it is one-shot).
+    /// See [`Watch::fired`].
     pub(crate) fn watch_fired(&self) {
-        self.watched.store(false, Ordering::SeqCst);
+        self.watch.fired();
     }
 
     /// Pushes send SQEs; submitted by [`submit`](Self::submit).
@@ -114,7 +164,7 @@ impl SendRing {
         syscalls: &dyn Fn(),
     ) -> io::Result<()> {
         let _guard = self.sq.lock();
-        self.in_flight.fetch_add(entries.len(), Ordering::SeqCst);
+        self.watch.pushed(entries.len());
         // SAFETY: `sq` serialises every access to this submission queue.
         let mut sq = unsafe { self.ring.submission_shared() };
         for e in entries {
@@ -189,7 +239,7 @@ impl SendRing {
             f(cqe.user_data(), cqe.result());
             debug_assert!(!cqueue::more(cqe.flags()));
         }
-        self.in_flight.fetch_sub(n, Ordering::SeqCst);
+        self.watch.read(n);
         n
     }
 }
@@ -215,5 +265,104 @@ pub(crate) fn enter(ring: &IoUring, getevents: bool, unsubmitted: &AtomicBool) -
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! The watch with a simulated kernel: two sends in flight, the kernel
+    //! completing them, the owner reading its ring, a harvester reading it
+    //! when the poll fired. At the end, a completion nobody read and nobody
+    //! announced would be lost: its writer would wait forever.
+    use super::Watch;
+    use crate::loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use crate::loom::sync::Arc;
+    use crate::loom::Mutex;
+
+    struct World {
+        watch: Watch,
+        /// The send ring's completions not yet read, and whether the shared
+        /// ring's poll on it is armed: one lock, as the kernel posts a
+        /// completion and checks the ring's pollers in one step, and arming
+        /// a poll checks for completions already there.
+        cq: Mutex<(usize, bool)>,
+        /// The poll fired: its completion waits on the shared ring.
+        announced: AtomicBool,
+    }
+
+    impl World {
+        fn new(in_flight: usize) -> World {
+            let w = World {
+                watch: Watch::default(),
+                cq: Mutex::new((0, false)),
+                announced: AtomicBool::new(false),
+            };
+            w.watch.pushed(in_flight);
+            w
+        }
+
+        /// The kernel completes a send.
+        fn complete_one(&self) {
+            let mut cq = self.cq.lock();
+            cq.0 += 1;
+            if std::mem::take(&mut cq.1) {
+                self.announced.store(true, SeqCst);
+            }
+        }
+
+        /// Reads the ring, then arms the poll as `watch_send_ring` does.
+        fn read(&self) {
+            let n = std::mem::take(&mut self.cq.lock().0);
+            self.watch.read(n);
+            if self.watch.needs_arming() {
+                let mut cq = self.cq.lock();
+                if cq.0 > 0 {
+                    self.announced.store(true, SeqCst);
+                } else {
+                    cq.1 = true;
+                }
+            }
+        }
+
+        /// A harvester that found the poll's completion on the shared ring.
+        fn harvest(&self) {
+            if self
+                .announced
+                .compare_exchange(true, false, SeqCst, SeqCst)
+                .is_ok()
+            {
+                self.watch.fired();
+                self.read();
+            }
+        }
+    }
+
+    #[test]
+    fn every_completion_is_read_or_announced() {
+        loom::model(|| {
+            let w = Arc::new(World::new(2));
+            let kernel = {
+                let w = w.clone();
+                loom::thread::spawn(move || {
+                    w.complete_one();
+                    w.complete_one();
+                })
+            };
+            let harvester = {
+                let w = w.clone();
+                loom::thread::spawn(move || {
+                    w.harvest();
+                    w.harvest();
+                })
+            };
+            w.read();
+            w.read();
+            kernel.join().unwrap();
+            harvester.join().unwrap();
+            assert!(
+                w.watch.in_flight() == 0 || w.announced.load(SeqCst),
+                "a completion nobody read and nobody will hear of"
+            );
+        });
     }
 }

@@ -837,7 +837,7 @@ impl UringBackend {
     /// flight there and none is armed: their completions then reach
     /// whoever harvests. Submitted with this consumer's next enter.
     fn watch_send_ring(&self, ring: &SendRing) -> io::Result<()> {
-        if ring.in_flight() > 0 && ring.claim_watch() {
+        if ring.needs_watch() {
             let sqe = opcode::PollAdd::new(types::Fd(ring.fd()), libc::POLLIN as u32)
                 .build()
                 .user_data(SEND_RING | ring.index());
