@@ -59,9 +59,9 @@ def default_criterion_dir():
     return os.path.join(target, "criterion")
 
 
-def read_minima(root):
-    """{(group, function): min ns per iteration} for every benchmark under root."""
-    minima = {}
+def read_samples(root):
+    """{(group, function): [ns per iteration of each sample]} for every benchmark under root."""
+    samples = {}
     for dirpath, _dirs, files in os.walk(root):
         if os.path.basename(dirpath) != "new" or "sample.json" not in files:
             continue
@@ -71,9 +71,8 @@ def read_minima(root):
             sample = json.load(f)
         per_iter = [t / n for t, n in zip(sample["times"], sample["iters"]) if n > 0]
         if per_iter:
-            key = (ids["group_id"], ids["function_id"])
-            minima[key] = min(per_iter)
-    return minima
+            samples[(ids["group_id"], ids["function_id"])] = per_iter
+    return samples
 
 
 def split_function(function):
@@ -142,24 +141,34 @@ def per_run_ratios(row, runs):
     ]
 
 
-def markdown(rows, runs):
+def median(values):
+    v = sorted(values)
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+
+
+def markdown(rows, runs, medians):
     lines = [
         "Minimum time per iteration over all samples of all runs; "
         "ratio = kevent min ÷ baseline min, below 1 kevent is faster. "
-        "Per run: the same ratio within each run alone (lowest–highest).",
+        "Per run: the same ratio within each run alone (lowest–highest). "
+        "Median ratio: the same with the median over all samples instead of "
+        "the minimum (a check on a baseline whose minimum is a rare outlier).",
         "",
-        "| suite | group | kevent min | baseline | baseline min | ratio | runs | per run |",
-        "|---|---|---:|---|---:|---:|---:|---|",
+        "| suite | group | kevent min | baseline | baseline min | ratio | runs | per run | median ratio |",
+        "|---|---|---:|---|---:|---:|---:|---|---:|",
     ]
     for row in rows:
-        suite, label, _, base, k, b = row
+        suite, label, kfn, base, k, b = row
         ratio = k / b
         mark = " ✗" if ratio > WORST_TARGET else ""
         each = per_run_ratios(row, runs)
         spread = f"{min(each):.2f}–{max(each):.2f}" if len(each) > 1 else ""
+        group = label.split("/")[0]
+        med = medians[(group, kfn)] / medians[(group, base)]
         lines.append(
             f"| {suite} | `{label}` | {fmt_time(k)} | {split_function(base)[0]} | {fmt_time(b)} "
-            f"| {ratio:.2f}{mark} | {len(each)} | {spread} |"
+            f"| {ratio:.2f}{mark} | {len(each)} | {spread} | {med:.2f} |"
         )
     lines.append("")
     lines.append(f"✗: above {WORST_TARGET}×, the worst ratio allowed for any bench.")
@@ -270,17 +279,20 @@ def main():
     for root in roots:
         if not os.path.isdir(root):
             sys.exit(f"no criterion output at {root}: run the cargo benches first")
-        runs.append(read_minima(root))
-    minima = {}
+        runs.append(read_samples(root))
+    pooled = {}
     for run in runs:
-        for key, ns in run.items():
-            minima[key] = min(ns, minima.get(key, ns))
+        for key, per_iter in run.items():
+            pooled.setdefault(key, []).extend(per_iter)
+    minima = {key: min(v) for key, v in pooled.items()}
+    medians = {key: median(v) for key, v in pooled.items()}
+    runs = [{key: min(v) for key, v in run.items()} for run in runs]
 
     rows = comparisons(minima)
     if not rows:
         sys.exit("no group has both a kevent function and a baseline")
 
-    table = markdown(rows, runs)
+    table = markdown(rows, runs, medians)
     rt_rows = [r for r in rows if r[0] == "rt"]
     g = geomean([r[4] / r[5] for r in rt_rows])
     # The same geometric mean within each run that holds every rt pair.
