@@ -361,11 +361,21 @@ impl UringBackend {
     /// Submits SQEs from this thread if it consumes from the ring (`here`),
     /// or queues them for a consumer to submit (see `queue`).
     fn send(&self, entries: &[io_uring::squeue::Entry], here: bool) -> io::Result<()> {
+        self.push(entries)?;
+        self.submit_pushed(here)
+    }
+
+    /// Submits what was pushed from this thread if it consumes from the
+    /// ring (`here`); else leaves it for a consumer, as `queue` does.
+    fn submit_pushed(&self, here: bool) -> io::Result<()> {
         if here {
-            self.submit(entries)
-        } else {
-            self.queue(entries)
+            return self.enter_submit();
         }
+        self.unsubmitted.store(true, Ordering::SeqCst);
+        if self.in_wait.load(Ordering::SeqCst) {
+            self.wake()?;
+        }
+        Ok(())
     }
 
     /// Queues SQEs: from a consumer thread (`here`) for its own next enter
@@ -445,11 +455,15 @@ impl UringBackend {
     }
 
     fn submit_poll(&self, fd: RawFd, user_data: u64, mask: u32) -> io::Result<()> {
-        let sqe = opcode::PollAdd::new(types::Fd(fd), mask)
+        self.submit(&[Self::poll_sqe(fd, user_data, mask)])
+    }
+
+    /// A multishot poll of `fd` for `mask`, reported as `user_data`.
+    fn poll_sqe(fd: RawFd, user_data: u64, mask: u32) -> io_uring::squeue::Entry {
+        opcode::PollAdd::new(types::Fd(fd), mask)
             .multi(true)
             .build()
-            .user_data(user_data);
-        self.submit(&[sqe])
+            .user_data(user_data)
     }
 
     /// Ends the poll whose `user_data` is given.
@@ -504,11 +518,7 @@ impl UringBackend {
     /// `io_uring_enter`, or a busy consumer's `drain_now`.
     fn queue(&self, entries: &[io_uring::squeue::Entry]) -> io::Result<()> {
         self.push(entries)?;
-        self.unsubmitted.store(true, Ordering::SeqCst);
-        if self.in_wait.load(Ordering::SeqCst) {
-            self.wake()?;
-        }
-        Ok(())
+        self.submit_pushed(false)
     }
 
     /// A receive completion for `entry`: its bytes go to the inbox, its
@@ -692,19 +702,25 @@ impl UringBackend {
             // SAFETY: reading 8 bytes into a u64 from our eventfd.
             unsafe { libc::read(self.wake_fd, (&mut buf as *mut u64).cast(), 8) };
         }
+        let mut rearmed = false;
         for (fd, data, mask) in rearm {
             if data == WAKE {
                 self.submit_poll(fd, data, mask)?;
                 continue;
             }
-            // Look up and submit under the lock: a `deregister` racing with
-            // us then either finds the new poll to remove, or has removed
-            // the registration before we look and we re-arm nothing (a poll
-            // re-armed after its removal would keep the socket open).
+            // Look up and push under the lock: a `deregister` racing with
+            // us then either pushes its removal after the new poll, or has
+            // removed the registration before we look and we re-arm nothing
+            // (a poll re-armed after its removal would keep the socket
+            // open). Submitted below, with the lock released.
             let polls = self.polls.lock();
             if let Some(w) = polls.get(&data) {
-                self.submit_poll(w.fd, data, w.mask)?;
+                self.push(&[Self::poll_sqe(w.fd, data, w.mask)])?;
+                rearmed = true;
             }
+        }
+        if rearmed {
+            self.enter_submit()?;
         }
         Ok(n)
     }
@@ -957,11 +973,7 @@ impl Backend for UringBackend {
             inbox: None,
         };
         self.polls.lock().insert(entry, watch);
-        let sqe = opcode::PollAdd::new(types::Fd(fd), mask)
-            .multi(true)
-            .build()
-            .user_data(entry);
-        self.post(&[sqe], here)
+        self.post(&[Self::poll_sqe(fd, entry, mask)], here)
     }
 
     fn reregister(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()> {
@@ -978,29 +990,33 @@ impl Backend for UringBackend {
             }
             w.mask = mask;
         }
-        let add = opcode::PollAdd::new(types::Fd(fd), mask)
-            .multi(true)
-            .build()
-            .user_data(entry);
+        let add = Self::poll_sqe(fd, entry, mask);
         self.send(&[Self::remove_sqe(entry), add], here)
     }
 
     fn deregister(&self, _fd: RawFd, entry: u64, here: bool) -> io::Result<()> {
-        // Removal is submitted under the lock `drain` re-arms under, so a
-        // re-armed poll is always submitted before this removal.
-        let mut polls = self.polls.lock();
-        let watch = polls.remove(&entry);
-        if self.pool.is_none() {
-            return self.send(&[Self::remove_sqe(entry)], here);
-        }
-        let cancel = Self::cancel_all_sqe(entry);
-        match watch.and_then(|w| w.inbox) {
-            Some(inbox) => {
-                inbox.lock().closed = true;
-                self.send(&[cancel, Self::cancel_all_sqe(entry | RECV)], here)
+        // The removal is pushed under the lock `drain` re-arms under, so it
+        // follows any re-armed poll in the submission queue, which the
+        // kernel reads in order. It is submitted once the lock is released:
+        // registrations and receives on other workers need that lock, and
+        // must not wait for our syscall.
+        {
+            let mut polls = self.polls.lock();
+            let watch = polls.remove(&entry);
+            if self.pool.is_none() {
+                self.push(&[Self::remove_sqe(entry)])?;
+            } else {
+                let cancel = Self::cancel_all_sqe(entry);
+                match watch.and_then(|w| w.inbox) {
+                    Some(inbox) => {
+                        inbox.lock().closed = true;
+                        self.push(&[cancel, Self::cancel_all_sqe(entry | RECV)])?;
+                    }
+                    None => self.push(&[cancel])?,
+                }
             }
-            None => self.send(&[cancel], here),
         }
+        self.submit_pushed(here)
     }
 
     fn arm_recv(&self, fd: RawFd, entry: u64, here: bool) -> io::Result<Option<Arc<Inbox>>> {
@@ -1026,10 +1042,7 @@ impl Backend for UringBackend {
         }));
         w.inbox = Some(inbox.clone());
         w.mask = without_reads(w.mask);
-        let poll = opcode::PollAdd::new(types::Fd(fd), w.mask)
-            .multi(true)
-            .build()
-            .user_data(entry);
+        let poll = Self::poll_sqe(fd, entry, w.mask);
         // In order: the old poll goes, the new one and the receive come.
         let sqes = [Self::cancel_all_sqe(entry), poll, Self::recv_sqe(fd, entry)];
         self.post(&sqes, here)?;
