@@ -72,6 +72,12 @@ impl TcpStream {
             if let Some(e) = socket.take_error()? {
                 return Err(e);
             }
+            // A connecting TCP socket polls writable only once established
+            // (Linux's `tcp_poll`); without an error, that is an answer.
+            // Anything else is checked with one more syscall.
+            if ev.ready.is_writable() && !ev.ready.intersects(Ready::ERROR | Ready::WRITE_CLOSED) {
+                return Ok(stream);
+            }
             match socket.peer_addr() {
                 Ok(_) => return Ok(stream),
                 // Writable before the handshake finished: a spurious wakeup.
