@@ -27,10 +27,11 @@
 //!   doing `ROUND_TRIPS / CONNS` round trips per iteration, so an iteration
 //!   moves as many messages as in `tcp_echo_1conn`.
 //! * `accept_storm`: [`STORM`] client tasks each connect to the listener,
-//!   set `TCP_NODELAY` and close. The accept loop spawns a task per accepted
-//!   connection that reads until EOF and closes its end; the iteration ends
-//!   when the last of those tasks has seen EOF. One element is one
-//!   connection, accepted, served and closed on both sides.
+//!   set `TCP_NODELAY` and close (with a reset, see below). The accept loop
+//!   spawns a task per accepted connection that reads until end of stream
+//!   or error and closes its end; the iteration ends when the last of those
+//!   tasks is done. One element is one connection, accepted, served and
+//!   closed on both sides.
 //!
 //! # Listen backlog
 //!
@@ -41,9 +42,18 @@
 //! every listener here is made by [`loopback_listener`] with a backlog of
 //! [`BACKLOG`] and handed to each runtime's `TcpListener::from_std`.
 //!
-//! Clients close first, so their ends wait in `TIME_WAIT`; Linux reuses such
-//! ports for loopback connections (`net.ipv4.tcp_tw_reuse = 2`, the
-//! default), so `accept_storm` does not run out of ephemeral ports.
+//! # Clients close with a reset
+//!
+//! A client that closed with a FIN would leave its end in `TIME_WAIT` for a
+//! minute. A run opens tens of thousands of connections, and every later
+//! `connect` then searches its ephemeral port among them: `perf record` of
+//! the FIN version put 45 % of the process's CPU in the kernel's
+//! `__inet_hash_connect`/`__inet_check_established`, whichever runtime ran,
+//! and samples swung from 8 to 27 ms with the size of that population. So
+//! each client sets `SO_LINGER` to 0 s before it drops its stream
+//! ([`reset_on_close`]): the close sends a reset, nothing waits in
+//! `TIME_WAIT`, and the bench times the runtimes' accept, registration and
+//! teardown rather than the kernel's port search.
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -104,6 +114,28 @@ fn loopback_listener() -> std::net::TcpListener {
         assert_eq!(rc, 0, "listen: {}", std::io::Error::last_os_error());
         listener
     }
+}
+
+/// Makes closing `socket` send a reset instead of a FIN (`SO_LINGER` on,
+/// 0 s), so the client's end does not wait in `TIME_WAIT`: see
+/// [`accept_storm`](on_kevent::accept_storm)'s note in the module docs.
+fn reset_on_close(socket: &impl std::os::fd::AsRawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on a live socket with a properly initialised
+    // `linger` whose size is passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
 }
 
 /// Expands the whole suite for one runtime crate, as a module named `$m`.
@@ -257,6 +289,7 @@ macro_rules! suite {
                             rt.spawn(async move {
                                 let stream = TcpStream::connect(addr).await.expect("connect");
                                 stream.set_nodelay(true).unwrap();
+                                reset_on_close(&stream);
                             });
                         }
                         rt.block_on(done_rx.next()).unwrap();
