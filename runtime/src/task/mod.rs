@@ -80,7 +80,7 @@ where
         scheduler.schedule(task, info.woken_while_running);
     };
     let (runnable, task) = async_task::Builder::new().spawn(
-        move |()| CacheAligned(async move { Caught(Some(harness.await)) }),
+        move |()| async move { Caught(Some(harness.await)) },
         WithInfo(schedule),
     );
     // With several workers a task spawned from a worker takes its LIFO slot,
@@ -90,26 +90,6 @@ where
     // A single worker keeps spawn order: first spawned, first run.
     shared.schedule(runnable, shared.single);
     JoinHandle::new(task, ctl)
-}
-
-/// A task's future, aligned (and so its whole allocation: async-task lays
-/// the task out with the future's alignment) to a pair of cache lines.
-/// Tasks are allocated one after another by whoever spawns them, and each
-/// poll writes its task's state word and future: two neighbours polled on
-/// two workers would otherwise share a line and bounce it between cores
-/// (tokio aligns its task cells the same way).
-#[repr(align(128))]
-struct CacheAligned<F>(F);
-
-impl<F: Future> Future for CacheAligned<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: structural pinning of the only field: it is never moved
-        // out of `self`, and `CacheAligned` implements neither `Drop` nor
-        // `Unpin` by hand.
-        unsafe { self.map_unchecked_mut(|s| &mut s.0) }.poll(cx)
-    }
 }
 
 /// Runs `f` on `shared`'s blocking pool.
