@@ -24,9 +24,13 @@ use crate::loom::sync::atomic::{self, AtomicUsize, Ordering};
 
 use io_uring::{cqueue, squeue, IoUring};
 
-/// Submission queue size (the completion queue is twice that; sends past
-/// it wait in the kernel's overflow list, which NODROP keeps).
+/// Submission queue size.
 const ENTRIES: u32 = 128;
+/// Completion queue size: one slot per send in flight, as a rule. Past it
+/// the kernel keeps completions in its overflow list (NODROP) until an
+/// enter with GETEVENTS moves them in; every reader of the ring makes that
+/// enter when it sees the overflow flag ([`SendRing::flush_overflow`]).
+const CQ_ENTRIES: u32 = 1024;
 
 /// The shared ring's watch over a send ring: the sends in flight there,
 /// and whether the shared ring holds a one-shot poll on its descriptor (the
@@ -109,13 +113,19 @@ impl SendRing {
     /// A ring in the same mode as the shared one (`coop`: its completion
     /// work waits for the owner's next syscall instead of interrupting it).
     pub(crate) fn new(index: u64, coop: bool) -> io::Result<SendRing> {
+        // Tests shrink the completion queue to make it overflow.
+        let cq = std::env::var("KEVENT_SEND_RING_CQ")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|&n| n >= 1)
+            .unwrap_or(CQ_ENTRIES);
         let mut builder = IoUring::builder();
-        builder.setup_clamp();
+        builder.setup_clamp().setup_cqsize(cq);
         if coop {
             builder.setup_coop_taskrun().setup_taskrun_flag();
         }
         Ok(SendRing {
-            ring: builder.build(ENTRIES)?,
+            ring: builder.build(ENTRIES.min(cq))?,
             index,
             sq: parking_lot::Mutex::new(()),
             cq: parking_lot::Mutex::new(()),
@@ -208,6 +218,21 @@ impl SendRing {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Has the kernel move the completions it kept aside (the completion
+    /// queue overflowed) into the queue, for a reader that emptied it. True
+    /// if it entered: read again. Any thread may call it (the enter submits
+    /// nothing: it runs under `sq`, and pushes are followed by `submit`).
+    pub(crate) fn flush_overflow(&self, syscalls: &dyn Fn()) -> io::Result<bool> {
+        let _guard = self.sq.lock();
+        // SAFETY: `sq` serialises every access to this submission queue.
+        let overflowed = unsafe { self.ring.submission_shared() }.cq_overflow();
+        if overflowed {
+            syscalls();
+            self.enter(true)?;
+        }
+        Ok(overflowed)
     }
 
     fn ring_is_empty(&self) -> bool {

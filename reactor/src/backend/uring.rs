@@ -680,9 +680,7 @@ impl UringBackend {
             // inline): read them here, its owner may be asleep in this wait.
             let ring = self.send_rings.lock()[index as usize].clone();
             ring.watch_fired();
-            ring.drain(true, |data, res| {
-                resend.extend(self.sent(data, res, out, &mut writers));
-            });
+            self.read_send_ring(&ring, out, &mut writers, &mut resend)?;
             self.watch_send_ring(&ring)?;
         }
         if !resend.is_empty() {
@@ -807,9 +805,10 @@ impl UringBackend {
                 result = Err(e);
                 break;
             }
-            ring.drain(true, |data, res| {
-                resend.extend(self.sent(data, res, out, &mut writers));
-            });
+            if let Err(e) = self.read_send_ring(&ring, out, &mut writers, &mut resend) {
+                result = Err(e);
+                break;
+            }
             if resend.is_empty() {
                 break;
             }
@@ -826,6 +825,26 @@ impl UringBackend {
         }
         result?;
         self.watch_send_ring(&ring)
+    }
+
+    /// Reads every completion of a send ring, those the kernel kept aside
+    /// when its completion queue overflowed included: their outboxes move
+    /// on, waiting writers go to `writers`, next sends to `resend`.
+    fn read_send_ring(
+        &self,
+        ring: &SendRing,
+        out: &mut Vec<(u64, Ready)>,
+        writers: &mut Vec<std::task::Waker>,
+        resend: &mut Vec<io_uring::squeue::Entry>,
+    ) -> io::Result<()> {
+        loop {
+            ring.drain(true, |data, res| {
+                resend.extend(self.sent(data, res, out, writers));
+            });
+            if !ring.flush_overflow(&|| self.count_syscall())? {
+                return Ok(());
+            }
+        }
     }
 
     /// Submits the sends other workers pushed and left unsubmitted, from
@@ -1179,9 +1198,12 @@ impl UringBackend {
                 if ring.submit(&|| self.count_syscall()).is_err() {
                     continue;
                 }
-                ring.drain(true, |data, res| {
-                    resend.extend(self.sent(data, res, &mut out, &mut writers));
-                });
+                if self
+                    .read_send_ring(&ring, &mut out, &mut writers, &mut resend)
+                    .is_err()
+                {
+                    continue;
+                }
             }
             for w in writers {
                 w.wake();
