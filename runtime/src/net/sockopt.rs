@@ -1,4 +1,5 @@
-//! Socket options neither mio nor std offer on stable: `SO_LINGER`.
+//! Socket calls neither mio nor std offer on stable: `SO_LINGER`, int
+//! options, and the socket/bind/connect/listen steps of `TcpSocket`.
 //!
 //! This is the only module of `net` that calls the C library directly.
 
@@ -18,15 +19,50 @@ pub(crate) fn set_linger(socket: &impl AsFd, dur: Option<Duration>) -> io::Resul
             d.as_secs().min(libc::c_int::MAX as u64) as libc::c_int
         }),
     };
-    // SAFETY: `value` is a live `linger`, and the length passed is its size;
-    // the fd is borrowed, so it stays open for the call.
+    set(socket, libc::SOL_SOCKET, libc::SO_LINGER, &value)
+}
+
+/// Reads `SO_LINGER` (see [`set_linger`]).
+pub(crate) fn linger(socket: &impl AsFd) -> io::Result<Option<Duration>> {
+    let value: libc::linger = get(socket, libc::SOL_SOCKET, libc::SO_LINGER)?;
+    Ok((value.l_onoff != 0).then(|| Duration::from_secs(value.l_linger.max(0) as u64)))
+}
+
+/// Sets an `int`-valued socket option.
+pub(crate) fn set_int(
+    socket: &impl AsFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    set(socket, level, name, &value)
+}
+
+/// Reads an `int`-valued socket option.
+pub(crate) fn int(
+    socket: &impl AsFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<libc::c_int> {
+    get(socket, level, name)
+}
+
+/// setsockopt(2) with a plain C value (`c_int`, `linger`).
+fn set<T: Copy>(
+    socket: &impl AsFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: `value` is a live `T` and the length passed is its size; the
+    // fd is borrowed, so it stays open for the call.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_fd().as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&value as *const libc::linger).cast(),
-            mem::size_of::<libc::linger>() as libc::socklen_t,
+            level,
+            name,
+            (value as *const T).cast(),
+            mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if rc == 0 {
@@ -36,26 +72,120 @@ pub(crate) fn set_linger(socket: &impl AsFd, dur: Option<Duration>) -> io::Resul
     }
 }
 
-/// Reads `SO_LINGER` (see [`set_linger`]).
-pub(crate) fn linger(socket: &impl AsFd) -> io::Result<Option<Duration>> {
-    let mut value = libc::linger {
-        l_onoff: 0,
-        l_linger: 0,
-    };
-    let mut len = mem::size_of::<libc::linger>() as libc::socklen_t;
+/// getsockopt(2) of a plain C value (`c_int`, `linger`: all-zero bytes are
+/// a valid one).
+fn get<T: Copy>(socket: &impl AsFd, level: libc::c_int, name: libc::c_int) -> io::Result<T> {
+    // SAFETY: the callers' `T`s are plain C structs or integers, for which
+    // all-zero bytes are a valid value.
+    let mut value: T = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<T>() as libc::socklen_t;
     // SAFETY: `value` and `len` are live locals; `len` holds `value`'s size,
     // so the kernel writes within it; the fd is borrowed for the call.
     let rc = unsafe {
         libc::getsockopt(
             socket.as_fd().as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&mut value as *mut libc::linger).cast(),
+            level,
+            name,
+            (&mut value as *mut T).cast(),
             &mut len,
         )
     };
-    if rc != 0 {
+    if rc == 0 {
+        Ok(value)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A new nonblocking, close-on-exec socket.
+pub(crate) fn socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+
+    // SAFETY: socket(2) with valid flags; the result is checked.
+    let fd = unsafe { libc::socket(domain, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((value.l_onoff != 0).then(|| Duration::from_secs(value.l_linger.max(0) as u64)))
+    // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// `addr` as the C library's socket address, with its length.
+fn raw_addr(addr: &std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid `sockaddr_storage` (plain integers).
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let len = match addr {
+        std::net::SocketAddr::V4(a) => {
+            // SAFETY: `sockaddr_storage` is large and aligned enough for
+            // any socket address, `sockaddr_in` included.
+            let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr = libc::in_addr {
+                s_addr: u32::from(*a.ip()).to_be(),
+            };
+            mem::size_of::<libc::sockaddr_in>()
+        }
+        std::net::SocketAddr::V6(a) => {
+            // SAFETY: as above, for `sockaddr_in6`.
+            let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_addr = libc::in6_addr {
+                s6_addr: a.ip().octets(),
+            };
+            sin6.sin6_scope_id = a.scope_id();
+            mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+/// `call` (bind(2) or connect(2)) on `socket` with `addr`.
+fn with_addr(
+    socket: &impl AsFd,
+    addr: &std::net::SocketAddr,
+    call: unsafe extern "C" fn(libc::c_int, *const libc::sockaddr, libc::socklen_t) -> libc::c_int,
+) -> io::Result<()> {
+    let (storage, len) = raw_addr(addr);
+    // SAFETY: `storage` holds a valid socket address of `len` bytes, which
+    // is all `call` reads; the fd is borrowed for the call.
+    let rc = unsafe {
+        call(
+            socket.as_fd().as_raw_fd(),
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// bind(2).
+pub(crate) fn bind(socket: &impl AsFd, addr: &std::net::SocketAddr) -> io::Result<()> {
+    with_addr(socket, addr, libc::bind)
+}
+
+/// connect(2) on a nonblocking socket: `Ok` once started (`EINPROGRESS`)
+/// or done.
+pub(crate) fn start_connect(socket: &impl AsFd, addr: &std::net::SocketAddr) -> io::Result<()> {
+    match with_addr(socket, addr, libc::connect) {
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(()),
+        r => r,
+    }
+}
+
+/// listen(2) with `backlog` (clamped to what the C call takes).
+pub(crate) fn listen(socket: &impl AsFd, backlog: u32) -> io::Result<()> {
+    let backlog = backlog.min(libc::c_int::MAX as u32) as libc::c_int;
+    // SAFETY: listen(2) on a borrowed fd.
+    if unsafe { libc::listen(socket.as_fd().as_raw_fd(), backlog) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }

@@ -65,7 +65,14 @@ impl TcpStream {
     /// Connects to one address: a nonblocking `connect`, then waits for the
     /// socket to turn writable and asks it whether the connection is up.
     async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
-        let stream = TcpStream::new(mio::net::TcpStream::connect(addr)?)?;
+        TcpStream::new(mio::net::TcpStream::connect(addr)?)?
+            .established()
+            .await
+    }
+
+    /// Waits for the connect this stream's socket started to finish.
+    pub(crate) async fn established(self) -> io::Result<TcpStream> {
+        let stream = self;
         loop {
             let ev = stream.io.registration().ready(Direction::Write).await?;
             let socket = stream.io.get_ref();
