@@ -62,6 +62,7 @@ thread_local! {
     static OWN_SEND_RING: std::cell::RefCell<Option<(u64, Weak<SendRing>)>> =
         const { std::cell::RefCell::new(None) };
 }
+
 /// The provided-buffer group receives take their buffers from.
 const BUF_GROUP: u16 = 0;
 /// Buffers in the pool (a power of two).
