@@ -12,9 +12,11 @@
 //! this ring's descriptor (a one-shot poll), so that whoever harvests the
 //! shared ring hears of it, even while the owner sleeps there.
 //!
-//! Only the owner pushes and submits (at runtime drop, the dropping
-//! thread, once the owners are gone); any consumer may read completions,
-//! under `cq`.
+//! Only the owner pushes. The owner submits, and so may an idle consumer
+//! (sends an owner left unsubmitted when a task blocked its thread) and,
+//! at runtime drop, the dropping thread; submissions go under `sq`. Any
+//! consumer may read completions, under `cq`, and whoever reads also
+//! fetches completions the kernel kept aside on overflow.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
