@@ -198,8 +198,9 @@ impl SendRing {
     }
 
     /// Submits what was pushed, or, with sends in flight, has the kernel
-    /// post what it holds back (completion work waiting for this thread,
-    /// an overflowed completion queue). False: nothing to enter for.
+    /// post what waits for completion work on this thread (an overflowed
+    /// completion queue is for [`flush_overflow`](Self::flush_overflow),
+    /// after a read). False: nothing to enter for.
     pub(crate) fn submit(&self, syscalls: &dyn Fn()) -> io::Result<bool> {
         let _guard = self.sq.lock();
         if self.unsubmitted.swap(false, Ordering::SeqCst) {
@@ -212,7 +213,7 @@ impl SendRing {
         }
         // SAFETY: `sq` serialises every access to this submission queue.
         let sq = unsafe { self.ring.submission_shared() };
-        let held = sq.taskrun() || sq.cq_overflow();
+        let held = sq.taskrun();
         drop(sq);
         if held && self.ring_is_empty() {
             syscalls();
