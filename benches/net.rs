@@ -39,8 +39,8 @@
 //! (mio's choice). [`STORM`] = 256 connects at once then overflow the accept
 //! queue, the kernel drops SYNs, and the clients retransmit them after 1 s:
 //! an iteration would time TCP's retransmission timer, not the runtime. So
-//! every listener here is made by [`loopback_listener`] with a backlog of
-//! [`BACKLOG`] and handed to each runtime's `TcpListener::from_std`.
+//! every listener here is made with each runtime's own
+//! `TcpSocket::listen(BACKLOG)` (the same API in both).
 //!
 //! # Clients close with a reset
 //!
@@ -50,8 +50,8 @@
 //! the FIN version put 45 % of the process's CPU in the kernel's
 //! `__inet_hash_connect`/`__inet_check_established`, whichever runtime ran,
 //! and samples swung from 8 to 27 ms with the size of that population. So
-//! each client sets `SO_LINGER` to 0 s before it drops its stream
-//! ([`reset_on_close`]): the close sends a reset, nothing waits in
+//! each client sets `SO_LINGER` to 0 s before it drops its stream (its
+//! runtime's `TcpStream::set_linger`): the close sends a reset, nothing waits in
 //! `TIME_WAIT`, and the bench times the runtimes' accept, registration and
 //! teardown rather than the kernel's port search.
 
@@ -73,7 +73,7 @@ const CONNS: usize = 64;
 /// Connections opened and closed per iteration in `accept_storm`.
 const STORM: usize = 256;
 /// `listen` backlog of every listener: room for a whole storm.
-const BACKLOG: i32 = 1024;
+const BACKLOG: u32 = 1024;
 
 /// Worker threads of both runtimes: `BENCH_WORKERS`, else 2.
 fn workers() -> usize {
@@ -82,60 +82,6 @@ fn workers() -> usize {
         .and_then(|v| v.parse().ok())
         .filter(|&n| n > 0)
         .unwrap_or(2)
-}
-
-/// A nonblocking TCP listener on a free port of 127.0.0.1, listening with a
-/// backlog of [`BACKLOG`] (std and mio offer no way to choose it).
-fn loopback_listener() -> std::net::TcpListener {
-    use std::os::fd::FromRawFd;
-
-    // SAFETY: plain socket syscalls on a descriptor this function owns;
-    // `addr` is a properly initialised `sockaddr_in` whose size is passed.
-    unsafe {
-        let fd = libc::socket(
-            libc::AF_INET,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-        );
-        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-        // Own the descriptor at once, so an error below closes it.
-        let listener = std::net::TcpListener::from_raw_fd(fd);
-        let mut addr: libc::sockaddr_in = std::mem::zeroed();
-        addr.sin_family = libc::AF_INET as libc::sa_family_t;
-        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
-        addr.sin_port = 0;
-        let rc = libc::bind(
-            fd,
-            (&addr as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        );
-        assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
-        let rc = libc::listen(fd, BACKLOG);
-        assert_eq!(rc, 0, "listen: {}", std::io::Error::last_os_error());
-        listener
-    }
-}
-
-/// Makes closing `socket` send a reset instead of a FIN (`SO_LINGER` on,
-/// 0 s), so the client's end does not wait in `TIME_WAIT`: see
-/// [`accept_storm`](on_kevent::accept_storm)'s note in the module docs.
-fn reset_on_close(socket: &impl std::os::fd::AsRawFd) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt on a live socket with a properly initialised
-    // `linger` whose size is passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
 }
 
 /// Expands the whole suite for one runtime crate, as a module named `$m`.
@@ -147,7 +93,7 @@ macro_rules! suite {
             use super::*;
             use ::$krate as krate;
             use krate::io::{AsyncReadExt, AsyncWriteExt};
-            use krate::net::{TcpListener, TcpStream};
+            use krate::net::{TcpSocket, TcpStream};
 
             /// The function's name inside each group.
             const NAME: &str = stringify!($krate);
@@ -160,7 +106,7 @@ macro_rules! suite {
                     .expect("build the runtime")
             }
 
-            /// Listens on a free loopback port (see [`loopback_listener`])
+            /// Listens on a free loopback port with a backlog of [`BACKLOG`]
             /// and spawns an accept loop that runs `serve` on each
             /// connection, in its own task, with `TCP_NODELAY` set. Returns
             /// the listener's address.
@@ -169,7 +115,9 @@ macro_rules! suite {
                 F: Fn(TcpStream) -> Fut + Send + 'static,
                 Fut: std::future::Future<Output = ()> + Send + 'static,
             {
-                let listener = TcpListener::from_std(loopback_listener()).expect("register");
+                let socket = TcpSocket::new_v4().expect("socket");
+                socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+                let listener = socket.listen(BACKLOG).expect("listen");
                 let addr = listener.local_addr().unwrap();
                 krate::spawn(async move {
                     loop {
@@ -289,7 +237,12 @@ macro_rules! suite {
                             rt.spawn(async move {
                                 let stream = TcpStream::connect(addr).await.expect("connect");
                                 stream.set_nodelay(true).unwrap();
-                                reset_on_close(&stream);
+                                // Close with a reset (see the module docs).
+                                // tokio deprecates `set_linger` because a
+                                // nonzero linger blocks the dropping thread;
+                                // zero never does.
+                                #[allow(deprecated)]
+                                stream.set_linger(Some(Duration::ZERO)).unwrap();
                             });
                         }
                         rt.block_on(done_rx.next()).unwrap();
