@@ -371,3 +371,57 @@ fn a_flusher_and_a_writable_waiter_on_one_stream_are_both_woken() {
         assert_eq!(got.len(), sent);
     });
 }
+
+/// Segments the kernel sent on `fd`'s connection so far (`TCP_INFO`).
+fn segments_out(fd: std::os::fd::RawFd) -> u32 {
+    // SAFETY: `tcp_info` is plain old data; zeroed is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` and `len` are valid for writes of `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "TCP_INFO: {}", io::Error::last_os_error());
+    info.tcpi_segs_out
+}
+
+#[test]
+fn a_vectored_write_leaves_as_one_segment() {
+    use std::os::fd::AsRawFd;
+    each(|rt| {
+        rt.block_on(async {
+            let (mut client, mut server) = std_pair().await;
+            server.set_nodelay(true).unwrap();
+            let fd = server.as_raw_fd();
+            // Let the handshake's segments settle before counting.
+            kevent::time::sleep(Duration::from_millis(20)).await;
+            let before = segments_out(fd);
+            let head = b"HTTP/1.1 200 OK\r\ncontent-length: 13\r\n\r\n";
+            let body = b"Hello, World!";
+            let bufs = [io::IoSlice::new(head), io::IoSlice::new(body)];
+            let n = futures::future::poll_fn(|cx| {
+                futures::io::AsyncWrite::poll_write_vectored(
+                    std::pin::Pin::new(&mut server),
+                    cx,
+                    &bufs,
+                )
+            })
+            .await
+            .unwrap();
+            assert_eq!(n, head.len() + body.len(), "one write takes both slices");
+            server.flush().await.unwrap();
+            let sent = segments_out(fd) - before;
+            let mut got = vec![0u8; n];
+            client.read_exact(&mut got).unwrap();
+            assert_eq!(&got[..head.len()], head);
+            assert_eq!(&got[head.len()..], body);
+            assert_eq!(sent, 1, "headers and body left in {sent} segments");
+        });
+    });
+}

@@ -122,6 +122,14 @@ impl Outbox {
     /// start)))`: `n` bytes taken; with `start`, no send is in flight and
     /// the caller must start one.
     pub fn write(&self, buf: &[u8]) -> io::Result<Option<(usize, bool)>> {
+        self.write_vectored(&[io::IoSlice::new(buf)])
+    }
+
+    /// [`write`](Outbox::write) for slices in order, under one lock: all
+    /// of them join the same pending batch, so a response handed over as
+    /// headers and body leaves in one send (one segment where the peer's
+    /// window allows), as one `writev(2)` would.
+    pub fn write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<Option<(usize, bool)>> {
         let mut s = self.state.lock();
         if let Some(e) = s.error {
             return Err(io::Error::from_raw_os_error(e));
@@ -132,16 +140,25 @@ impl Outbox {
                 "write after the stream's write side was shut down",
             ));
         }
-        if buf.is_empty() {
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        if len == 0 {
             return Ok(Some((0, false)));
         }
-        let room = OUTBOX_LIMIT.saturating_sub(s.queued());
+        let mut room = OUTBOX_LIMIT.saturating_sub(s.queued());
         if room == 0 {
             s.blocked = true;
             return Ok(None);
         }
-        let n = room.min(buf.len());
-        s.pending.extend_from_slice(&buf[..n]);
+        let mut n = 0;
+        for buf in bufs {
+            let take = room.min(buf.len());
+            s.pending.extend_from_slice(&buf[..take]);
+            n += take;
+            room -= take;
+            if room == 0 {
+                break;
+            }
+        }
         Ok(Some((n, !s.busy)))
     }
 

@@ -407,18 +407,18 @@ where
     }
 
     /// [`send_now`](Evented::send_now) for slices in order, as far as the
-    /// outbox takes them; `WouldBlock` only if it took nothing.
+    /// outbox takes them, all in one batch (one send for a response handed
+    /// over as headers and body); `WouldBlock` only if it took nothing.
     fn send_vectored_now(&self, outbox: &Arc<Outbox>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let mut n = 0;
-        for buf in bufs.iter().filter(|b| !b.is_empty()) {
-            match self.send_now(outbox, buf) {
-                Ok(k) if k == buf.len() => n += k,
-                Ok(k) => return Ok(n + k),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && n > 0 => break,
-                Err(e) => return Err(e),
+        match outbox.write_vectored(bufs)? {
+            Some((n, start)) => {
+                if start {
+                    self.reg.start_send(outbox)?;
+                }
+                Ok(n)
             }
+            None => Err(io::ErrorKind::WouldBlock.into()),
         }
-        Ok(n)
     }
 
     /// Runs `send` (a queueing write), waiting for room in the outbox (a
