@@ -114,6 +114,38 @@ async fn sleep_reset_moves_the_deadline_earlier_and_later(_: Flavor) {
     assert!(took >= ms(20) && took < Duration::from_secs(2), "{took:?}");
 }
 
+rt_test!(sleep_moved_later_again_and_again_fires_at_its_last_deadline);
+async fn sleep_moved_later_again_and_again_fires_at_its_last_deadline(_: Flavor) {
+    // hyper's shape: an armed sleep pushed forward on every request. The
+    // ring timer keeps its first deadline and is moved on when it fires.
+    let start = Instant::now();
+    let mut s = pin!(sleep(ms(30)));
+    assert!(poll!(s.as_mut()).is_pending());
+    for i in 1..=200u64 {
+        s.as_mut().reset(start + ms(30 + i));
+    }
+    assert!(poll!(s.as_mut()).is_pending());
+    s.as_mut().await;
+    let took = start.elapsed();
+    assert!(took >= ms(230), "fired before its last deadline: {took:?}");
+    assert!(took < Duration::from_secs(5), "never re-armed: {took:?}");
+
+    // Far later, then back to a deadline between the armed one and that:
+    // the sleep completes at the one it was given last.
+    let start = Instant::now();
+    let mut s = pin!(sleep(ms(20)));
+    assert!(poll!(s.as_mut()).is_pending());
+    s.as_mut().reset(start + Duration::from_secs(30));
+    s.as_mut().reset(start + ms(80));
+    s.as_mut().await;
+    let took = start.elapsed();
+    assert!(took >= ms(80), "fired early: {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "kept the 30 s deadline: {took:?}"
+    );
+}
+
 rt_test!(sleep_reset_racing_the_old_expiry_is_never_early);
 async fn sleep_reset_racing_the_old_expiry_is_never_early(_: Flavor) {
     // The old deadline expires at about the moment of the reset: its

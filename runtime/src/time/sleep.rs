@@ -35,6 +35,8 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
         deadline,
         handle: crate::driver::current_handle(),
         timer: None,
+        armed: deadline,
+        fired: false,
         elapsed: false,
     }
 }
@@ -47,7 +49,10 @@ pub(crate) fn far_future() -> Instant {
 /// A future that completes at its deadline (see [`sleep`]).
 ///
 /// The ring timer is created on the first poll that finds the deadline in
-/// the future, and reused by [`Sleep::reset`].
+/// the future, and reused by [`Sleep::reset`]. A reset to a later deadline
+/// (hyper moves its header-read timeout forward on every request) only
+/// records it: the ring timer fires at the deadline it has, and the poll
+/// that sees that expiry moves it on, so the common reset takes no lock.
 pub struct Sleep {
     /// When to complete.
     deadline: Instant,
@@ -55,6 +60,10 @@ pub struct Sleep {
     handle: Handle,
     /// The ring timer, once armed.
     timer: Option<Registration>,
+    /// The deadline the ring timer is set to (no later than `deadline`).
+    armed: Instant,
+    /// An expiry of the ring timer was seen: it is not armed any more.
+    fired: bool,
     /// Completed.
     elapsed: bool,
 }
@@ -70,14 +79,20 @@ impl Sleep {
         self.elapsed || Instant::now() >= self.deadline
     }
 
-    /// Moves the deadline, reusing the ring timer.
+    /// Moves the deadline, reusing the ring timer. Moving it later while
+    /// the ring timer is armed touches nothing but this `Sleep`: the timer
+    /// fires at its old deadline and the poll that sees it re-arms it.
     pub fn reset(self: Pin<&mut Self>, deadline: Instant) {
         let this = self.get_mut();
         this.deadline = deadline;
         this.elapsed = false;
         if let Some(timer) = &this.timer {
-            if timer.reset_timer(deadline).is_err() {
-                this.timer = None;
+            if this.fired || deadline < this.armed {
+                this.fired = false;
+                this.armed = deadline;
+                if timer.reset_timer(deadline).is_err() {
+                    this.timer = None;
+                }
             }
         }
     }
@@ -92,7 +107,11 @@ impl Sleep {
                 return Poll::Ready(());
             }
             match Registration::new_timer(&self.handle, self.deadline) {
-                Ok(r) => self.timer = Some(r),
+                Ok(r) => {
+                    self.timer = Some(r);
+                    self.armed = self.deadline;
+                    self.fired = false;
+                }
                 // The ring refused a timer (out of memory): fall back to
                 // checking the clock when woken for other reasons is not
                 // good enough, so fail loudly.
@@ -104,13 +123,23 @@ impl Sleep {
             match timer.poll_ready(cx, Direction::Read) {
                 Poll::Ready(Ok(ev)) => {
                     // The ring never fires a timer early, so an expiry seen
-                    // before the deadline is the old deadline's, dispatched
-                    // while `reset` moved it: forget it and wait for the new
-                    // one (the clear is void if that one arrived meanwhile).
+                    // before the deadline is an earlier one's: the deadline
+                    // the timer was armed with before `reset` moved it later
+                    // (re-arm it now), or one dispatched while `reset` moved
+                    // it earlier (forget it; the clear is void if the new
+                    // one arrived meanwhile).
                     if Instant::now() < self.deadline {
                         timer.clear_readiness(ev);
+                        if self.armed < self.deadline {
+                            self.armed = self.deadline;
+                            if timer.reset_timer(self.deadline).is_err() {
+                                self.elapsed = true;
+                                return Poll::Ready(());
+                            }
+                        }
                         continue;
                     }
+                    self.fired = true;
                     self.elapsed = true;
                     return Poll::Ready(());
                 }
