@@ -727,48 +727,57 @@ impl Inner {
     /// mailboxes or the ring, then applies the wake policy: at most one
     /// sleeper per batch unless an entry asks for `WAKEUP_ALL`.
     ///
-    /// `publisher` is the consumer publishing, if it will go on to claim:
-    /// it takes one entry itself, so a batch of one wakes nobody else.
+    /// `publisher` is the consumer publishing, if it will go on to claim.
+    /// It takes what it can claim at once itself (one entry, or a whole
+    /// claim batch for a consumer that harvests while busy, see
+    /// [`Waiters::claims`]), so a batch it can take wakes nobody: waking a
+    /// sleeper for entries the publisher is about to claim costs a context
+    /// switch each way and finds nothing left to do. Entries hinted to a
+    /// consumer that is running go to its mailbox (it claims them at its
+    /// next turn, no wakeup needed); entries hinted to a sleeping one are
+    /// taken by such a publisher rather than woken for (the hint is only a
+    /// hint), and otherwise wake that consumer first.
     pub(crate) fn enqueue(&self, entries: &[u64], publisher: Option<usize>) {
         if entries.is_empty() {
             return;
         }
         let waiters = &self.waiters;
+        let takes = publisher.map_or(0, |p| waiters.claims(p));
+        let publisher_takes_all = takes >= entries.len();
         let mut wake_all = false;
         let mut preferred = None;
-        let mut for_others = 0usize;
-        let mut self_has = false;
+        // Entries pushed into the ring (displaced mailbox entries included).
+        let mut in_ring = 0usize;
         for &entry in entries {
             let reg = self.regs.slot(Key::from_entry(entry).index);
             wake_all |= reg.flags().contains(Flags::WAKEUP_ALL);
-            // A consumer publishing a single entry it is about to claim
-            // itself handles it now: waking the hinted sleeper instead would
-            // cost a cross-CPU wakeup per event (a ping-pong between two
-            // sockets would bounce between workers). The hint is only a hint.
-            let hint = if publisher.is_some() && entries.len() == 1 {
-                usize::MAX
-            } else {
-                reg.hint()
-            };
-            if hint < waiters.len() && waiters.state(hint) != crate::waiters::FREE {
-                if let Some(displaced) = waiters.put(hint, entry) {
-                    self.push(displaced);
-                    for_others += 1;
-                }
-                if Some(hint) == publisher {
-                    self_has = true;
-                    continue;
-                }
+            let hint = reg.hint();
+            let hinted = hint < waiters.len() && {
                 let state = waiters.state(hint);
-                if preferred.is_none()
-                    && (state == crate::waiters::SLEEPING || state == crate::waiters::HARVESTING)
-                {
-                    preferred = Some(hint);
-                }
-            } else {
+                let asleep =
+                    state == crate::waiters::SLEEPING || state == crate::waiters::HARVESTING;
+                // A publisher about to claim the whole batch handles an
+                // entry hinted to a sleeper itself: a cross-CPU wakeup per
+                // event costs more than the warm cache saves (a ping-pong
+                // between two sockets would bounce between workers).
+                state != crate::waiters::FREE && !(asleep && publisher_takes_all)
+            };
+            if !hinted {
                 self.push(entry);
+                in_ring += 1;
+                continue;
             }
-            for_others += 1;
+            if let Some(displaced) = waiters.put(hint, entry) {
+                self.push(displaced);
+                in_ring += 1;
+            }
+            let state = waiters.state(hint);
+            if Some(hint) != publisher
+                && preferred.is_none()
+                && (state == crate::waiters::SLEEPING || state == crate::waiters::HARVESTING)
+            {
+                preferred = Some(hint);
+            }
         }
         // The SeqCst bumps of the ring's front (and the mailbox swaps) come
         // before this check of the sleepers; sleepers announce themselves
@@ -778,11 +787,7 @@ impl Inner {
             waiters.wake_all(|w| self.reach(w));
             return;
         }
-        if publisher.is_some() && !self_has {
-            // The publisher itself takes one.
-            for_others = for_others.saturating_sub(1);
-        }
-        if for_others > 0 || preferred.is_some() {
+        if in_ring > takes || preferred.is_some() {
             if let Some(w) = waiters.wake_one(preferred) {
                 self.reach(w);
             }

@@ -54,3 +54,4 @@ pub use crate::kevent::{Backend, Config, Kevent, RingStats};
 pub use crate::outbox::{Outbox, OUTBOX_LIMIT};
 pub use crate::registration::Key;
 pub use crate::timer::{Deadline, Timeout};
+pub use crate::waiters::BUSY_CLAIM;

@@ -38,6 +38,10 @@ pub(crate) const HARVESTING: u8 = 3;
 /// A publisher woke the consumer; it has not run yet.
 pub(crate) const NOTIFIED: u8 = 4;
 
+/// Entries a consumer that harvests while busy claims at a time after it
+/// publishes; the runtime's workers claim this many (`Consumer::claim`).
+pub const BUSY_CLAIM: usize = 64;
+
 /// Marks an empty mailbox (no registration has slab index `u32::MAX`).
 const EMPTY: u64 = u64::MAX;
 
@@ -173,6 +177,18 @@ impl Waiters {
         self.slots[id]
             .harvests_while_busy
             .store(on, Ordering::SeqCst);
+    }
+
+    /// How many ring entries consumer `id` claims right after publishing
+    /// (see `Kevent`'s `enqueue`): a whole batch for a consumer that
+    /// harvests while busy (a runtime worker claims up to `BUSY_CLAIM`
+    /// events at a time), else the one it was waiting for.
+    pub(crate) fn claims(&self, id: usize) -> usize {
+        if self.slots[id].harvests_while_busy.load(Ordering::Relaxed) {
+            BUSY_CLAIM
+        } else {
+            1
+        }
     }
 
     /// Whether another consumer that harvests while it runs is running (or
