@@ -37,8 +37,17 @@ use crate::task::coop;
 const EVENT_INTERVAL: u32 = 61;
 /// Most tasks taken from the LIFO slot in a row before the queue's front.
 const MAX_LIFO: u32 = 3;
+/// Tasks queued on a worker (its LIFO slot included) from which a task it
+/// queues wakes a sleeping sibling to steal. Waking a thread costs ~15-30
+/// µs here (a context switch each way, more when the CPUs are busy), about
+/// what a worker needs to run a few typical tasks itself: for a shorter
+/// backlog the sibling arrives to find nothing left, and every such wakeup
+/// is two context switches spent for nothing. tokio wakes one for any
+/// second task. A worker that blocks with a short backlog behind it is
+/// covered by the stall check, as a blocked one always was.
+const NOTIFY_BACKLOG: usize = 4;
 /// Events claimed from the ring at a time.
-const CLAIM_BATCH: usize = 64;
+const CLAIM_BATCH: usize = kevent_reactor::BUSY_CLAIM;
 
 /// A worker's queue and identity, reachable from wakers on its thread.
 pub(crate) struct WorkerCtx {
@@ -88,14 +97,17 @@ pub(crate) fn schedule_local(
     };
     let mut overflow =
         |batch: &mut dyn Iterator<Item = Runnable>| shared.injector.push_batch(batch);
-    let mut notify = false;
+    let mut queued = false;
     if yielded {
         local.push_back(task, &mut overflow);
-        notify = true;
+        queued = true;
     } else if let Some(prev) = local.push_lifo(task) {
         local.push_back(prev, &mut overflow);
-        notify = true;
+        queued = true;
     }
+    // A sibling is worth waking only for a backlog this worker would not
+    // get through before the sibling is up (see `NOTIFY_BACKLOG`).
+    let notify = queued && local.len() >= NOTIFY_BACKLOG;
     drop(local);
     if notify && !shared.single && shared.notify_one(false) {
         shared.remotes[ctx.index]
