@@ -471,3 +471,87 @@ fn a_send_finishing_late_reaches_its_parked_writer_through_the_harvester() {
     harvester.join().unwrap();
     kq.deregister(key).unwrap();
 }
+
+/// A busy consumer (one that harvests between tasks) and a sleeping one;
+/// `k` sockets become readable, hinted to the sleeper, and the busy one
+/// harvests. Returns the events the busy one claimed and the sleeper's
+/// wakeups.
+fn busy_harvest_of(k: usize) -> (usize, u64) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let kq = mio_ring(256);
+    let mut busy = kq.consumer_for(0).unwrap();
+    busy.set_harvests_while_busy(true);
+    let pairs: Vec<_> = (0..k).map(|_| pair()).collect();
+    let keys: Vec<_> = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, (a, _))| {
+            let key = kq.register(a, Token(i), Interest::READABLE).unwrap();
+            kq.set_hint(key, 1);
+            key
+        })
+        .collect();
+    let by_sleeper = Arc::new(AtomicUsize::new(0));
+    let kq2 = kq.clone();
+    let counted = by_sleeper.clone();
+    let sleeper = thread::spawn(move || {
+        let mut c = kq2.consumer_for(1).unwrap();
+        c.set_harvests_while_busy(true);
+        let seen = c.front();
+        let _ = c.wait(seen, 1, Duration::from_millis(700));
+        // Whatever woke it is claimed, so the busy side counts only its own.
+        let n = c.claim(256).len();
+        c.commit(n);
+        counted.store(n, Ordering::SeqCst);
+    });
+    thread::sleep(Duration::from_millis(150));
+    for (_, b) in &pairs {
+        (&*b).write_all(b"x").unwrap();
+    }
+    // Every readiness is with the backend before the one harvest that
+    // counts (io_uring posts completions as task work, a little later).
+    thread::sleep(Duration::from_millis(50));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut claimed = 0;
+    while claimed + by_sleeper.load(Ordering::SeqCst) < k && Instant::now() < deadline {
+        busy.harvest().unwrap();
+        let n = busy.claim(256).len();
+        busy.commit(n);
+        claimed += n;
+        if n == 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let woken = kq.consumer_wakeups(1);
+    drop(busy);
+    sleeper.join().unwrap();
+    assert_eq!(
+        claimed + by_sleeper.load(Ordering::SeqCst),
+        k,
+        "every readiness is delivered once"
+    );
+    for key in keys {
+        kq.deregister(key).unwrap();
+    }
+    (claimed, woken)
+}
+
+#[test]
+fn a_busy_consumers_harvest_of_a_batch_it_claims_wakes_no_sleeper() {
+    // Eight ready sockets hinted to the sleeper: the busy consumer takes
+    // them all and the sleeper sleeps on (the hint is only a hint).
+    let (claimed, woken) = busy_harvest_of(8);
+    assert_eq!(
+        woken, 0,
+        "the sleeper was woken for entries the busy consumer claimed"
+    );
+    assert_eq!(claimed, 8);
+}
+
+#[test]
+fn a_busy_consumers_harvest_beyond_its_claim_batch_wakes_one_sleeper() {
+    let k = kevent_reactor::BUSY_CLAIM + 40;
+    let (_, woken) = busy_harvest_of(k);
+    assert_eq!(woken, 1, "a batch larger than one claim wakes one sleeper");
+}
