@@ -209,3 +209,49 @@ async fn blocking_threads_counts_the_pool(_: Flavor) {
         "2 blocking jobs ran, blocking_threads = {threads}"
     );
 }
+
+rt_test!(a_short_backlog_wakes_no_sleeping_worker: multi_thread_2, multi_thread_4);
+async fn a_short_backlog_wakes_no_sleeping_worker(_: Flavor) {
+    // A task on a worker queues two more behind it while the other workers
+    // sleep: the worker runs them itself before a sibling could be up.
+    kevent::spawn(async {
+        for _ in 0..20 {
+            sleep(ms(5)).await;
+            let before = sum(&metrics(), |w| w.wakeups_sent);
+            let a = kevent::spawn(async { 1 });
+            let b = kevent::spawn(async { 2 });
+            assert_eq!(a.await.unwrap() + b.await.unwrap(), 3);
+            let sent = sum(&metrics(), |w| w.wakeups_sent) - before;
+            assert_eq!(sent, 0, "two queued tasks woke a sleeping worker");
+        }
+    })
+    .await
+    .unwrap();
+}
+
+rt_test!(a_long_backlog_wakes_a_sleeping_worker_to_steal: multi_thread_2, multi_thread_4);
+async fn a_long_backlog_wakes_a_sleeping_worker_to_steal(_: Flavor) {
+    // Sixteen tasks that each keep their worker busy for 5 ms, queued by
+    // one task: a sleeping worker is woken and takes some of them.
+    let ran_on = kevent::spawn(async {
+        sleep(ms(5)).await;
+        let before = sum(&metrics(), |w| w.wakeups_sent);
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                kevent::spawn(async {
+                    thread::sleep(ms(5));
+                    thread::current().id()
+                })
+            })
+            .collect();
+        let mut threads = std::collections::HashSet::new();
+        for h in handles {
+            threads.insert(h.await.unwrap());
+        }
+        (threads.len(), sum(&metrics(), |w| w.wakeups_sent) - before)
+    })
+    .await
+    .unwrap();
+    assert!(ran_on.1 >= 1, "a backlog of 16 woke no sleeping worker");
+    assert!(ran_on.0 >= 2, "all 16 tasks ran on one worker");
+}
