@@ -68,6 +68,13 @@ struct State {
     /// `poll_writable` reports, as socket readiness is cleared by
     /// `EAGAIN`).
     blocked: bool,
+    /// The outbox drained while a flush waited for it, and no flush has
+    /// returned since: the writer has not seen its bytes sent yet (see
+    /// [`Outbox::poll_peer_eof`]).
+    drain_unseen: bool,
+    /// [`Outbox::poll_peer_eof`] held the peer's end of stream back once
+    /// for `drain_unseen`; the next call lets it through.
+    eof_deferred: bool,
     /// Tasks waiting for room, for writability or for the outbox to drain
     /// (a writer and a flusher, or `writable()` on a shared stream, may
     /// wait at once: each is woken).
@@ -195,10 +202,42 @@ impl Outbox {
             return Poll::Ready(Err(io::Error::from_raw_os_error(e)));
         }
         if s.idle() {
+            s.drain_unseen = false;
             return Poll::Ready(Ok(()));
         }
         s.set_waker(cx.waker());
         Poll::Pending
+    }
+
+    /// Whether the stream's reader may report the peer's end of stream
+    /// now. A peer usually closes *because* it received what we sent, so
+    /// its FIN can be harvested before our send's completion, or in the
+    /// same turn just after it, before the writer has seen its flush
+    /// finish. A reader that saw the close first would take a clean close
+    /// for one in the middle of a response (hyper with `half_close(false)`
+    /// polls its read before its flush, and fails the connection with
+    /// "connection closed before message completed"). On `send(2)` the
+    /// write is done before the reader looks again; this restores that
+    /// order: the end of stream waits until the queued bytes are sent,
+    /// and, if a flush was waiting for them, for one more poll of the task
+    /// (it wakes itself), so that the flush sees them sent first. A failed
+    /// send ends the wait.
+    pub fn poll_peer_eof(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.state.lock();
+        if s.error.is_some() {
+            return Poll::Ready(());
+        }
+        if !s.idle() {
+            s.set_waker(cx.waker());
+            return Poll::Pending;
+        }
+        if s.drain_unseen && !s.eof_deferred {
+            s.eof_deferred = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        s.eof_deferred = false;
+        Poll::Ready(())
     }
 
     /// Whether everything written has been sent; the send error if one
@@ -266,6 +305,8 @@ impl Outbox {
         if let Some((p, n)) = Self::start_locked(&mut s) {
             return (Next::Send(p, n), waker);
         }
+        // Whoever waited (a flush, as a rule) learns of it at its next poll.
+        s.drain_unseen = !waker.is_empty();
         if s.shut_after {
             s.shut_after = false;
             drop(s);

@@ -133,7 +133,7 @@ mod io_impls {
         }
         let len = dst.len();
         let ptr = dst.as_mut_ptr();
-        let n = ready!(io.poll_transfer(cx, Direction::Read, len, |s| {
+        let res = io.poll_transfer(cx, Direction::Read, len, |s| {
             // SAFETY: `ptr` points to `len` writable bytes owned by the
             // cursor for the duration of this call; recv writes at most
             // `len` of them.
@@ -143,7 +143,8 @@ mod io_impls {
             } else {
                 Ok(r as usize)
             }
-        }))?;
+        });
+        let n = ready!(io.eof_after_own_sends(cx, len, res))?;
         // SAFETY: recv initialised the first `n` bytes of the cursor.
         unsafe { buf.advance(n) };
         Poll::Ready(Ok(()))

@@ -192,7 +192,28 @@ impl<S: AsRawFd> Evented<S> {
         dst: &mut [MaybeUninit<u8>],
         peek: bool,
     ) -> Poll<io::Result<usize>> {
-        self.poll_inbox(cx, |ev| self.reg.recv(inbox, dst, peek, ev))
+        let len = dst.len();
+        let res = self.poll_inbox(cx, |ev| self.reg.recv(inbox, dst, peek, ev));
+        self.eof_after_own_sends(cx, len, res)
+    }
+
+    /// Holds back the peer's end of stream (a read of `len > 0` bytes that
+    /// returned 0) while this stream's own sends through the ring are not
+    /// seen done: see [`Outbox::poll_peer_eof`].
+    pub(crate) fn eof_after_own_sends(
+        &self,
+        cx: &mut Context<'_>,
+        len: usize,
+        res: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(Ok(0)) = res {
+            if len > 0 {
+                if let Some(outbox) = self.reg.armed_outbox() {
+                    ready!(outbox.poll_peer_eof(cx));
+                }
+            }
+        }
+        res
     }
 
     /// Waits for the read side and runs `take` (an inbox read, which
@@ -319,7 +340,8 @@ where
             return self.poll_recv(cx, inbox, as_uninit(buf), false);
         }
         let len = buf.len();
-        self.poll_transfer(cx, Direction::Read, len, |mut io| io.read(buf))
+        let res = self.poll_transfer(cx, Direction::Read, len, |mut io| io.read(buf));
+        self.eof_after_own_sends(cx, len, res)
     }
 
     /// `AsyncRead::poll_read_vectored` for a byte stream.
@@ -328,11 +350,13 @@ where
         cx: &mut Context<'_>,
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
-        if let Some(inbox) = self.reg.stream_inbox() {
-            return self.poll_inbox(cx, |ev| self.recv_vectored(inbox, bufs, ev));
-        }
         let len = bufs.iter().map(|b| b.len()).sum();
-        self.poll_transfer(cx, Direction::Read, len, |mut io| io.read_vectored(bufs))
+        let res = if let Some(inbox) = self.reg.stream_inbox() {
+            self.poll_inbox(cx, |ev| self.recv_vectored(inbox, bufs, ev))
+        } else {
+            self.poll_transfer(cx, Direction::Read, len, |mut io| io.read_vectored(bufs))
+        };
+        self.eof_after_own_sends(cx, len, res)
     }
 
     /// `AsyncWrite::poll_write` for a byte stream.
