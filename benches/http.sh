@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# HTTP load: hyper on kevent (examples/http.rs) against hyper on tokio
-# (examples/http_tokio.rs), TechEmpower /plaintext, with wrk.
+# HTTP load: kevent against tokio on the same servers, TechEmpower
+# /plaintext, with wrk. Two applications, each with a kevent server and its
+# tokio twin:
+#   http  examples/http.rs (hyper on kevent)  vs examples/http_tokio.rs
+#   axum  examples/axum.rs (axum on kevent)   vs examples/axum_tokio.rs
+# each at the default worker count (one per CPU) and at 1 worker.
 #
 #   bash benches/http.sh
 #
@@ -8,10 +12,14 @@
 #   DURATION=4        seconds of measured load per run
 #   WARMUP=1          seconds of unmeasured load before each run
 #   ROUNDS=3          A/B alternations per shape (the order flips each round)
-#   WORKERS=1         runtime workers, both servers (KEVENT_WORKERS, TOKIO_WORKER_THREADS)
+#   APPS="http axum"  which applications to run
+#   WORKER_COUNTS="default 1"  runtime workers, both servers; "default" leaves
+#                     KEVENT_WORKERS and TOKIO_WORKER_THREADS unset (each
+#                     runtime starts one worker per CPU), N sets both to N
+#   WORKERS=N         the same as WORKER_COUNTS=N (kept for old command lines)
 #   CONNECTIONS="64 256"   wrk -c values
 #   PIPELINES="1 16"       1 = plain keep-alive, N = N requests pipelined (pipeline.lua)
-#   URL_PATH=/plaintext
+#   URL_PATH=/plaintext    the path asked, in every application
 #   SERVERS="kevent tokio" which servers to run (both needed for the ratios)
 #   SYSCALLS=auto     auto | perf | strace | none: how syscalls are counted
 #   NO_BUILD=1        skip `cargo build` (use the binaries already built)
@@ -19,9 +27,13 @@
 #
 # Measured per run: wrk's requests/s, p99 latency and request count; the
 # server's CPU time (utime+stime from /proc/PID/stat, all threads) across
-# the wrk run; its syscalls (perf's raw_syscalls:sys_enter tracepoint) and
-# context switches across the run. Each figure is reported as the median over
-# the rounds (min..max), then as kevent/tokio ratios of the medians.
+# the wrk run; across the run too, with perf: its syscalls
+# (raw_syscalls:sys_enter), context switches, futex calls
+# (syscalls:sys_enter_futex) and io_uring enters
+# (syscalls:sys_enter_io_uring_enter); and TCP segments sent (OutSegs of the
+# Tcp: lines of /proc/net/snmp, machine-wide, so both directions on
+# loopback). Each figure is reported per request as the median over the
+# rounds (min..max), then as kevent/tokio ratios of the medians.
 # See /work/shared/MEASURING.md (or MEASURING.md of the steering repo) for why
 # server CPU per request is the figure that matters on a 2-core machine.
 
@@ -35,7 +47,9 @@ cd "$ROOT"
 DURATION=${DURATION:-4}
 WARMUP=${WARMUP:-1}
 ROUNDS=${ROUNDS:-3}
-WORKERS=${WORKERS:-1}
+APPS=${APPS:-"http axum"}
+WORKERS=${WORKERS:-}
+WORKER_COUNTS=${WORKER_COUNTS:-${WORKERS:-"default 1"}}
 CONNECTIONS=${CONNECTIONS:-"64 256"}
 PIPELINES=${PIPELINES:-"1 16"}
 URL_PATH=${URL_PATH:-/plaintext}
@@ -45,15 +59,29 @@ NO_BUILD=${NO_BUILD:-0}
 BUILD_FAILED=""
 UPDATE_MD=${UPDATE_MD:-1}
 HOST=127.0.0.1
+NPROC=$(nproc)
 declare -A PORT=([kevent]=18080 [tokio]=18081)
-declare -A EXAMPLE=([kevent]=http [tokio]=http_tokio)
+# The example of each application:server.
+declare -A EXAMPLE=([http:kevent]=http [http:tokio]=http_tokio [axum:kevent]=axum [axum:tokio]=axum_tokio)
 declare -A WORKER_VAR=([kevent]=KEVENT_WORKERS [tokio]=TOKIO_WORKER_THREADS)
+
+# The default worker count leads: its table comes first.
+ordered=""
+for w in $WORKER_COUNTS; do
+    [[ $w == default || ($w =~ ^[0-9]+$ && $w -gt 0) ]] ||
+        { echo "http.sh: WORKER_COUNTS holds \"default\" or positive integers, not \"$w\"" >&2; exit 1; }
+    [[ $w == default ]] && ordered="default $ordered" || ordered+="$w "
+done
+WORKER_COUNTS=$(echo $ordered)
+for a in $APPS; do
+    [[ -n "${EXAMPLE[$a:kevent]:-}" ]] || { echo "http.sh: unknown application \"$a\" in APPS (http, axum)" >&2; exit 1; }
+done
 
 # The command line as run, with the knobs that differ from the defaults.
 CMDLINE=""
-for v in DURATION WARMUP ROUNDS WORKERS CONNECTIONS PIPELINES URL_PATH SERVERS SYSCALLS; do
+for v in DURATION WARMUP ROUNDS APPS WORKER_COUNTS CONNECTIONS PIPELINES URL_PATH SERVERS SYSCALLS; do
     case "$v=${!v}" in
-        DURATION=4|WARMUP=1|ROUNDS=3|WORKERS=1|"CONNECTIONS=64 256"|"PIPELINES=1 16"|URL_PATH=/plaintext|"SERVERS=kevent tokio"|SYSCALLS=auto) ;;
+        DURATION=4|WARMUP=1|ROUNDS=3|"APPS=http axum"|"WORKER_COUNTS=default 1"|"CONNECTIONS=64 256"|"PIPELINES=1 16"|URL_PATH=/plaintext|"SERVERS=kevent tokio"|SYSCALLS=auto) ;;
         *) if [[ "${!v}" == *" "* ]]; then CMDLINE+="$v=\"${!v}\" "; else CMDLINE+="$v=${!v} "; fi ;;
     esac
 done
@@ -101,11 +129,13 @@ if [[ "$SYSCALLS" == auto || "$SYSCALLS" == strace ]] && ! command -v strace >/d
     log "installing strace"; apt_install strace || log "could not install strace"
 fi
 
-perf_works() {
-    command -v perf >/dev/null || return 1
+perf_counts() { # event
     local out
-    out=$(perf stat -x, -e raw_syscalls:sys_enter -- true 2>&1 >/dev/null) || return 1
-    [[ "$out" =~ ^[0-9]+,.*raw_syscalls:sys_enter ]]
+    out=$(perf stat -x, -e "$1" -- true 2>&1 >/dev/null) || return 1
+    [[ "$out" =~ ^[0-9]+,.*$1 ]]
+}
+perf_works() {
+    command -v perf >/dev/null && perf_counts raw_syscalls:sys_enter
 }
 case "$SYSCALLS" in
     auto)
@@ -117,10 +147,18 @@ case "$SYSCALLS" in
     none) SYSCALL_TOOL=none ;;
     *) die "SYSCALLS must be auto, perf, strace or none" ;;
 esac
+# The events perf counts: syscalls always, the others where this kernel
+# has them (an unknown tracepoint would fail the whole perf stat).
+PERF_EVENTS=raw_syscalls:sys_enter
+if [[ "$SYSCALL_TOOL" == perf ]]; then
+    for ev in context-switches syscalls:sys_enter_futex syscalls:sys_enter_io_uring_enter; do
+        if perf_counts "$ev"; then PERF_EVENTS+=",$ev"; else log "perf cannot count $ev on this machine: n/a"; fi
+    done
+fi
 case "$SYSCALL_TOOL" in
-    perf) SYSCALL_NOTE="syscalls and context switches counted by \`perf stat -e raw_syscalls:sys_enter,context-switches -p PID\` (no slowdown)" ;;
-    strace) SYSCALL_NOTE="perf unavailable or not chosen: syscalls counted by \`strace -f -c -p PID\`, which slows an epoll server ~4x; CPU/request, req/s and p99 of these runs are distorted" ;;
-    none) SYSCALL_NOTE="syscalls not counted (perf and strace unavailable, or SYSCALLS=none): n/a" ;;
+    perf) SYSCALL_NOTE="syscalls, context switches, futex calls and io_uring enters counted by \`perf stat -e $PERF_EVENTS -p PID\` (no slowdown)" ;;
+    strace) SYSCALL_NOTE="perf unavailable or not chosen: syscalls, futex calls and io_uring enters counted by \`strace -f -c -p PID\`, which slows an epoll server ~4x; CPU/request, req/s and p99 of these runs are distorted; context switches n/a" ;;
+    none) SYSCALL_NOTE="syscalls, context switches, futex calls and io_uring enters not counted (perf and strace unavailable, or SYSCALLS=none): n/a" ;;
 esac
 log "syscall counting: $SYSCALL_NOTE"
 
@@ -131,34 +169,36 @@ fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # ---------------------------------------------------------------- build
+for s in $SERVERS; do [[ -n "${WORKER_VAR[$s]:-}" ]] || die "unknown server $s in SERVERS (kevent, tokio)"; done
+# BUILT[app:server]: the example built; runs of the others are skipped.
+declare -A BUILT
+for a in $APPS; do for s in $SERVERS; do BUILT[$a:$s]=1; done; done
 if [[ "$NO_BUILD" != 1 ]]; then
     build_args=()
-    for s in $SERVERS; do build_args+=(--example "${EXAMPLE[$s]:?unknown server $s}"); done
+    for a in $APPS; do for s in $SERVERS; do build_args+=(--example "${EXAMPLE[$a:$s]}"); done; done
     log "building: cargo build --release ${build_args[*]}"
     if ! cargo build --release "${build_args[@]}" >&2; then
         # Go on with whichever server builds, and say which did not.
-        ok_servers=""
-        for s in $SERVERS; do
-            if cargo build --release --example "${EXAMPLE[$s]}" >/dev/null 2>&1; then
-                ok_servers+="$s "
-            else
-                BUILD_FAILED+="$s "
-                log "!! $s (examples/${EXAMPLE[$s]}.rs) does not build; going on without it"
+        for a in $APPS; do for s in $SERVERS; do
+            if ! cargo build --release --example "${EXAMPLE[$a:$s]}" >/dev/null 2>&1; then
+                BUILT[$a:$s]=0
+                BUILD_FAILED+="$a:$s "
+                log "!! $a on $s (examples/${EXAMPLE[$a:$s]}.rs) does not build; going on without it"
             fi
-        done
-        SERVERS=${ok_servers% }
+        done; done
         BUILD_FAILED=${BUILD_FAILED% }
-        [[ -n "$SERVERS" ]] || die "build failed"
+        [[ " ${BUILT[*]} " == *" 1 "* ]] || die "build failed"
     fi
 fi
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
     grep -o '"target_directory":"[^"]*"' | head -n1 | sed 's/.*:"//; s/"$//') || true
 TARGET_DIR=${TARGET_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}}
 declare -A BIN
-for s in $SERVERS; do
-    BIN[$s]="$TARGET_DIR/release/examples/${EXAMPLE[$s]}"
-    [[ -x "${BIN[$s]}" ]] || die "missing ${BIN[$s]}"
-done
+for a in $APPS; do for s in $SERVERS; do
+    [[ ${BUILT[$a:$s]} == 1 ]] || continue
+    BIN[$a:$s]="$TARGET_DIR/release/examples/${EXAMPLE[$a:$s]}"
+    [[ -x "${BIN[$a:$s]}" ]] || die "missing ${BIN[$a:$s]}"
+done; done
 
 OUT="$TARGET_DIR/http-bench/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
@@ -195,14 +235,29 @@ cpu_ticks() {
     awk '{ print $12 + $13 }' <<<"$rest"
 }
 
+# TCP segments sent machine-wide (OutSegs of /proc/net/snmp's Tcp: lines).
+out_segs() {
+    awk '$1 == "Tcp:" { if (!col) { for (i = 2; i <= NF; i++) if ($i == "OutSegs") col = i; next } print $col; exit }' /proc/net/snmp
+}
+
+# The env arguments that give a server `workers` workers.
+worker_env() { # name workers
+    if [[ $2 == default ]]; then
+        printf '%s\n' "-u ${WORKER_VAR[$1]}"
+    else
+        echo "${WORKER_VAR[$1]}=$2"
+    fi
+}
+
 SERVER_PID=
-start_server() { # name port log
-    local name=$1 port=$2 slog=$3 try i
+start_server() { # app name workers port log
+    local app=$1 name=$2 workers=$3 port=$4 slog=$5 try i
     for try in 1 2 3; do
         port_open "$port" && die "port $port is already in use: stop whatever listens there"
         : >>"$slog"
-        env "${WORKER_VAR[$name]}=$WORKERS" RUST_BACKTRACE=1 \
-            "${BIN[$name]}" "$HOST:$port" >>"$slog" 2>&1 &
+        # shellcheck disable=SC2046 # worker_env's words are separate arguments
+        env $(worker_env "$name" "$workers") RUST_BACKTRACE=1 \
+            "${BIN[$app:$name]}" "$HOST:$port" >>"$slog" 2>&1 &
         SERVER_PID=$!
         LIVE_PIDS+=("$SERVER_PID")
         for ((i = 0; i < 100; i++)); do
@@ -251,7 +306,7 @@ COUNTER_PID=
 start_counter() { # pid outfile
     case "$SYSCALL_TOOL" in
         perf)
-            perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$1" -o "$2" 2>/dev/null &
+            perf stat -x, -e "$PERF_EVENTS" -p "$1" -o "$2" 2>/dev/null &
             COUNTER_PID=$!; LIVE_PIDS+=("$COUNTER_PID"); sleep 0.3 ;;
         strace)
             strace -f -c -p "$1" -o "$2" 2>/dev/null &
@@ -266,17 +321,24 @@ stop_counter() {
     forget_pid "$COUNTER_PID"
     COUNTER_PID=
 }
-# "syscalls ctxswitches" from the counter's output ("NA" when unknown).
+# "syscalls ctxswitches futex uring_enters" from the counter's output
+# ("NA" when unknown).
 read_counter() { # file
     local f=$1
     case "$SYSCALL_TOOL" in
         perf)
             awk -F, '$3 == "raw_syscalls:sys_enter" { s = $1 }
                      $3 == "context-switches" { c = $1 }
-                     END { if (s !~ /^[0-9]+$/) s = "NA"; if (c !~ /^[0-9]+$/) c = "NA"; print s, c }' "$f" ;;
+                     $3 == "syscalls:sys_enter_futex" { fx = $1 }
+                     $3 == "syscalls:sys_enter_io_uring_enter" { u = $1 }
+                     function n(v) { return v ~ /^[0-9]+$/ ? v : "NA" }
+                     END { print n(s), n(c), n(fx), n(u) }' "$f" ;;
         strace)
-            awk '$NF == "total" { s = $4 } END { if (s !~ /^[0-9]+$/) s = "NA"; print s, "NA" }' "$f" ;;
-        *) echo "NA NA" ;;
+            # strace -c: calls are column 4 (errors, column 5, may be empty);
+            # a syscall never made has no row, so counts 0 once strace ran.
+            awk '$NF == "total" { s = $4 } $NF == "futex" { fx = $4 } $NF == "io_uring_enter" { u = $4 }
+                 END { if (s !~ /^[0-9]+$/) print "NA NA NA NA"; else print s, "NA", fx + 0, u + 0 }' "$f" ;;
+        *) echo "NA NA NA NA" ;;
     esac
 }
 
@@ -307,18 +369,26 @@ shape_name() { # conns pipeline
     if [[ $2 -gt 1 ]]; then echo "c$1 pipelined x$2"; else echo "c$1 plain"; fi
 }
 
+workers_name() { # workers
+    if [[ $1 == default ]]; then echo "default ($NPROC)"; else echo "$1"; fi
+}
+
 # ---------------------------------------------------------------- runs
-run_one() { # server conns pipeline round
-    local name=$1 conns=$2 depth=$3 round=$4 port=${PORT[$1]}
-    local tag="${name}-c${conns}-p${depth}-r${round}"
+run_one() { # app server workers conns pipeline round
+    local app=$1 name=$2 workers=$3 conns=$4 depth=$5 round=$6 port=${PORT[$2]}
+    local tag="${app}-${name}-w${workers}-c${conns}-p${depth}-r${round}"
+    local key="$app"$'\t'"$workers"$'\t'"$(shape_name "$conns" "$depth")"$'\t'"$name"$'\t'"$round"
     local slog="$OUT/$tag.server.log" wlog="$OUT/$tag.wrk.txt" clog="$OUT/$tag.counter.txt"
     local url="http://$HOST:$port$URL_PATH"
     local -a wrk_args=(-t1 -c"$conns" --latency --timeout 4s "$url")
     [[ $depth -gt 1 ]] && wrk_args+=(-s "$OUT/pipeline.lua" -- "$depth" "$URL_PATH")
 
-    if ! start_server "$name" "$port" "$slog"; then
-        printf '%s\t%s\t%s\tNA\tNA\t0\tNA\tNA\tNA\t0\tstart-failed\n' \
-            "$(shape_name "$conns" "$depth")" "$name" "$round" >>"$RESULTS"
+    if [[ ${BUILT[$app:$name]} != 1 ]]; then
+        printf '%s\tNA\tNA\t0\tNA\tNA\tNA\tNA\tNA\tNA\t0\tbuild-failed\n' "$key" >>"$RESULTS"
+        return 0
+    fi
+    if ! start_server "$app" "$name" "$workers" "$port" "$slog"; then
+        printf '%s\tNA\tNA\t0\tNA\tNA\tNA\tNA\tNA\tNA\t0\tstart-failed\n' "$key" >>"$RESULTS"
         tail -n 20 "$slog" | sed 's/^/    > /' >&2
         return 0
     fi
@@ -326,9 +396,11 @@ run_one() { # server conns pipeline round
     timeout $((WARMUP + 30)) wrk -d"${WARMUP}s" "${wrk_args[@]}" >"$OUT/$tag.warmup.txt" 2>&1 || true
 
     start_counter "$pid" "$clog"
-    local t0 t1 wrc=0
+    local t0 t1 g0 g1 wrc=0
     t0=$(cpu_ticks "$pid") || t0=NA
+    g0=$(out_segs) || g0=NA
     timeout $((DURATION + 30)) wrk -d"${DURATION}s" "${wrk_args[@]}" >"$wlog" 2>&1 || wrc=$?
+    g1=$(out_segs) || g1=NA
     t1=$(cpu_ticks "$pid") || t1=NA
     stop_counter
 
@@ -337,11 +409,12 @@ run_one() { # server conns pipeline round
     stop_server "$pid"
     local how=$STOP_HOW
 
-    local rps p99 req err sc cs
+    local rps p99 req err sc cs fx ue
     read -r rps p99 req err < <(parse_wrk "$wlog")
-    read -r sc cs < <(read_counter "$clog")
-    local dticks=NA
+    read -r sc cs fx ue < <(read_counter "$clog")
+    local dticks=NA segs=NA
     [[ $t0 != NA && $t1 != NA ]] && dticks=$((t1 - t0))
+    [[ $g0 =~ ^[0-9]+$ && $g1 =~ ^[0-9]+$ ]] && segs=$((g1 - g0))
 
     local flags=""
     [[ $err -gt 0 ]] && flags+="errors=$err,"
@@ -352,13 +425,15 @@ run_one() { # server conns pipeline round
     flags=${flags%,}
     [[ -n $flags ]] || flags=ok
 
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-        "$(shape_name "$conns" "$depth")" "$name" "$round" "$rps" "$p99" "$req" "$dticks" "$sc" "$cs" "$err" "$flags" >>"$RESULTS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$key" "$rps" "$p99" "$req" "$dticks" "$sc" "$cs" "$fx" "$ue" "$segs" "$err" "$flags" >>"$RESULTS"
     awk -v n="$name" -v r="$round" -v rps="$rps" -v p99="$p99" -v req="$req" -v dt="$dticks" \
-        -v sc="$sc" -v hz="$CLK_TCK" -v f="$flags" 'BEGIN {
+        -v sc="$sc" -v cs="$cs" -v fx="$fx" -v ue="$ue" -v sg="$segs" -v hz="$CLK_TCK" -v f="$flags" '
+        function per(v, f) { return (v == "NA" || req == 0) ? "n/a" : sprintf(f, v / req) }
+        BEGIN {
             cpu = (dt == "NA" || req == 0) ? "n/a" : sprintf("%.2f", dt / hz * 1e6 / req)
-            spr = (sc == "NA" || req == 0) ? "n/a" : sprintf("%.3f", sc / req)
-            printf "  round %d %-6s %10s req/s  p99 %8s us  %6s us CPU/req  %6s syscalls/req  %s\n", r, n, rps, p99, cpu, spr, f
+            printf "  round %d %-6s %9s req/s  p99 %7s us  %5s us CPU/req  per req: %5s syscalls %5s ctxsw %5s futex %5s enters %5s segs  %s\n",
+                r, n, rps, p99, cpu, per(sc, "%.3f"), per(cs, "%.3f"), per(fx, "%.3f"), per(ue, "%.3f"), per(sg, "%.2f"), f
         }' >&2
     if [[ $flags != ok ]]; then
         log "    !! $tag: $flags -- wrk output $wlog, server log $slog:"
@@ -369,18 +444,24 @@ run_one() { # server conns pipeline round
 
 read -ra SERVER_LIST <<<"$SERVERS"
 n_shapes=$(($(wc -w <<<"$CONNECTIONS") * $(wc -w <<<"$PIPELINES")))
-est=$((n_shapes * ROUNDS * ${#SERVER_LIST[@]} * (DURATION + WARMUP + 2)))
-log "$n_shapes shapes x $ROUNDS rounds x ${#SERVER_LIST[@]} servers, ${DURATION}s each (+${WARMUP}s warm-up): about ${est}s"
-for depth in $PIPELINES; do
-    for conns in $CONNECTIONS; do
-        log "== $(shape_name "$conns" "$depth"): wrk -t1 -c$conns -d${DURATION}s --latency $HOST:PORT$URL_PATH"
-        for ((round = 1; round <= ROUNDS; round++)); do
-            order=("${SERVER_LIST[@]}")
-            if ((round % 2 == 0)); then # ABBA: flip the order every other round
-                order=()
-                for ((i = ${#SERVER_LIST[@]} - 1; i >= 0; i--)); do order+=("${SERVER_LIST[$i]}"); done
-            fi
-            for s in "${order[@]}"; do run_one "$s" "$conns" "$depth" "$round"; done
+n_apps=$(wc -w <<<"$APPS")
+n_workers=$(wc -w <<<"$WORKER_COUNTS")
+est=$((n_apps * n_workers * n_shapes * ROUNDS * ${#SERVER_LIST[@]} * (DURATION + WARMUP + 2)))
+log "$n_apps apps x $n_workers worker counts x $n_shapes shapes x $ROUNDS rounds x ${#SERVER_LIST[@]} servers, ${DURATION}s each (+${WARMUP}s warm-up): about ${est}s"
+for workers in $WORKER_COUNTS; do
+    for app in $APPS; do
+        for depth in $PIPELINES; do
+            for conns in $CONNECTIONS; do
+                log "== $app, workers: $(workers_name "$workers"), $(shape_name "$conns" "$depth"): wrk -t1 -c$conns -d${DURATION}s --latency $HOST:PORT$URL_PATH"
+                for ((round = 1; round <= ROUNDS; round++)); do
+                    order=("${SERVER_LIST[@]}")
+                    if ((round % 2 == 0)); then # ABBA: flip the order every other round
+                        order=()
+                        for ((i = ${#SERVER_LIST[@]} - 1; i >= 0; i--)); do order+=("${SERVER_LIST[$i]}"); done
+                    fi
+                    for s in "${order[@]}"; do run_one "$app" "$s" "$workers" "$conns" "$depth" "$round"; done
+                done
+            done
         done
     done
 done
@@ -389,93 +470,166 @@ done
 SHAPES=()
 for depth in $PIPELINES; do for conns in $CONNECTIONS; do SHAPES+=("$(shape_name "$conns" "$depth")"); done; done
 
-# Aggregate: per shape and server, median (min..max) of each metric.
+# Aggregate: per application, worker count, shape and server, median
+# (min..max) of each metric, per request where it is a count.
 TABLE=$(
-    for shape in "${SHAPES[@]}"; do
-        for s in "${SERVER_LIST[@]}"; do
-            awk -F'\t' -v shape="$shape" -v srv="$s" -v hz="$CLK_TCK" '
-                function stats(a, n,    i, j, t, med) {
-                    if (n == 0) return "NA NA NA"
-                    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-                    med = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-                    return med " " a[1] " " a[n]
-                }
-                $1 == shape && $2 == srv {
-                    runs++
-                    if ($4 != "NA") rps[++nr] = $4
-                    if ($5 != "NA") p99[++np] = $5
-                    if ($7 != "NA" && $6 > 0) cpu[++nc] = $7 / hz * 1e6 / $6
-                    if ($8 != "NA" && $6 > 0) sc[++ns] = $8 / $6
-                    if ($9 != "NA" && $6 > 0) cs[++nx] = $9 / $6
-                    err += $10
-                    if ($11 != "ok") { bad++; why = why (why == "" ? "" : "; ") "r" $3 ": " $11 }
-                }
-                END {
-                    printf "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\n", shape, srv, runs,
-                        stats(rps, nr), stats(p99, np), stats(cpu, nc), stats(sc, ns), stats(cs, nx),
-                        err, bad, (why == "" ? "-" : why), np
-                }' "$RESULTS"
+    for workers in $WORKER_COUNTS; do
+        for app in $APPS; do
+            for shape in "${SHAPES[@]}"; do
+                for s in "${SERVER_LIST[@]}"; do
+                    awk -F'\t' -v app="$app" -v wk="$workers" -v shape="$shape" -v srv="$s" -v hz="$CLK_TCK" '
+                        function stats(a, n,    i, j, t, med) {
+                            if (n == 0) return "NA NA NA"
+                            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+                            med = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+                            return med " " a[1] " " a[n]
+                        }
+                        $1 == app && $2 == wk && $3 == shape && $4 == srv {
+                            runs++
+                            if ($6 != "NA") rps[++nr] = $6
+                            if ($7 != "NA") p99[++np] = $7
+                            if ($9 != "NA" && $8 > 0) cpu[++nc] = $9 / hz * 1e6 / $8
+                            if ($10 != "NA" && $8 > 0) sc[++ns] = $10 / $8
+                            if ($11 != "NA" && $8 > 0) cs[++nx] = $11 / $8
+                            if ($12 != "NA" && $8 > 0) fx[++nf] = $12 / $8
+                            if ($13 != "NA" && $8 > 0) ue[++nu] = $13 / $8
+                            if ($14 != "NA" && $8 > 0) sg[++ng] = $14 / $8
+                            err += $15
+                            if ($16 != "ok") { bad++; why = why (why == "" ? "" : "; ") "r" $5 ": " $16 }
+                        }
+                        END {
+                            printf "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\n",
+                                app, wk, shape, srv, runs,
+                                stats(rps, nr), stats(p99, np), stats(cpu, nc), stats(sc, ns), stats(cs, nx),
+                                stats(fx, nf), stats(ue, nu), stats(sg, ng),
+                                err, bad, (why == "" ? "-" : why), np
+                        }' "$RESULTS"
+                done
+            done
         done
     done
 )
 printf '%s\n' "$TABLE" >"$OUT/summary.tsv"
+# columns of summary.tsv: 1 app, 2 workers, 3 shape, 4 server, 5 runs; then
+# each "med min max": 6 req/s, 7 p99 (µs), 8 CPU/request (µs), 9 syscalls,
+# 10 context switches, 11 futex calls, 12 io_uring enters, 13 TCP segments
+# (9-13 per request); 14 errors, 15 bad runs, 16 why, 17 runs with a p99.
 
 fmt_range() { # med min max scale fmt
     awk -v m="$1" -v lo="$2" -v hi="$3" -v k="$4" -v f="$5" 'BEGIN {
         if (m == "NA") { print "n/a"; exit }
         printf f " (" f ".." f ")\n", m * k, lo * k, hi * k }'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "NA" || b == "NA" || b == 0) print "NA"; else printf "%.2f\n", a / b }'; }
-get() { # shape server column -> value
-    awk -F'\t' -v shape="$1" -v srv="$2" -v c="$3" '$1 == shape && $2 == srv { split($c, v, " "); print v[1] }' "$OUT/summary.tsv"
+# a ÷ b; equal zeros are 1.00, a count above tokio's zero is "∞".
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {
+    if (a == "NA" || b == "NA" || a == "" || b == "") print "NA"
+    else if (b == 0) print (a == 0 ? "1.00" : "∞")
+    else printf "%.2f\n", a / b }'; }
+get() { # app workers shape server column -> median
+    awk -F'\t' -v app="$1" -v wk="$2" -v shape="$3" -v srv="$4" -v c="$5" \
+        '$1 == app && $2 == wk && $3 == shape && $4 == srv { split($c, v, " "); print v[1] }' "$OUT/summary.tsv"
 }
-# columns of summary.tsv: 4 rps, 5 p99, 6 cpu, 7 syscalls, 8 ctxsw (each "med min max")
 
-MD_RESULTS=$(
-    echo "| shape | server | req/s | p99 latency (ms) | server CPU/request (µs) | syscalls/request | ctx switches/request | errors |"
-    echo "|---|---|---|---|---|---|---|---|"
-    while IFS=$'\t' read -r shape srv runs rps p99 cpu sc cs err bad why np99; do
-        read -r a b c <<<"$rps";  f_rps=$(fmt_range "$a" "$b" "$c" 1 "%.0f")
-        read -r a b c <<<"$p99";  f_p99=$(fmt_range "$a" "$b" "$c" 0.001 "%.2f")
+# The results table of one worker count.
+md_results() { # workers
+    echo "| app | shape | server | req/s | p99 latency (ms) | server CPU/request (µs) | syscalls/request | ctx switches/request | futex calls/request | io_uring enters/request | TCP segments/request | errors |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    while IFS=$'\t' read -r app wk shape srv runs rps p99 cpu sc cs fx ue sg err bad why np99; do
+        [[ $wk == "$1" ]] || continue
+        read -r a b c <<<"$rps"; f_rps=$(fmt_range "$a" "$b" "$c" 1 "%.0f")
+        read -r a b c <<<"$p99"; f_p99=$(fmt_range "$a" "$b" "$c" 0.001 "%.2f")
         [[ $np99 -lt $runs ]] && f_p99+=" [$np99 of $runs runs†]"
-        read -r a b c <<<"$cpu";  f_cpu=$(fmt_range "$a" "$b" "$c" 1 "%.2f")
-        read -r a b c <<<"$sc";   f_sc=$(fmt_range "$a" "$b" "$c" 1 "%.3f")
-        read -r a b c <<<"$cs";   f_cs=$(fmt_range "$a" "$b" "$c" 1 "%.3f")
+        read -r a b c <<<"$cpu"; f_cpu=$(fmt_range "$a" "$b" "$c" 1 "%.2f")
+        read -r a b c <<<"$sc";  f_sc=$(fmt_range "$a" "$b" "$c" 1 "%.3f")
+        read -r a b c <<<"$cs";  f_cs=$(fmt_range "$a" "$b" "$c" 1 "%.3f")
+        read -r a b c <<<"$fx";  f_fx=$(fmt_range "$a" "$b" "$c" 1 "%.3f")
+        read -r a b c <<<"$ue";  f_ue=$(fmt_range "$a" "$b" "$c" 1 "%.3f")
+        read -r a b c <<<"$sg";  f_sg=$(fmt_range "$a" "$b" "$c" 1 "%.2f")
         if [[ $bad -gt 0 ]]; then f_err="**⚠ $bad/$runs runs: $why**"; else f_err="0"; fi
-        echo "| $shape | $srv | $f_rps | $f_p99 | $f_cpu | $f_sc | $f_cs | $f_err |"
-    done <<<"$TABLE"
-)
+        echo "| $app | $shape | $srv | $f_rps | $f_p99 | $f_cpu | $f_sc | $f_cs | $f_fx | $f_ue | $f_sg | $f_err |"
+    done <"$OUT/summary.tsv"
+}
 
-MD_RATIOS=""
-VERDICT_FAIL=0
-if [[ " $SERVERS " == *" kevent "* && " $SERVERS " == *" tokio "* ]]; then
-    MD_RATIOS=$(
-        echo "| shape | CPU/request | syscalls/request | req/s | p99 | targets (CPU ≤ 0.80×; syscalls ≤ 1.0/keep-alive req; req/s ≥, p99 ≤ tokio) |"
-        echo "|---|---|---|---|---|---|"
+# The kevent ÷ tokio table of one worker count.
+md_ratios() { # workers
+    local w=$1 app shape
+    echo "| app | shape | CPU/request | syscalls/request | ctx switches/request | futex calls/request | TCP segments/request | req/s | p99 | targets (CPU ≤ 0.80×; syscalls ≤ 1.0/keep-alive req; ctx switches, futex, segments ≤; req/s ≥, p99 ≤ tokio) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    for app in $APPS; do
         for shape in "${SHAPES[@]}"; do
-            r_cpu=$(ratio "$(get "$shape" kevent 6)" "$(get "$shape" tokio 6)")
-            r_sc=$(ratio "$(get "$shape" kevent 7)" "$(get "$shape" tokio 7)")
-            r_rps=$(ratio "$(get "$shape" kevent 4)" "$(get "$shape" tokio 4)")
-            r_p99=$(ratio "$(get "$shape" kevent 5)" "$(get "$shape" tokio 5)")
-            k_sc=$(get "$shape" kevent 7)
-            v=$(awk -v c="$r_cpu" -v s="$k_sc" -v r="$r_rps" -v p="$r_p99" 'BEGIN {
-                out = ""
-                out = out (c == "NA" ? "CPU n/a" : (c <= 0.80 ? "CPU ✓" : "CPU ✗"))
-                out = out ", " (s == "NA" ? "syscalls n/a" : (s <= 1.0 ? sprintf("syscalls ✓ (%.2f)", s) : sprintf("syscalls ✗ (%.2f)", s)))
+            local k_cpu t_cpu k_sc t_sc k_cs t_cs k_fx t_fx k_sg t_sg k_rps t_rps k_p99 t_p99
+            k_cpu=$(get "$app" "$w" "$shape" kevent 8);  t_cpu=$(get "$app" "$w" "$shape" tokio 8)
+            k_sc=$(get "$app" "$w" "$shape" kevent 9);   t_sc=$(get "$app" "$w" "$shape" tokio 9)
+            k_cs=$(get "$app" "$w" "$shape" kevent 10);  t_cs=$(get "$app" "$w" "$shape" tokio 10)
+            k_fx=$(get "$app" "$w" "$shape" kevent 11);  t_fx=$(get "$app" "$w" "$shape" tokio 11)
+            k_sg=$(get "$app" "$w" "$shape" kevent 13);  t_sg=$(get "$app" "$w" "$shape" tokio 13)
+            k_rps=$(get "$app" "$w" "$shape" kevent 6);  t_rps=$(get "$app" "$w" "$shape" tokio 6)
+            k_p99=$(get "$app" "$w" "$shape" kevent 7);  t_p99=$(get "$app" "$w" "$shape" tokio 7)
+            local r_cpu r_sc r_cs r_fx r_sg r_rps r_p99 v
+            r_cpu=$(ratio "$k_cpu" "$t_cpu"); r_sc=$(ratio "$k_sc" "$t_sc")
+            r_cs=$(ratio "$k_cs" "$t_cs"); r_fx=$(ratio "$k_fx" "$t_fx"); r_sg=$(ratio "$k_sg" "$t_sg")
+            r_rps=$(ratio "$k_rps" "$t_rps"); r_p99=$(ratio "$k_p99" "$t_p99")
+            v=$(awk -v c="$r_cpu" -v s="$k_sc" -v kx="$k_cs" -v tx="$t_cs" -v kf="$k_fx" -v tf="$t_fx" \
+                    -v kg="$k_sg" -v tg="$t_sg" -v r="$r_rps" -v p="$r_p99" '
+                # compared as shown (f decimals): a difference the table
+                # cannot show is not counted against kevent
+                function le(name, k, t, f) {
+                    if (k == "NA" || t == "NA" || k == "" || t == "") return name " n/a"
+                    return name (sprintf(f, k) + 0 <= sprintf(f, t) + 0 ? " ✓" : " ✗")
+                }
+                BEGIN {
+                out = (c == "NA" ? "CPU n/a" : (c <= 0.80 ? "CPU ✓" : "CPU ✗"))
+                out = out ", " (s == "NA" || s == "" ? "syscalls n/a" : (s <= 1.0 ? sprintf("syscalls ✓ (%.2f)", s) : sprintf("syscalls ✗ (%.2f)", s)))
+                out = out ", " le("ctx switches", kx, tx, "%.3f") ", " le("futex", kf, tf, "%.3f") ", " le("segments", kg, tg, "%.2f")
                 out = out ", " (r == "NA" ? "req/s n/a" : (r >= 1.0 ? "req/s ✓" : (r >= 0.90 ? "req/s ≈ (within 10%)" : "req/s ✗")))
                 out = out ", " (p == "NA" ? "p99 n/a" : (p <= 1.0 ? "p99 ✓" : (p <= 1.10 ? "p99 ≈ (within 10%)" : "p99 ✗")))
                 print out }')
-            echo "| $shape | $r_cpu | $r_sc | $r_rps | $r_p99 | $v |"
+            echo "| $app | $shape | $r_cpu | $r_sc | $r_cs | $r_fx | $r_sg | $r_rps | $r_p99 | $v |"
         done
-    )
-fi
+    done
+}
+
+HAVE_RATIOS=0
+[[ " $SERVERS " == *" kevent "* && " $SERVERS " == *" tokio "* ]] && HAVE_RATIOS=1
+
+# One heading, results and ratios per worker count, the default first.
+md_tables() {
+    local w
+    for w in $WORKER_COUNTS; do
+        if [[ $w == default ]]; then
+            echo "### Default worker count: one worker per CPU ($NPROC here)"
+            echo
+            echo "\`KEVENT_WORKERS\` and \`TOKIO_WORKER_THREADS\` unset: each runtime starts as many workers as there are CPUs. wrk takes one CPU, so here the workers share the other, and every needless sleep and wake-up shows as context switches and futex calls."
+        else
+            echo "### $w worker$([[ $w == 1 ]] || echo s)"
+            echo
+            echo "\`KEVENT_WORKERS=$w\`, \`TOKIO_WORKER_THREADS=$w\`."
+        fi
+        echo
+        echo "Each cell: median over the rounds (min..max), per request where it is a count."
+        echo
+        md_results "$w"
+        echo
+        if [[ $HAVE_RATIOS == 1 ]]; then
+            echo "kevent ÷ tokio, ratios of the medians (below 1 is better for kevent, except req/s; ∞: tokio made none):"
+            echo
+            md_ratios "$w"
+            echo
+        fi
+    done
+}
+MD_TABLES=$(md_tables)
 
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-MACHINE="$(nproc) vCPU, ${CPU_MODEL:-unknown CPU}, Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC'); load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+MACHINE="$NPROC vCPU, ${CPU_MODEL:-unknown CPU}, Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC'); load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 WRK_VER=$( (wrk -v 2>&1 || true) | awk "NR == 1 { print \$2 }")
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "?")
+git -C "$ROOT" diff --quiet HEAD 2>/dev/null || COMMIT+=" with uncommitted changes"
 T_END=$(date +%s)
 ELAPSED=$((T_END - T_START))
-ANY_BAD=$(awk -F'\t' '$11 != "ok"' "$RESULTS" | wc -l)
+ANY_BAD=$(awk -F'\t' '$16 != "ok"' "$RESULTS" | wc -l)
+WORKERS_TEXT=""
+for w in $WORKER_COUNTS; do WORKERS_TEXT+="${WORKERS_TEXT:+, }$(workers_name "$w")"; done
 
 SECTION=$(
     echo "<!-- http:begin -->"
@@ -483,38 +637,29 @@ SECTION=$(
     echo
     echo "_Written by \`benches/http.sh\`; rerunning it rewrites everything between the \`http:begin\`/\`http:end\` markers._"
     echo
-    echo "- Command: \`$CMDLINE\` (total ${ELAPSED} s)"
+    echo "- Command: \`$CMDLINE\` (total ${ELAPSED} s, at $COMMIT)"
     echo "- Machine: $MACHINE; wrk ${WRK_VER:-?}"
     echo "- Load: \`wrk -t1 -c{$(echo "$CONNECTIONS" | tr ' ' ',')} -d${DURATION}s --latency http://$HOST:PORT$URL_PATH\`, pipelined shapes add TechEmpower's pipeline.lua (\`-s pipeline.lua -- 16\`); ${WARMUP} s warm-up per run, fresh server per run, $ROUNDS rounds alternating kevent/tokio (order flipped every other round)."
-    echo "- Servers: \`examples/http.rs\` (kevent, \`KEVENT_WORKERS=$WORKERS\`) and \`examples/http_tokio.rs\` (tokio, \`TOKIO_WORKER_THREADS=$WORKERS\`), release builds."
-    echo "- Counting: server CPU = Δ(utime+stime) of \`/proc/PID/stat\` over the wrk run ÷ requests wrk reports; $SYSCALL_NOTE."
+    echo "- Servers, release builds, each against its tokio twin: \`examples/http.rs\` / \`examples/http_tokio.rs\` (app \`http\`: hyper, a hand-written service) and \`examples/axum.rs\` / \`examples/axum_tokio.rs\` (app \`axum\`: an axum 0.8 \`Router\` through hyper-util's auto builder and \`TowerToHyperService\`); measured: $APPS. Worker counts: $WORKERS_TEXT."
+    echo "- Counting: server CPU = Δ(utime+stime) of \`/proc/PID/stat\` over the wrk run ÷ requests wrk reports; $SYSCALL_NOTE; TCP segments = Δ\`OutSegs\` of the \`Tcp:\` lines of \`/proc/net/snmp\` over the wrk run ÷ requests (machine-wide, so both directions on loopback: 2.0 is one request segment and one response segment)."
     echo
-    echo "Each cell: median over the rounds (min..max)."
+    echo "$MD_TABLES"
     echo
-    echo "$MD_RESULTS"
-    echo
-    if [[ -n "$MD_RATIOS" ]]; then
-        echo "kevent ÷ tokio, ratios of the medians (below 1 is better for kevent in CPU, syscalls and p99; above 1 for req/s):"
-        echo
-        echo "$MD_RATIOS"
-        echo
-    fi
     if [[ -n "$BUILD_FAILED" ]]; then
-        echo "**⚠ not measured: $BUILD_FAILED did not build (\`cargo build --release --example ...\` failed), so there are no ratios.**"
+        echo "**⚠ not measured: $BUILD_FAILED did not build (\`cargo build --release --example ...\` failed), so those rows have no figures and no ratios.**"
         echo
     fi
     if [[ $ANY_BAD -gt 0 ]]; then
         echo "**⚠ $ANY_BAD run(s) had errors or misbehaved (see the errors column); their figures are included above.**"
         echo
     fi
-    echo "How to read it: on this 2-vCPU machine wrk needs a core of its own and saturates before the server, so req/s (and p99, which follows wrk's own queueing) differ little between runtimes and swing ±25% between runs; only ratios from the same run, A/B alternated, mean anything. The figure that shows a faster runtime is **server CPU per request** (all server threads' utime+stime over the run ÷ requests; 10 ms ticks). Calibration: this script run A/A, tokio against a copy of itself, gave CPU/request ratios of 0.90–1.06, syscall ratios of 0.99–1.00 and p99 ratios of 0.67–1.71, so CPU differences under ~10% and any single p99 ratio are noise. Syscalls per request explain much of the CPU (the kernel's loopback TCP is most of the cost, so fewer crossings matter). In pipelined shapes one p99 sample covers a batch of 16 requests. † wrk 4.1 sometimes prints \`99%  0.00us\` (its coordinated-omission correction adds samples below the recorded minimum, where its percentile scan starts); such runs have no p99 and the cell says how many runs it rests on. Targets: kevent's server CPU per request ≤ 0.8× tokio's in every shape, ≤ 1.0 syscall per keep-alive request, req/s and p99 no worse than tokio's (a req/s or p99 ratio up to 10% on the wrong side is marked ≈, noise; p99 is noisier still)."
+    echo "How to read it: on this 2-vCPU machine wrk needs a core of its own and saturates before the server, so req/s (and p99, which follows wrk's own queueing) differ little between runtimes and swing ±25% between runs; only ratios from the same run, A/B alternated, mean anything. The figure that shows a faster runtime is **server CPU per request** (all server threads' utime+stime over the run ÷ requests; 10 ms ticks). Calibration: this script run A/A, tokio against a copy of itself, gave CPU/request ratios of 0.90–1.06, syscall ratios of 0.99–1.00 and p99 ratios of 0.67–1.71, so CPU differences under ~10% and any single p99 ratio are noise. Syscalls per request explain much of the CPU (the kernel's loopback TCP is most of the cost, so fewer crossings matter). Context switches and futex calls per request show how often workers sleep and are woken; io_uring enters are part of the syscalls (tokio makes none). TCP segments above 2.0 per plain keep-alive request mean responses left in pieces; the counter is machine-wide, so anything else on the machine talking TCP adds to it. In pipelined shapes one p99 sample covers a batch of 16 requests. † wrk 4.1 sometimes prints \`99%  0.00us\` (its coordinated-omission correction adds samples below the recorded minimum, where its percentile scan starts); such runs have no p99 and the cell says how many runs it rests on. Targets, in every shape at every worker count: kevent's server CPU per request ≤ 0.8× tokio's, ≤ 1.0 syscall per keep-alive request, context switches, futex calls and TCP segments per request no more than tokio's, req/s and p99 no worse than tokio's (a req/s or p99 ratio up to 10% on the wrong side is marked ≈, noise; p99 is noisier still)."
     echo "<!-- http:end -->"
 )
 
 echo
-echo "$MD_RESULTS"
+echo "$MD_TABLES"
 echo
-[[ -n "$MD_RATIOS" ]] && { echo "kevent / tokio (ratios of medians):"; echo; echo "$MD_RATIOS"; echo; }
 echo "command: $CMDLINE"
 echo "machine: $MACHINE"
 echo "syscalls: $SYSCALL_NOTE"
@@ -540,6 +685,9 @@ elif [[ "$UPDATE_MD" == 1 ]]; then
         { echo "# Benchmarks"; echo; cat "$OUT/section.md"; } >"$MD"
     fi
     echo "updated $MD"
+else
+    printf '%s\n' "$SECTION" >"$OUT/section.md"
+    echo "BENCHMARKS.md left as it was (UPDATE_MD=$UPDATE_MD); section: $OUT/section.md"
 fi
 echo "total runtime: ${ELAPSED}s"
 [[ -z "$BUILD_FAILED" ]] || exit 2

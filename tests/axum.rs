@@ -1,0 +1,255 @@
+//! The axum example (`examples/axum.rs`) and its tokio twin
+//! (`examples/axum_tokio.rs`) as black boxes: started on an ephemeral port,
+//! checked with raw sockets, then stopped with SIGTERM or SIGINT.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The kevent server and its tokio twin.
+const TWINS: [&str; 2] = ["axum", "axum_tokio"];
+
+/// An example server, killed on drop if a test fails.
+struct Server {
+    /// The process.
+    child: Child,
+    /// Where it listens.
+    addr: SocketAddr,
+}
+
+fn example_path(name: &str) -> PathBuf {
+    // tests run from target/<profile>/deps; examples live in ../examples.
+    let mut p = std::env::current_exe().unwrap();
+    p.pop();
+    if p.ends_with("deps") {
+        p.pop();
+    }
+    p.join("examples").join(name)
+}
+
+impl Server {
+    fn start(example: &str, envs: &[(&str, &str)]) -> Server {
+        let path = example_path(example);
+        assert!(path.exists(), "build the example first: {}", path.display());
+        let mut child = Command::new(path)
+            .arg("127.0.0.1:0")
+            .envs(envs.iter().copied())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let first = lines.next().expect("server printed nothing").unwrap();
+        let addr = first
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+            .parse()
+            .unwrap();
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
+    /// Sends `signo`, then waits for the exit status (at most `within`).
+    fn signal(mut self, signo: i32, within: Duration) -> ExitStatus {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as i32, signo) };
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit within {within:?} of signal {signo}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One parsed HTTP/1.1 response.
+#[derive(Debug)]
+struct Resp {
+    /// Status code.
+    status: u16,
+    /// Headers, names lowercased.
+    headers: Vec<(String, String)>,
+    /// The body.
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one response (Content-Length bodies only, as the server sends).
+fn read_response(r: &mut impl BufRead) -> Resp {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("bad status line {line:?}"))
+        .parse()
+        .unwrap();
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let (n, v) = l.split_once(':').unwrap();
+        headers.push((n.to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).unwrap();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
+}
+
+/// The responses to `paths`, asked in turn on one keep-alive connection.
+fn ask(server: &Server, paths: &[&str]) -> Vec<Resp> {
+    let mut s = server.connect();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    paths
+        .iter()
+        .map(|p| {
+            s.write_all(get(p).as_bytes()).unwrap();
+            read_response(&mut r)
+        })
+        .collect()
+}
+
+#[test]
+fn serves_json_a_path_parameter_and_plaintext() {
+    let server = Server::start("axum", &[]);
+    let r = ask(&server, &["/json", "/user/42", "/plaintext"]);
+    assert_eq!(r[0].status, 200);
+    assert_eq!(r[0].header("content-type"), Some("application/json"));
+    let json: serde_json::Value = serde_json::from_slice(&r[0].body).unwrap();
+    assert_eq!(json, serde_json::json!({ "message": "Hello, World!" }));
+    assert_eq!(r[1].status, 200);
+    let user: serde_json::Value = serde_json::from_slice(&r[1].body).unwrap();
+    assert_eq!(user, serde_json::json!({ "id": 42, "name": "user 42" }));
+    assert_eq!(r[2].status, 200);
+    assert_eq!(r[2].body, b"Hello, World!");
+    assert_eq!(r[2].header("server"), Some("kevent"));
+}
+
+#[test]
+fn refuses_a_non_numeric_user_id_and_an_unknown_path() {
+    let server = Server::start("axum", &[]);
+    let r = ask(&server, &["/user/abc", "/nope", "/plaintext"]);
+    assert_eq!(r[0].status, 400);
+    assert_eq!(r[1].status, 404);
+    assert_eq!(r[2].status, 200, "still serving on the same connection");
+}
+
+#[test]
+fn the_tokio_twin_answers_exactly_as_the_kevent_server() {
+    let paths = ["/json", "/user/7", "/user/x", "/plaintext", "/nope"];
+    let [kevent, tokio] = TWINS.map(|name| ask(&Server::start(name, &[]), &paths));
+    for ((p, k), t) in paths.iter().zip(&kevent).zip(&tokio) {
+        assert_eq!((k.status, &k.body), (t.status, &t.body), "{p}");
+        assert_eq!(k.header("content-type"), t.header("content-type"), "{p}");
+    }
+    assert_eq!(tokio[0].header("server"), Some("tokio"));
+}
+
+/// Threads of a server started with `var=workers`, after one request.
+fn threads_with(name: &str, var: &str, workers: &str) -> usize {
+    let server = Server::start(name, &[(var, workers)]);
+    assert_eq!(ask(&server, &["/plaintext"])[0].status, 200, "{name}");
+    std::fs::read_dir(format!("/proc/{}/task", server.child.id()))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn takes_the_worker_count_from_the_environment() {
+    for (name, var) in [
+        ("axum", "KEVENT_WORKERS"),
+        ("axum_tokio", "TOKIO_WORKER_THREADS"),
+    ] {
+        let one = threads_with(name, var, "1");
+        let three = threads_with(name, var, "3");
+        assert_eq!(
+            three - one,
+            2,
+            "{name}: {var}=1 runs {one} threads, =3 runs {three}"
+        );
+    }
+}
+
+/// Serves one request, then `signo`: the idle keep-alive connection is
+/// closed at once (not after the grace period) and the process exits 0.
+fn drains_and_exits_zero_on(name: &str, signo: i32) {
+    // A grace period far longer than the test allows: exiting in time
+    // means the drain closed the idle connection rather than waiting it out.
+    let server = Server::start(name, &[("HTTP_SHUTDOWN_GRACE_MS", "60000")]);
+    let mut s = server.connect();
+    s.write_all(get("/user/1").as_bytes()).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    assert_eq!(read_response(&mut r).status, 200);
+    let addr = server.addr;
+    let status = server.signal(signo, Duration::from_secs(10));
+    assert!(status.success(), "{name}: exit status {status:?}");
+    let mut rest = Vec::new();
+    assert_eq!(
+        r.read_to_end(&mut rest).unwrap(),
+        0,
+        "{name}: the kept-alive connection ends cleanly"
+    );
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "{name}: still accepting after shutdown"
+    );
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    for name in TWINS {
+        drains_and_exits_zero_on(name, libc::SIGTERM);
+    }
+}
+
+#[test]
+fn sigint_drains_and_exits_zero() {
+    for name in TWINS {
+        drains_and_exits_zero_on(name, libc::SIGINT);
+    }
+}
