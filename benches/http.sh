@@ -19,7 +19,9 @@
 #   WORKERS=N         the same as WORKER_COUNTS=N (kept for old command lines)
 #   CONNECTIONS="64 256"   wrk -c values
 #   PIPELINES="1 16"       1 = plain keep-alive, N = N requests pipelined (pipeline.lua)
-#   URL_PATH=/plaintext    the path asked, in every application
+#   URL_PATH=/plaintext    the path asked of the http application
+#   AXUM_PATH=$URL_PATH    the path asked of the axum application (e.g.
+#                     /user/42: the router's path parameter and JSON)
 #   SERVERS="kevent tokio" which servers to run (both needed for the ratios)
 #   SYSCALLS=auto     auto | perf | strace | none: how syscalls are counted
 #   NO_BUILD=1        skip `cargo build` (use the binaries already built)
@@ -53,6 +55,8 @@ WORKER_COUNTS=${WORKER_COUNTS:-${WORKERS:-"default 1"}}
 CONNECTIONS=${CONNECTIONS:-"64 256"}
 PIPELINES=${PIPELINES:-"1 16"}
 URL_PATH=${URL_PATH:-/plaintext}
+AXUM_PATH=${AXUM_PATH:-$URL_PATH}
+declare -A APP_PATH=([http]=$URL_PATH [axum]=$AXUM_PATH)
 SERVERS=${SERVERS:-"kevent tokio"}
 SYSCALLS=${SYSCALLS:-auto}
 NO_BUILD=${NO_BUILD:-0}
@@ -79,9 +83,9 @@ done
 
 # The command line as run, with the knobs that differ from the defaults.
 CMDLINE=""
-for v in DURATION WARMUP ROUNDS APPS WORKER_COUNTS CONNECTIONS PIPELINES URL_PATH SERVERS SYSCALLS; do
+for v in DURATION WARMUP ROUNDS APPS WORKER_COUNTS CONNECTIONS PIPELINES URL_PATH AXUM_PATH SERVERS SYSCALLS; do
     case "$v=${!v}" in
-        DURATION=4|WARMUP=1|ROUNDS=3|"APPS=http axum"|"WORKER_COUNTS=default 1"|"CONNECTIONS=64 256"|"PIPELINES=1 16"|URL_PATH=/plaintext|"SERVERS=kevent tokio"|SYSCALLS=auto) ;;
+        DURATION=4|WARMUP=1|ROUNDS=3|"APPS=http axum"|"WORKER_COUNTS=default 1"|"CONNECTIONS=64 256"|"PIPELINES=1 16"|URL_PATH=/plaintext|"AXUM_PATH=$URL_PATH"|"SERVERS=kevent tokio"|SYSCALLS=auto) ;;
         *) if [[ "${!v}" == *" "* ]]; then CMDLINE+="$v=\"${!v}\" "; else CMDLINE+="$v=${!v} "; fi ;;
     esac
 done
@@ -379,9 +383,10 @@ run_one() { # app server workers conns pipeline round
     local tag="${app}-${name}-w${workers}-c${conns}-p${depth}-r${round}"
     local key="$app"$'\t'"$workers"$'\t'"$(shape_name "$conns" "$depth")"$'\t'"$name"$'\t'"$round"
     local slog="$OUT/$tag.server.log" wlog="$OUT/$tag.wrk.txt" clog="$OUT/$tag.counter.txt"
-    local url="http://$HOST:$port$URL_PATH"
+    local path=${APP_PATH[$app]}
+    local url="http://$HOST:$port$path"
     local -a wrk_args=(-t1 -c"$conns" --latency --timeout 4s "$url")
-    [[ $depth -gt 1 ]] && wrk_args+=(-s "$OUT/pipeline.lua" -- "$depth" "$URL_PATH")
+    [[ $depth -gt 1 ]] && wrk_args+=(-s "$OUT/pipeline.lua" -- "$depth" "$path")
 
     if [[ ${BUILT[$app:$name]} != 1 ]]; then
         printf '%s\tNA\tNA\t0\tNA\tNA\tNA\tNA\tNA\tNA\t0\tbuild-failed\n' "$key" >>"$RESULTS"
@@ -452,7 +457,7 @@ for workers in $WORKER_COUNTS; do
     for app in $APPS; do
         for depth in $PIPELINES; do
             for conns in $CONNECTIONS; do
-                log "== $app, workers: $(workers_name "$workers"), $(shape_name "$conns" "$depth"): wrk -t1 -c$conns -d${DURATION}s --latency $HOST:PORT$URL_PATH"
+                log "== $app, workers: $(workers_name "$workers"), $(shape_name "$conns" "$depth"): wrk -t1 -c$conns -d${DURATION}s --latency $HOST:PORT${APP_PATH[$app]}"
                 for ((round = 1; round <= ROUNDS; round++)); do
                     order=("${SERVER_LIST[@]}")
                     if ((round % 2 == 0)); then # ABBA: flip the order every other round
@@ -639,7 +644,7 @@ SECTION=$(
     echo
     echo "- Command: \`$CMDLINE\` (total ${ELAPSED} s, at $COMMIT)"
     echo "- Machine: $MACHINE; wrk ${WRK_VER:-?}"
-    echo "- Load: \`wrk -t1 -c{$(echo "$CONNECTIONS" | tr ' ' ',')} -d${DURATION}s --latency http://$HOST:PORT$URL_PATH\`, pipelined shapes add TechEmpower's pipeline.lua (\`-s pipeline.lua -- 16\`); ${WARMUP} s warm-up per run, fresh server per run, $ROUNDS rounds alternating kevent/tokio (order flipped every other round)."
+    echo "- Load: \`wrk -t1 -c{$(echo "$CONNECTIONS" | tr ' ' ',')} -d${DURATION}s --latency http://$HOST:PORT$URL_PATH\`$([[ $AXUM_PATH == "$URL_PATH" ]] || echo " (\`$AXUM_PATH\` for axum)"), pipelined shapes add TechEmpower's pipeline.lua (\`-s pipeline.lua -- 16\`); ${WARMUP} s warm-up per run, fresh server per run, $ROUNDS rounds alternating kevent/tokio (order flipped every other round)."
     echo "- Servers, release builds, each against its tokio twin: \`examples/http.rs\` / \`examples/http_tokio.rs\` (app \`http\`: hyper, a hand-written service) and \`examples/axum.rs\` / \`examples/axum_tokio.rs\` (app \`axum\`: an axum 0.8 \`Router\` through hyper-util's auto builder and \`TowerToHyperService\`); measured: $APPS. Worker counts: $WORKERS_TEXT."
     echo "- Counting: server CPU = Δ(utime+stime) of \`/proc/PID/stat\` over the wrk run ÷ requests wrk reports; $SYSCALL_NOTE; TCP segments = Δ\`OutSegs\` of the \`Tcp:\` lines of \`/proc/net/snmp\` over the wrk run ÷ requests (machine-wide, so both directions on loopback: 2.0 is one request segment and one response segment)."
     echo
