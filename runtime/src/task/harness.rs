@@ -275,11 +275,15 @@ impl<F> Harness<F> {
 
 impl<F: Future> Harness<F> {
     /// Cancels an aborted task on the polling thread: drops the future
-    /// (never concurrently with a poll of it) and finishes.
+    /// (never concurrently with a poll of it) and finishes. A future whose
+    /// `Drop` panics reports that panic rather than a cancellation.
     fn cancel(&mut self) -> Poll<Result<F::Output, JoinError>> {
-        let _ = drop_caught(&mut self.future);
+        let dropped = drop_caught(&mut self.future);
         self.finish();
-        Poll::Ready(Err(JoinError::cancelled()))
+        Poll::Ready(Err(match dropped {
+            Ok(()) => JoinError::cancelled(),
+            Err(payload) => JoinError::panic(payload),
+        }))
     }
 }
 

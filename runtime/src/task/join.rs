@@ -10,6 +10,9 @@ use std::task::{Context, Poll};
 use super::harness::TaskCtl;
 
 /// Why a task did not produce its output.
+///
+/// `Send + Sync`, so `handle.await?` converts into `Box<dyn Error + Send +
+/// Sync>` and `anyhow::Error`.
 pub struct JoinError {
     /// Cancelled, or the panic payload.
     repr: Repr,
@@ -20,7 +23,29 @@ enum Repr {
     /// The task was aborted or the runtime shut down first.
     Cancelled,
     /// The task panicked.
-    Panic(Box<dyn Any + Send + 'static>),
+    Panic(Payload),
+}
+
+/// A panic payload that is `Sync` because nothing reaches it through a
+/// shared reference except as a `Sync` type.
+struct Payload(Box<dyn Any + Send + 'static>);
+
+// SAFETY: a `&Payload` gives access to the box's contents only through
+// `downcast_ref`, which returns a reference to a type that is itself `Sync`;
+// the `!Sync` payload is reached only by value (`into_inner`), which needs
+// ownership. So sharing `&Payload` between threads shares no `!Sync` data.
+unsafe impl Sync for Payload {}
+
+impl Payload {
+    /// The payload as a `T`, if it is one; only for `Sync` types (see the
+    /// `Sync` impl).
+    fn downcast_ref<T: Any + Sync>(&self) -> Option<&T> {
+        self.0.downcast_ref::<T>()
+    }
+
+    fn into_inner(self) -> Box<dyn Any + Send + 'static> {
+        self.0
+    }
 }
 
 impl JoinError {
@@ -32,7 +57,7 @@ impl JoinError {
 
     pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
         JoinError {
-            repr: Repr::Panic(payload),
+            repr: Repr::Panic(Payload(payload)),
         }
     }
 
@@ -56,13 +81,13 @@ impl JoinError {
     /// The panic payload, or the error back if the task did not panic.
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
-            Repr::Panic(p) => Ok(p),
+            Repr::Panic(p) => Ok(p.into_inner()),
             Repr::Cancelled => Err(self),
         }
     }
 }
 
-fn panic_message(p: &(dyn Any + Send)) -> Option<&str> {
+fn panic_message(p: &Payload) -> Option<&str> {
     p.downcast_ref::<&'static str>()
         .copied()
         .or_else(|| p.downcast_ref::<String>().map(String::as_str))
@@ -72,7 +97,7 @@ impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::Cancelled => f.write_str("task was cancelled"),
-            Repr::Panic(p) => match panic_message(&**p) {
+            Repr::Panic(p) => match panic_message(p) {
                 Some(m) => write!(f, "task panicked with message {m:?}"),
                 None => f.write_str("task panicked"),
             },
@@ -84,7 +109,7 @@ impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::Cancelled => f.write_str("JoinError::Cancelled"),
-            Repr::Panic(p) => match panic_message(&**p) {
+            Repr::Panic(p) => match panic_message(p) {
                 Some(m) => write!(f, "JoinError::Panic({m:?})"),
                 None => f.write_str("JoinError::Panic(..)"),
             },
