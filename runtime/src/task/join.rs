@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::harness::TaskCtl;
+use super::id::Id;
 
 /// Why a task did not produce its output.
 ///
@@ -16,6 +17,8 @@ use super::harness::TaskCtl;
 pub struct JoinError {
     /// Cancelled, or the panic payload.
     repr: Repr,
+    /// The task's id.
+    id: Id,
 }
 
 /// What happened to the task.
@@ -49,16 +52,23 @@ impl Payload {
 }
 
 impl JoinError {
-    pub(crate) fn cancelled() -> JoinError {
+    pub(crate) fn cancelled(id: Id) -> JoinError {
         JoinError {
             repr: Repr::Cancelled,
+            id,
         }
     }
 
-    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+    pub(crate) fn panic(id: Id, payload: Box<dyn Any + Send + 'static>) -> JoinError {
         JoinError {
             repr: Repr::Panic(Payload(payload)),
+            id,
         }
+    }
+
+    /// The id of the task that failed.
+    pub fn id(&self) -> Id {
+        self.id
     }
 
     /// Whether the task was cancelled (aborted, or dropped at shutdown).
@@ -95,11 +105,12 @@ fn panic_message(p: &Payload) -> Option<&str> {
 
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = self.id;
         match &self.repr {
-            Repr::Cancelled => f.write_str("task was cancelled"),
+            Repr::Cancelled => write!(f, "task {id} was cancelled"),
             Repr::Panic(p) => match panic_message(p) {
-                Some(m) => write!(f, "task panicked with message {m:?}"),
-                None => f.write_str("task panicked"),
+                Some(m) => write!(f, "task {id} panicked with message {m:?}"),
+                None => write!(f, "task {id} panicked"),
             },
         }
     }
@@ -107,11 +118,12 @@ impl fmt::Display for JoinError {
 
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = self.id;
         match &self.repr {
-            Repr::Cancelled => f.write_str("JoinError::Cancelled"),
+            Repr::Cancelled => write!(f, "JoinError::Cancelled({id:?})"),
             Repr::Panic(p) => match panic_message(p) {
-                Some(m) => write!(f, "JoinError::Panic({m:?})"),
-                None => f.write_str("JoinError::Panic(..)"),
+                Some(m) => write!(f, "JoinError::Panic({id:?}, {m:?})"),
+                None => write!(f, "JoinError::Panic({id:?}, ..)"),
             },
         }
     }
@@ -188,6 +200,11 @@ impl<T> JoinHandle<T> {
             ctl: self.ctl.clone(),
         }
     }
+
+    /// The task's id.
+    pub fn id(&self) -> Id {
+        self.ctl.task_id()
+    }
 }
 
 impl<T> Future for JoinHandle<T> {
@@ -205,7 +222,8 @@ impl<T> Future for JoinHandle<T> {
             Poll::Pending => Poll::Pending,
             Poll::Ready(out) => {
                 self.task = None;
-                Poll::Ready(out.map_or_else(|| Err(JoinError::cancelled()), Caught::into_inner))
+                let id = self.ctl.task_id();
+                Poll::Ready(out.map_or_else(|| Err(JoinError::cancelled(id)), Caught::into_inner))
             }
         }
     }
@@ -222,7 +240,7 @@ impl<T> Drop for JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
-            .field("id", &self.ctl.id())
+            .field("id", &self.ctl.task_id())
             .field("finished", &self.is_finished())
             .finish()
     }
@@ -245,12 +263,17 @@ impl AbortHandle {
     pub fn is_finished(&self) -> bool {
         self.ctl.is_finished()
     }
+
+    /// The task's id.
+    pub fn id(&self) -> Id {
+        self.ctl.task_id()
+    }
 }
 
 impl fmt::Debug for AbortHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AbortHandle")
-            .field("id", &self.ctl.id())
+            .field("id", &self.ctl.task_id())
             .finish()
     }
 }
