@@ -5,6 +5,7 @@ pub(crate) mod coop;
 pub(crate) mod harness;
 mod id;
 mod join;
+mod join_set;
 mod yield_now;
 
 use std::future::Future;
@@ -17,6 +18,7 @@ use async_task::{Runnable, WithInfo};
 pub use id::{id, try_id, Id};
 use join::Caught;
 pub use join::{AbortHandle, JoinError, JoinHandle};
+pub use join_set::JoinSet;
 pub use yield_now::yield_now;
 
 use crate::runtime::Handle;
