@@ -19,7 +19,7 @@
 
 pub use kevent_macros::{main, test};
 pub use kevent_runtime::{io, net, runtime, signal, spawn, sync, task, time};
-pub use kevent_runtime::{join, pin, select, try_join};
+pub use kevent_runtime::{join, pin, select, task_local, try_join};
 
 /// hyper integration: executor and timer (feature `hyper`, on by default).
 #[cfg(feature = "hyper")]

@@ -6,6 +6,7 @@ pub(crate) mod harness;
 mod id;
 mod join;
 mod join_set;
+mod task_local;
 mod yield_now;
 
 use std::future::Future;
@@ -19,6 +20,12 @@ pub use id::{id, try_id, Id};
 use join::Caught;
 pub use join::{AbortHandle, JoinError, JoinHandle};
 pub use join_set::JoinSet;
+pub use task_local::{AccessError, LocalKey};
+
+/// The futures that task functions return.
+pub mod futures {
+    pub use super::task_local::TaskLocalFuture;
+}
 pub use yield_now::yield_now;
 
 use crate::runtime::Handle;
