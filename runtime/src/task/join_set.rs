@@ -147,6 +147,9 @@ impl<T> JoinSet<T> {
         self.slots.clear();
         self.free.clear();
         self.ready.slots.lock().clear();
+        // The detached tasks still hold their slot wakers until they end:
+        // they must not keep (and spuriously wake) a past `join_next` caller.
+        self.ready.waiter.lock().take();
         self.len = 0;
     }
 
