@@ -25,8 +25,8 @@ use crate::runtime::Handle;
 /// A set of tasks spawned on the runtime, awaited in the order they finish
 /// (tokio's `task::JoinSet`).
 ///
-/// Dropping the set aborts every task still in it; [`detach_all`]
-/// (JoinSet::detach_all) lets them run on instead.
+/// Dropping the set aborts every task still in it;
+/// [`detach_all`](JoinSet::detach_all) lets them run on instead.
 ///
 /// ```
 /// # kevent_runtime::runtime::Runtime::new().unwrap().block_on(async {
