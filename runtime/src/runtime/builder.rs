@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use kevent_reactor::{Config, Kevent};
 
+use super::threads::ThreadConfig;
 use super::{Backend, Handle, Runtime};
 use crate::scheduler::{Flavor, Shared};
 use crate::task::blocking::BlockingPool;
@@ -36,8 +37,8 @@ pub struct Builder {
     keep_alive: Duration,
     /// Ring slots.
     ring_capacity: usize,
-    /// Worker thread stack size.
-    stack_size: Option<usize>,
+    /// Names, stack size and hooks of every thread the runtime starts.
+    threads: ThreadConfig,
     /// Receive through the ring; `None`: `KEVENT_RECV` or yes.
     recv_through_ring: Option<bool>,
     /// Send through the ring; `None`: `KEVENT_SEND` or yes.
@@ -54,7 +55,7 @@ impl Builder {
             max_blocking: 512,
             keep_alive: Duration::from_secs(10),
             ring_capacity: 4096,
-            stack_size: None,
+            threads: ThreadConfig::default(),
             recv_through_ring: None,
             send_through_ring: None,
         }
@@ -88,9 +89,42 @@ impl Builder {
         self
     }
 
-    /// Sets the worker threads' stack size.
+    /// Names every thread the runtime starts (workers and blocking
+    /// threads) with what `f` returns, called once per thread; overrides
+    /// [`thread_name`](Builder::thread_name).
+    pub fn thread_name_fn<F>(&mut self, f: F) -> &mut Builder
+    where
+        F: Fn() -> String + Send + Sync + 'static,
+    {
+        self.threads.name_fn = Some(Arc::new(f));
+        self
+    }
+
+    /// Sets the stack size of every thread the runtime starts (workers
+    /// and blocking threads).
     pub fn thread_stack_size(&mut self, size: usize) -> &mut Builder {
-        self.stack_size = Some(size);
+        self.threads.stack_size = Some(size);
+        self
+    }
+
+    /// Runs `f` first on every thread the runtime starts (workers and
+    /// blocking threads), before it runs any task.
+    pub fn on_thread_start<F>(&mut self, f: F) -> &mut Builder
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.threads.on_start = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` last on every thread the runtime started, as it stops
+    /// (a worker at shutdown, a blocking thread when idle too long or at
+    /// shutdown).
+    pub fn on_thread_stop<F>(&mut self, f: F) -> &mut Builder
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.threads.on_stop = Some(Arc::new(f));
         self
     }
 
@@ -245,8 +279,12 @@ impl Builder {
                         && self.flavor == Flavor::MultiThread,
                 ),
         )?;
-        let blocking =
-            BlockingPool::new(self.max_blocking, self.keep_alive, self.thread_name.clone());
+        let blocking = BlockingPool::new(
+            self.max_blocking,
+            self.keep_alive,
+            self.thread_name.clone(),
+            self.threads.clone(),
+        );
         let shared = Shared::new(kevent, workers, self.flavor, blocking)?;
         let handle = Handle { shared };
         let mut threads = Vec::new();
@@ -256,15 +294,10 @@ impl Builder {
             for core in cores {
                 let shared = handle.shared.clone();
                 let handle2 = handle.clone();
-                let mut b = std::thread::Builder::new().name(format!(
-                    "{}-{}",
-                    self.thread_name,
-                    core_index(&core)
-                ));
-                if let Some(s) = self.stack_size {
-                    b = b.stack_size(s);
-                }
-                let spawned = b.spawn(move || worker_main(handle2, shared, core));
+                let name = format!("{}-{}", self.thread_name, core_index(&core));
+                let spawned = self
+                    .threads
+                    .spawn(name, move || worker_main(handle2, shared, core));
                 match spawned {
                     Ok(t) => threads.push(t),
                     Err(e) => {

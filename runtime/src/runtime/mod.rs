@@ -3,6 +3,7 @@
 mod builder;
 pub(crate) mod context;
 mod metrics;
+pub(crate) mod threads;
 
 use std::fmt;
 use std::future::Future;

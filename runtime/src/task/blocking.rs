@@ -43,13 +43,20 @@ struct Inner {
     keep_alive: Duration,
     /// Thread name prefix.
     name: String,
+    /// Name function, stack size and hooks from the builder.
+    threads: crate::runtime::threads::ThreadConfig,
     /// The runtime the pool belongs to, entered by each pool thread so that
     /// `Handle::current()` and `kevent::spawn` work in blocking closures.
     runtime: std::sync::OnceLock<std::sync::Weak<crate::scheduler::Shared>>,
 }
 
 impl BlockingPool {
-    pub(crate) fn new(max: usize, keep_alive: Duration, name: String) -> BlockingPool {
+    pub(crate) fn new(
+        max: usize,
+        keep_alive: Duration,
+        name: String,
+        threads: crate::runtime::threads::ThreadConfig,
+    ) -> BlockingPool {
         BlockingPool {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
@@ -57,6 +64,7 @@ impl BlockingPool {
                 max: max.max(1),
                 keep_alive,
                 name,
+                threads,
                 runtime: std::sync::OnceLock::new(),
             }),
         }
@@ -77,9 +85,10 @@ impl BlockingPool {
         } else if state.threads < self.inner.max {
             state.threads += 1;
             let inner = self.inner.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("{}-blocking", self.inner.name))
-                .spawn(move || inner.run());
+            let spawned = self
+                .inner
+                .threads
+                .spawn(format!("{}-blocking", self.inner.name), move || inner.run());
             if spawned.is_err() {
                 // The job stays queued for an existing thread, if any.
                 state.threads -= 1;

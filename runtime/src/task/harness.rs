@@ -37,6 +37,7 @@ use std::task::{Context, Poll, Waker};
 use crate::loom::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use parking_lot::Mutex;
 
+use super::id::{CurrentGuard, Id};
 use super::join::JoinError;
 
 const IDLE: u8 = 0;
@@ -51,7 +52,7 @@ pub(crate) struct TaskCtl {
     /// The task's own waker, captured at its first poll, used to make an
     /// aborted or shut-down task run once more and drop its future.
     waker: crate::loom::sync::Mutex<Option<Waker>>,
-    /// The task's id (unique per runtime).
+    /// The task's id (unique in the process; never 0).
     id: u64,
 }
 
@@ -70,8 +71,9 @@ impl TaskCtl {
         self.waker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn id(&self) -> u64 {
-        self.id
+    /// The id as the public type.
+    pub(crate) fn task_id(&self) -> Id {
+        Id::from_u64(self.id)
     }
 
     /// Requests cancellation and wakes the task so it notices.
@@ -136,8 +138,8 @@ type TaskMap = HashMap<u64, Arc<TaskCtl>, std::hash::BuildHasherDefault<IdHasher
 pub(crate) struct OwnedTasks {
     /// Idle tasks by id, in `id % shards` shards.
     shards: Box<[Mutex<TaskMap>]>,
-    /// Next task id (ids start at 1: spawned tasks are `next_id - 1`).
-    next_id: AtomicU64,
+    /// Tasks spawned.
+    spawned: AtomicU64,
     /// Tasks finished (completed, cancelled or dropped).
     finished: AtomicU64,
     /// Once closed, no task may be added (spawns after shutdown are
@@ -149,7 +151,7 @@ impl OwnedTasks {
     pub(crate) fn new() -> OwnedTasks {
         OwnedTasks {
             shards: (0..32).map(|_| Mutex::new(TaskMap::default())).collect(),
-            next_id: AtomicU64::new(1),
+            spawned: AtomicU64::new(0),
             finished: AtomicU64::new(0),
             closed: std::sync::atomic::AtomicBool::new(false),
         }
@@ -160,8 +162,8 @@ impl OwnedTasks {
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return None;
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        Some(Arc::new(TaskCtl::new(id)))
+        self.spawned.fetch_add(1, Ordering::Relaxed);
+        Some(Arc::new(TaskCtl::new(Id::next().as_u64())))
     }
 
     /// Enters a task about to wait (its waker captured) into the registry;
@@ -203,7 +205,7 @@ impl OwnedTasks {
     pub(crate) fn len(&self) -> usize {
         // `finished` first: a task counted there was spawned before it.
         let finished = self.finished.load(Ordering::Acquire);
-        let spawned = self.next_id.load(Ordering::Acquire) - 1;
+        let spawned = self.spawned.load(Ordering::Acquire);
         spawned.saturating_sub(finished) as usize
     }
 }
@@ -275,11 +277,16 @@ impl<F> Harness<F> {
 
 impl<F: Future> Harness<F> {
     /// Cancels an aborted task on the polling thread: drops the future
-    /// (never concurrently with a poll of it) and finishes.
+    /// (never concurrently with a poll of it) and finishes. A future whose
+    /// `Drop` panics reports that panic rather than a cancellation.
     fn cancel(&mut self) -> Poll<Result<F::Output, JoinError>> {
-        let _ = drop_caught(&mut self.future);
+        let dropped = drop_caught(&mut self.future);
         self.finish();
-        Poll::Ready(Err(JoinError::cancelled()))
+        let id = self.ctl.task_id();
+        Poll::Ready(Err(match dropped {
+            Ok(()) => JoinError::cancelled(id),
+            Err(payload) => JoinError::panic(id, payload),
+        }))
     }
 }
 
@@ -300,11 +307,13 @@ impl<F: Future> Future for Harness<F> {
         // through `Pin::new_unchecked` below and dropped in place by
         // `drop_caught`; no other field is pinned, and nothing moves it out.
         let this = unsafe { self.get_unchecked_mut() };
+        // `task::id()` names this task while its future runs or drops.
+        let _current = CurrentGuard::enter(this.ctl.task_id());
         if this.ctl.state.load(Ordering::Acquire) == ABORTED {
             return this.cancel();
         }
         let Some(future) = this.future.as_mut() else {
-            return Poll::Ready(Err(JoinError::cancelled()));
+            return Poll::Ready(Err(JoinError::cancelled(this.ctl.task_id())));
         };
         // SAFETY: `future` lives inside the pinned harness and is never
         // moved until dropped in place (the async-task allocation does not
@@ -329,7 +338,7 @@ impl<F: Future> Future for Harness<F> {
             Err(panic) => {
                 let _ = drop_caught(&mut this.future);
                 this.finish();
-                Poll::Ready(Err(JoinError::panic(panic)))
+                Poll::Ready(Err(JoinError::panic(this.ctl.task_id(), panic)))
             }
         }
     }
@@ -338,7 +347,10 @@ impl<F: Future> Future for Harness<F> {
 impl<F> Drop for Harness<F> {
     fn drop(&mut self) {
         // A panicking Drop at shutdown must not take the runtime down.
-        let _ = drop_caught(&mut self.future);
+        if self.future.is_some() {
+            let _current = CurrentGuard::enter(self.ctl.task_id());
+            let _ = drop_caught(&mut self.future);
+        }
         if self.ctl.state.load(Ordering::Acquire) != DONE {
             self.finish();
         }

@@ -8,11 +8,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::harness::TaskCtl;
+use super::id::Id;
 
 /// Why a task did not produce its output.
+///
+/// `Send + Sync`, so `handle.await?` converts into `Box<dyn Error + Send +
+/// Sync>` and `anyhow::Error`.
 pub struct JoinError {
     /// Cancelled, or the panic payload.
     repr: Repr,
+    /// The task's id.
+    id: Id,
 }
 
 /// What happened to the task.
@@ -20,20 +26,49 @@ enum Repr {
     /// The task was aborted or the runtime shut down first.
     Cancelled,
     /// The task panicked.
-    Panic(Box<dyn Any + Send + 'static>),
+    Panic(Payload),
+}
+
+/// A panic payload that is `Sync` because nothing reaches it through a
+/// shared reference except as a `Sync` type.
+struct Payload(Box<dyn Any + Send + 'static>);
+
+// SAFETY: a `&Payload` gives access to the box's contents only through
+// `downcast_ref`, which returns a reference to a type that is itself `Sync`;
+// the `!Sync` payload is reached only by value (`into_inner`), which needs
+// ownership. So sharing `&Payload` between threads shares no `!Sync` data.
+unsafe impl Sync for Payload {}
+
+impl Payload {
+    /// The payload as a `T`, if it is one; only for `Sync` types (see the
+    /// `Sync` impl).
+    fn downcast_ref<T: Any + Sync>(&self) -> Option<&T> {
+        self.0.downcast_ref::<T>()
+    }
+
+    fn into_inner(self) -> Box<dyn Any + Send + 'static> {
+        self.0
+    }
 }
 
 impl JoinError {
-    pub(crate) fn cancelled() -> JoinError {
+    pub(crate) fn cancelled(id: Id) -> JoinError {
         JoinError {
             repr: Repr::Cancelled,
+            id,
         }
     }
 
-    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+    pub(crate) fn panic(id: Id, payload: Box<dyn Any + Send + 'static>) -> JoinError {
         JoinError {
-            repr: Repr::Panic(payload),
+            repr: Repr::Panic(Payload(payload)),
+            id,
         }
+    }
+
+    /// The id of the task that failed.
+    pub fn id(&self) -> Id {
+        self.id
     }
 
     /// Whether the task was cancelled (aborted, or dropped at shutdown).
@@ -56,13 +91,13 @@ impl JoinError {
     /// The panic payload, or the error back if the task did not panic.
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
-            Repr::Panic(p) => Ok(p),
+            Repr::Panic(p) => Ok(p.into_inner()),
             Repr::Cancelled => Err(self),
         }
     }
 }
 
-fn panic_message(p: &(dyn Any + Send)) -> Option<&str> {
+fn panic_message(p: &Payload) -> Option<&str> {
     p.downcast_ref::<&'static str>()
         .copied()
         .or_else(|| p.downcast_ref::<String>().map(String::as_str))
@@ -70,11 +105,12 @@ fn panic_message(p: &(dyn Any + Send)) -> Option<&str> {
 
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = self.id;
         match &self.repr {
-            Repr::Cancelled => f.write_str("task was cancelled"),
-            Repr::Panic(p) => match panic_message(&**p) {
-                Some(m) => write!(f, "task panicked with message {m:?}"),
-                None => f.write_str("task panicked"),
+            Repr::Cancelled => write!(f, "task {id} was cancelled"),
+            Repr::Panic(p) => match panic_message(p) {
+                Some(m) => write!(f, "task {id} panicked with message {m:?}"),
+                None => write!(f, "task {id} panicked"),
             },
         }
     }
@@ -82,11 +118,12 @@ impl fmt::Display for JoinError {
 
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = self.id;
         match &self.repr {
-            Repr::Cancelled => f.write_str("JoinError::Cancelled"),
-            Repr::Panic(p) => match panic_message(&**p) {
-                Some(m) => write!(f, "JoinError::Panic({m:?})"),
-                None => f.write_str("JoinError::Panic(..)"),
+            Repr::Cancelled => write!(f, "JoinError::Cancelled({id:?})"),
+            Repr::Panic(p) => match panic_message(p) {
+                Some(m) => write!(f, "JoinError::Panic({id:?}, {m:?})"),
+                None => write!(f, "JoinError::Panic({id:?}, ..)"),
             },
         }
     }
@@ -163,6 +200,11 @@ impl<T> JoinHandle<T> {
             ctl: self.ctl.clone(),
         }
     }
+
+    /// The task's id.
+    pub fn id(&self) -> Id {
+        self.ctl.task_id()
+    }
 }
 
 impl<T> Future for JoinHandle<T> {
@@ -180,7 +222,8 @@ impl<T> Future for JoinHandle<T> {
             Poll::Pending => Poll::Pending,
             Poll::Ready(out) => {
                 self.task = None;
-                Poll::Ready(out.map_or_else(|| Err(JoinError::cancelled()), Caught::into_inner))
+                let id = self.ctl.task_id();
+                Poll::Ready(out.map_or_else(|| Err(JoinError::cancelled(id)), Caught::into_inner))
             }
         }
     }
@@ -197,7 +240,7 @@ impl<T> Drop for JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
-            .field("id", &self.ctl.id())
+            .field("id", &self.ctl.task_id())
             .field("finished", &self.is_finished())
             .finish()
     }
@@ -220,12 +263,17 @@ impl AbortHandle {
     pub fn is_finished(&self) -> bool {
         self.ctl.is_finished()
     }
+
+    /// The task's id.
+    pub fn id(&self) -> Id {
+        self.ctl.task_id()
+    }
 }
 
 impl fmt::Debug for AbortHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AbortHandle")
-            .field("id", &self.ctl.id())
+            .field("id", &self.ctl.task_id())
             .finish()
     }
 }

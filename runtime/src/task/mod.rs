@@ -3,7 +3,10 @@
 pub(crate) mod blocking;
 pub(crate) mod coop;
 pub(crate) mod harness;
+mod id;
 mod join;
+mod join_set;
+mod task_local;
 mod yield_now;
 
 use std::future::Future;
@@ -13,8 +16,16 @@ use std::task::{Context, Poll};
 
 use async_task::{Runnable, WithInfo};
 
+pub use id::{id, try_id, Id};
 use join::Caught;
 pub use join::{AbortHandle, JoinError, JoinHandle};
+pub use join_set::JoinSet;
+pub use task_local::{AccessError, LocalKey};
+
+/// The futures that task functions return.
+pub mod futures {
+    pub use super::task_local::TaskLocalFuture;
+}
 pub use yield_now::yield_now;
 
 use crate::runtime::Handle;
@@ -98,7 +109,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let ctl = Arc::new(TaskCtl::new(0));
+    let ctl = Arc::new(TaskCtl::new(Id::next().as_u64()));
     let harness = Harness::new(BlockingJob(Some(f)), ctl.clone(), None);
     let pool = shared.clone();
     let (runnable, task) =
@@ -112,9 +123,10 @@ where
 /// A handle for a task that could not be spawned (the runtime shut down):
 /// awaiting it gives a cancelled `JoinError`.
 fn cancelled<T: Send + 'static>() -> JoinHandle<T> {
-    let ctl = Arc::new(TaskCtl::new(0));
+    let id = Id::next();
+    let ctl = Arc::new(TaskCtl::new(id.as_u64()));
     let (runnable, task) = async_task::spawn(
-        async { Caught(Some(Err::<T, JoinError>(JoinError::cancelled()))) },
+        async move { Caught(Some(Err::<T, JoinError>(JoinError::cancelled(id)))) },
         |_| {},
     );
     drop(runnable);
