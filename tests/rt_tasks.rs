@@ -341,6 +341,43 @@ async fn yield_now_lets_another_task_run(_: Flavor) {
     spinner.await.unwrap();
 }
 
+/// Runs a current-thread body under a 10 s watchdog (a hang fails fast).
+fn run_short(flavor: Flavor, body: fn(Flavor)) {
+    common::watchdog_for(Duration::from_secs(10), move || body(flavor));
+}
+
+rt_test_sync!(@run crate::run_short, block_on_yield_now_runs_the_tasks_spawned_before_it: current_thread);
+fn block_on_yield_now_runs_the_tasks_spawned_before_it(flavor: Flavor) {
+    let rt = flavor.build();
+    let ran = Arc::new(AtomicUsize::new(0));
+    for _ in 0..3 {
+        let ran = ran.clone();
+        rt.spawn(async move {
+            ran.fetch_add(1, SeqCst);
+        });
+    }
+    rt.block_on(yield_now());
+    assert_eq!(
+        ran.load(SeqCst),
+        3,
+        "a yield must let every queued task run"
+    );
+
+    // Spawned inside block_on, before its yield.
+    let ran = rt.block_on(async {
+        let ran = Arc::new(AtomicUsize::new(0));
+        for _ in 0..3 {
+            let ran = ran.clone();
+            kevent::spawn(async move {
+                ran.fetch_add(1, SeqCst);
+            });
+        }
+        yield_now().await;
+        ran.load(SeqCst)
+    });
+    assert_eq!(ran, 3, "a yield must let every queued task run");
+}
+
 // ---------------------------------------------------------------- spawn_blocking
 
 rt_test!(spawn_blocking_returns_the_closure_value);
