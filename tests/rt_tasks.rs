@@ -378,6 +378,96 @@ fn block_on_yield_now_runs_the_tasks_spawned_before_it(flavor: Flavor) {
     assert_eq!(ran, 3, "a yield must let every queued task run");
 }
 
+rt_test_sync!(@run crate::run_short, a_second_thread_in_block_on_gets_its_wakeups_and_timers_while_another_drives: current_thread);
+fn a_second_thread_in_block_on_gets_its_wakeups_and_timers_while_another_drives(flavor: Flavor) {
+    let rt = Arc::new(flavor.build());
+    // The first thread drives the runtime until the second is done: the
+    // second's sleep, spawn and yield are served while it does not drive.
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = oneshot::channel::<u32>();
+    let driver = {
+        let rt = rt.clone();
+        thread::spawn(move || {
+            rt.block_on(async move {
+                started_tx.send(()).unwrap();
+                done_rx.await.unwrap()
+            })
+        })
+    };
+    started_rx.recv().unwrap();
+    let v = rt.block_on(async {
+        let start = Instant::now();
+        sleep(ms(20)).await;
+        assert!(start.elapsed() >= ms(20));
+        yield_now().await;
+        kevent::spawn(async {
+            sleep(ms(5)).await;
+            6
+        })
+        .await
+        .unwrap()
+    });
+    done_tx.send(v + 1).unwrap();
+    assert_eq!(driver.join().unwrap(), 7);
+}
+
+rt_test_sync!(@run crate::run_short, a_second_thread_in_block_on_gets_an_earlier_timer_than_the_driver_sleeps_for: current_thread);
+fn a_second_thread_in_block_on_gets_an_earlier_timer_than_the_driver_sleeps_for(flavor: Flavor) {
+    let rt = Arc::new(flavor.build());
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    // The driver sleeps in the ring until its 3 s deadline unless the
+    // other thread finishes first.
+    let driver = {
+        let rt = rt.clone();
+        thread::spawn(move || {
+            rt.block_on(async move {
+                started_tx.send(()).unwrap();
+                kevent::time::timeout(Duration::from_secs(3), done_rx).await
+            })
+        })
+    };
+    started_rx.recv().unwrap();
+    thread::sleep(ms(20));
+    let start = Instant::now();
+    rt.block_on(async { sleep(ms(20)).await });
+    let took = start.elapsed();
+    done_tx.send(()).unwrap();
+    assert!(driver.join().unwrap().is_ok(), "the driver timed out");
+    assert!(took < Duration::from_secs(1), "a 20 ms sleep took {took:?}");
+}
+
+rt_test_sync!(@run crate::run_short, a_thread_waiting_in_block_on_takes_over_when_the_driver_returns: current_thread);
+fn a_thread_waiting_in_block_on_takes_over_when_the_driver_returns(flavor: Flavor) {
+    let rt = Arc::new(flavor.build());
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let driver = {
+        let rt = rt.clone();
+        thread::spawn(move || {
+            rt.block_on(async move {
+                started_tx.send(()).unwrap();
+                // Hold the core until the other thread waits in block_on.
+                go_rx.recv().unwrap();
+            })
+        })
+    };
+    started_rx.recv().unwrap();
+    let waiter = {
+        let rt = rt.clone();
+        thread::spawn(move || {
+            rt.block_on(async {
+                go_tx.send(()).unwrap();
+                // Only fires if this thread drives once the first returns.
+                sleep(ms(30)).await;
+                kevent::spawn(async { 3 }).await.unwrap()
+            })
+        })
+    };
+    driver.join().unwrap();
+    assert_eq!(waiter.join().unwrap(), 3);
+}
+
 // ---------------------------------------------------------------- spawn_blocking
 
 rt_test!(spawn_blocking_returns_the_closure_value);
