@@ -421,3 +421,47 @@ fn tasks_that_wake_themselves_constantly_do_not_starve_others_timers(flavor: Fla
     });
     assert!(took >= ms(20));
 }
+
+// ---------------------------------------------------------------- after shutdown
+
+const SHUT_DOWN: &str = "has shut down";
+
+rt_test_sync!(@run crate::run_starved, a_sleep_on_a_runtime_that_has_shut_down_panics_instead_of_hanging:
+    current_thread, multi_thread_1, multi_thread_2, multi_thread_4);
+fn a_sleep_on_a_runtime_that_has_shut_down_panics_instead_of_hanging(flavor: Flavor) {
+    // Created after the shutdown.
+    let rt = flavor.build();
+    let handle = rt.handle().clone();
+    drop(rt);
+    let msg = common::panic_message_of(|| handle.block_on(async { sleep(ms(10)).await }));
+    assert!(msg.contains(SHUT_DOWN), "{msg}");
+    let msg = common::panic_message_of(|| {
+        handle.block_on(async { timeout(ms(10), std::future::pending::<()>()).await })
+    });
+    assert!(msg.contains(SHUT_DOWN), "{msg}");
+
+    // Created before, first polled after.
+    let rt = flavor.build();
+    let handle = rt.handle().clone();
+    let s = {
+        let _enter = rt.enter();
+        sleep(ms(10))
+    };
+    drop(rt);
+    let msg = common::panic_message_of(|| handle.block_on(s));
+    assert!(msg.contains(SHUT_DOWN), "{msg}");
+
+    // Armed while the runtime ran, polled again after its shutdown.
+    let rt = flavor.build();
+    let handle = rt.handle().clone();
+    let mut s = {
+        let _enter = rt.enter();
+        Box::pin(sleep(Duration::from_secs(3600)))
+    };
+    rt.block_on(async {
+        assert!(poll!(s.as_mut()).is_pending());
+    });
+    rt.shutdown_timeout(Duration::from_secs(5));
+    let msg = common::panic_message_of(|| handle.block_on(s));
+    assert!(msg.contains(SHUT_DOWN), "{msg}");
+}
