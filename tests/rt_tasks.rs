@@ -748,6 +748,92 @@ fn handle_block_on_from_another_thread(flavor: Flavor) {
 
 // ---------------------------------------------------------------- shutdown
 
+/// Records, when dropped, whether a runtime was current and whether a
+/// panic was unwinding.
+struct DropProbe {
+    /// Set to (runtime current, panicking) by `drop`.
+    seen: Arc<Mutex<Option<(bool, bool)>>>,
+}
+
+impl Drop for DropProbe {
+    fn drop(&mut self) {
+        *self.seen.lock().unwrap() =
+            Some((Handle::try_current().is_ok(), std::thread::panicking()));
+    }
+}
+
+rt_test_sync!(a_task_dropped_at_shutdown_sees_its_runtime_as_current);
+fn a_task_dropped_at_shutdown_sees_its_runtime_as_current(flavor: Flavor) {
+    let rt = flavor.build();
+    // One task waiting behind a waker, one never polled (current-thread:
+    // nothing runs it before the drop).
+    let parked = Arc::new(Mutex::new(None));
+    let queued = Arc::new(Mutex::new(None));
+    let probe = DropProbe {
+        seen: parked.clone(),
+    };
+    let (polled_tx, polled_rx) = oneshot::channel::<()>();
+    rt.spawn(async move {
+        let _probe = probe;
+        let _ = polled_tx.send(());
+        pending::<()>().await;
+    });
+    rt.block_on(polled_rx).unwrap();
+    let probe = DropProbe {
+        seen: queued.clone(),
+    };
+    rt.spawn(async move {
+        let _probe = probe;
+        pending::<()>().await;
+    });
+    drop(rt);
+    assert_eq!(*parked.lock().unwrap(), Some((true, false)));
+    assert_eq!(*queued.lock().unwrap(), Some((true, false)));
+}
+
+rt_test!(a_panicking_task_is_dropped_while_its_panic_unwinds);
+async fn a_panicking_task_is_dropped_while_its_panic_unwinds(_: Flavor) {
+    /// Panics on its first poll, holding a probe.
+    struct PanicsWhenPolled {
+        _probe: DropProbe,
+        /// Whether its own destructor panics too.
+        drop_panics: bool,
+    }
+    impl std::future::Future for PanicsWhenPolled {
+        type Output = ();
+        fn poll(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<()> {
+            panic!("boom in poll");
+        }
+    }
+    impl Drop for PanicsWhenPolled {
+        fn drop(&mut self) {
+            if self.drop_panics {
+                panic!("boom in drop");
+            }
+        }
+    }
+    for drop_panics in [false, true] {
+        let seen = Arc::new(Mutex::new(None));
+        let task = PanicsWhenPolled {
+            _probe: DropProbe { seen: seen.clone() },
+            drop_panics,
+        };
+        let err = kevent::spawn(task).await.unwrap_err();
+        // Dropped before the JoinHandle saw the error, during the unwind,
+        // with the runtime current.
+        assert_eq!(
+            *seen.lock().unwrap(),
+            Some((true, true)),
+            "drop_panics: {drop_panics}"
+        );
+        assert_eq!(panic_text(&*err.into_panic()), "boom in poll");
+    }
+    assert_eq!(kevent::spawn(async { 4 }).await.unwrap(), 4);
+}
+
 rt_test_sync!(dropping_the_runtime_drops_every_pending_future_once);
 fn dropping_the_runtime_drops_every_pending_future_once(flavor: Flavor) {
     const POLLED: usize = 5_000;
