@@ -54,6 +54,7 @@ pub(crate) struct DrivingGuard {
     prev: bool,
 }
 
+#[track_caller]
 pub(crate) fn driving() -> DrivingGuard {
     let prev = BLOCKING_FORBIDDEN.with(|b| b.replace(true));
     if prev {
