@@ -43,12 +43,19 @@ pub struct UnixStream {
 
 impl UnixStream {
     /// Connects to the socket bound at `path`.
+    /// On Linux and Android a path starting with a NUL byte (`"\0name"`)
+    /// names a socket in the abstract namespace.
     ///
     /// # Panics
     ///
     /// Outside a kevent runtime.
     pub async fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
-        let stream = UnixStream::new(mio::net::UnixStream::connect(path)?)?;
+        let path = path.as_ref();
+        let socket = match super::abstract_addr(path)? {
+            Some(addr) => mio::net::UnixStream::connect_addr(&addr)?,
+            None => mio::net::UnixStream::connect(path)?,
+        };
+        let stream = UnixStream::new(socket)?;
         stream.io.ready_dir(Direction::Write).await?;
         if let Some(e) = stream.io.get_ref().take_error()? {
             return Err(e);
