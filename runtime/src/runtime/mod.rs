@@ -184,6 +184,11 @@ impl Handle {
             }
             if tw.notified.swap(false, Ordering::Acquire) {
                 if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                    // Done without the core: no need to hear when it is free.
+                    self.shared
+                        .core_waiters
+                        .lock()
+                        .retain(|w| !w.will_wake(&waker));
                     return out;
                 }
             }
