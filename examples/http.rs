@@ -1,8 +1,8 @@
 //! TechEmpower plaintext/json on hyper, running on kevent.
 //!
 //! `cargo run --release --example http [ADDR]` (default 127.0.0.1:8080;
-//! workers from `KEVENT_WORKERS`). Ctrl-C stops accepting, lets in-flight
-//! requests finish, and exits 0. `examples/http_tokio.rs` is the same
+//! workers from `KEVENT_WORKERS`). Ctrl-C or SIGTERM stops accepting, lets
+//! in-flight requests finish, and exits 0. `examples/http_tokio.rs` is the same
 //! server on tokio: `diff examples/http_tokio.rs examples/http.rs` is the
 //! porting guide.
 
@@ -26,9 +26,11 @@ use kevent::{spawn, time};
 async fn main() -> io::Result<()> {
     service::set_server_name("kevent");
     let config = service::Config::from_env();
-    // Listen for Ctrl-C before announcing the address, so a SIGINT sent as
-    // soon as we are up is never lost.
+    // Listen for Ctrl-C and SIGTERM (how supervisors stop a service)
+    // before announcing the address, so a signal sent as soon as we are up
+    // is never lost.
     let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     let listener = TcpListener::bind(service::listen_addr()).await?;
     eprintln!("listening on http://{}", listener.local_addr()?);
 
@@ -44,13 +46,15 @@ async fn main() -> io::Result<()> {
     let limit = service::ConnLimit::new(config.max_connections);
     let graceful = GracefulShutdown::new();
     let mut backoff = service::Backoff::default();
-    let mut ctrl_c = pin!(interrupt.recv());
+    let mut stop = pin!(async {
+        select(pin!(interrupt.recv()), pin!(terminate.recv())).await;
+    });
     loop {
         let accept = pin!(async {
             let permit = limit.acquire().await;
             (listener.accept().await, permit)
         });
-        let (accepted, permit) = match select(accept, ctrl_c.as_mut()).await {
+        let (accepted, permit) = match select(accept, stop.as_mut()).await {
             Either::Left((accepted, _)) => accepted,
             Either::Right(_) => break,
         };

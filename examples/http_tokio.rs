@@ -2,8 +2,8 @@
 //! `examples/http.rs`, for side-by-side comparison).
 //!
 //! `cargo run --release --example http_tokio [ADDR]` (default 127.0.0.1:8080;
-//! workers from `TOKIO_WORKER_THREADS`). Ctrl-C stops accepting, lets in-flight
-//! requests finish, and exits 0. Only the runtime lines differ from
+//! workers from `TOKIO_WORKER_THREADS`). Ctrl-C or SIGTERM stops accepting, lets
+//! in-flight requests finish, and exits 0. Only the runtime lines differ from
 //! `examples/http.rs`: `diff examples/http_tokio.rs examples/http.rs`.
 
 #[path = "common/http_service.rs"]
@@ -26,9 +26,11 @@ use tokio::{spawn, time};
 async fn main() -> io::Result<()> {
     service::set_server_name("tokio");
     let config = service::Config::from_env();
-    // Listen for Ctrl-C before announcing the address, so a SIGINT sent as
-    // soon as we are up is never lost.
+    // Listen for Ctrl-C and SIGTERM (how supervisors stop a service)
+    // before announcing the address, so a signal sent as soon as we are up
+    // is never lost.
     let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     let listener = TcpListener::bind(service::listen_addr()).await?;
     eprintln!("listening on http://{}", listener.local_addr()?);
 
@@ -44,13 +46,15 @@ async fn main() -> io::Result<()> {
     let limit = service::ConnLimit::new(config.max_connections);
     let graceful = GracefulShutdown::new();
     let mut backoff = service::Backoff::default();
-    let mut ctrl_c = pin!(interrupt.recv());
+    let mut stop = pin!(async {
+        select(pin!(interrupt.recv()), pin!(terminate.recv())).await;
+    });
     loop {
         let accept = pin!(async {
             let permit = limit.acquire().await;
             (listener.accept().await, permit)
         });
-        let (accepted, permit) = match select(accept, ctrl_c.as_mut()).await {
+        let (accepted, permit) = match select(accept, stop.as_mut()).await {
             Either::Left((accepted, _)) => accepted,
             Either::Right(_) => break,
         };

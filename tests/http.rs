@@ -1,6 +1,6 @@
 //! The HTTP example (`examples/http.rs`) as a black box: started on an
 //! ephemeral port, checked with raw sockets and with a hyper client on
-//! kevent over HTTP/1.1 and HTTP/2, then stopped with SIGINT.
+//! kevent over HTTP/1.1 and HTTP/2, then stopped with SIGINT or SIGTERM.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -55,10 +55,10 @@ impl Server {
         s
     }
 
-    /// SIGINT, then the exit status.
-    fn interrupt(mut self) -> std::process::ExitStatus {
+    /// Sends `signo`, then waits for the exit status.
+    fn stop_with(mut self, signo: i32) -> std::process::ExitStatus {
         // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        unsafe { libc::kill(self.child.id() as i32, signo) };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -66,7 +66,7 @@ impl Server {
             }
             assert!(
                 Instant::now() < deadline,
-                "server did not exit after SIGINT"
+                "server did not exit after signal {signo}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -297,6 +297,17 @@ fn hyper_client_on_kevent_speaks_http1_and_http2_to_it() {
 
 #[test]
 fn sigint_stops_accepting_finishes_and_exits_zero() {
+    stops_accepting_finishes_and_exits_zero(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_stops_accepting_finishes_and_exits_zero() {
+    stops_accepting_finishes_and_exits_zero(libc::SIGTERM);
+}
+
+/// `signo` drains the server like Ctrl-C: the answered connection is not
+/// cut, the listener closes, the exit status is 0.
+fn stops_accepting_finishes_and_exits_zero(signo: i32) {
     let server = Server::start(&[]);
     let mut s = server.connect();
     s.write_all(get("/plaintext").as_bytes()).unwrap();
@@ -305,7 +316,7 @@ fn sigint_stops_accepting_finishes_and_exits_zero() {
         200
     );
     let addr = server.addr;
-    let status = server.interrupt();
+    let status = server.stop_with(signo);
     assert!(status.success(), "exit status {status:?}");
     assert!(
         TcpStream::connect(addr).is_err(),

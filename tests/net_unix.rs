@@ -313,3 +313,90 @@ fn datagram_bound_send_to_and_recv_from() {
         std::fs::remove_file(&pb).unwrap();
     });
 }
+
+/// A fresh Linux abstract-namespace name (a leading NUL byte), unique to
+/// this process and call.
+#[cfg(target_os = "linux")]
+fn abstract_path(name: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("\0kevent-net-{}-{name}-{n}", std::process::id()).into()
+}
+
+/// The name an abstract address carries (after the NUL byte).
+#[cfg(target_os = "linux")]
+fn abstract_name(path: &std::path::Path) -> &[u8] {
+    use std::os::unix::ffi::OsStrExt;
+    &path.as_os_str().as_bytes()[1..]
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn streams_bind_and_connect_to_abstract_names() {
+    use std::os::linux::net::SocketAddrExt;
+    each_flavor(|| async {
+        let path = abstract_path("stream");
+        let l = UnixListener::bind(&path).unwrap();
+        assert_eq!(
+            l.local_addr().unwrap().as_abstract_name(),
+            Some(abstract_name(&path))
+        );
+        // No file appears for an abstract name.
+        assert!(!std::path::Path::new(&path.as_os_str().to_string_lossy()[1..]).exists());
+        let server = kevent::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            echo(s).await.unwrap()
+        });
+        let mut c = UnixStream::connect(&path).await.unwrap();
+        assert_eq!(
+            c.peer_addr().unwrap().as_abstract_name(),
+            Some(abstract_name(&path))
+        );
+        c.write_all(b"abstract").await.unwrap();
+        let mut back = [0; 8];
+        c.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"abstract");
+        drop(c);
+        assert_eq!(server.await.unwrap(), 8);
+        // A name nobody listens on is refused, not taken for a file path.
+        let err = UnixStream::connect(abstract_path("nobody"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+    });
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn datagrams_bind_connect_and_send_to_abstract_names() {
+    use std::os::linux::net::SocketAddrExt;
+    each_flavor(|| async {
+        let a_path = abstract_path("dgram-a");
+        let b_path = abstract_path("dgram-b");
+        let a = UnixDatagram::bind(&a_path).unwrap();
+        let b = UnixDatagram::bind(&b_path).unwrap();
+        assert_eq!(
+            a.local_addr().unwrap().as_abstract_name(),
+            Some(abstract_name(&a_path))
+        );
+        a.send_to(b"to b", &b_path).await.unwrap();
+        let mut buf = [0; 16];
+        let (n, from) = b.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"to b");
+        assert_eq!(from.as_abstract_name(), Some(abstract_name(&a_path)));
+        b.connect(&a_path).unwrap();
+        b.send(b"to a").await.unwrap();
+        let n = a.recv(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"to a");
+        // The polling and non-waiting forms take abstract names too.
+        assert_eq!(a.try_send_to(b"try", &b_path).unwrap(), 3);
+        let n = b.recv(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"try");
+        std::future::poll_fn(|cx| a.poll_send_to(cx, b"poll", &b_path))
+            .await
+            .unwrap();
+        let n = b.recv(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"poll");
+    });
+}

@@ -341,6 +341,133 @@ async fn yield_now_lets_another_task_run(_: Flavor) {
     spinner.await.unwrap();
 }
 
+/// Runs a current-thread body under a 10 s watchdog (a hang fails fast).
+fn run_short(flavor: Flavor, body: fn(Flavor)) {
+    common::watchdog_for(Duration::from_secs(10), move || body(flavor));
+}
+
+rt_test_sync!(@run crate::run_short, block_on_yield_now_runs_the_tasks_spawned_before_it: current_thread);
+fn block_on_yield_now_runs_the_tasks_spawned_before_it(flavor: Flavor) {
+    let rt = flavor.build();
+    let ran = Arc::new(AtomicUsize::new(0));
+    for _ in 0..3 {
+        let ran = ran.clone();
+        rt.spawn(async move {
+            ran.fetch_add(1, SeqCst);
+        });
+    }
+    rt.block_on(yield_now());
+    assert_eq!(
+        ran.load(SeqCst),
+        3,
+        "a yield must let every queued task run"
+    );
+
+    // Spawned inside block_on, before its yield.
+    let ran = rt.block_on(async {
+        let ran = Arc::new(AtomicUsize::new(0));
+        for _ in 0..3 {
+            let ran = ran.clone();
+            kevent::spawn(async move {
+                ran.fetch_add(1, SeqCst);
+            });
+        }
+        yield_now().await;
+        ran.load(SeqCst)
+    });
+    assert_eq!(ran, 3, "a yield must let every queued task run");
+}
+
+rt_test_sync!(@run crate::run_short, a_second_thread_in_block_on_gets_its_wakeups_and_timers_while_another_drives: current_thread);
+fn a_second_thread_in_block_on_gets_its_wakeups_and_timers_while_another_drives(flavor: Flavor) {
+    let rt = Arc::new(flavor.build());
+    // The first thread drives the runtime until the second is done: the
+    // second's sleep, spawn and yield are served while it does not drive.
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = oneshot::channel::<u32>();
+    let driver = {
+        let rt = rt.clone();
+        thread::spawn(move || {
+            rt.block_on(async move {
+                started_tx.send(()).unwrap();
+                done_rx.await.unwrap()
+            })
+        })
+    };
+    started_rx.recv().unwrap();
+    let v = rt.block_on(async {
+        let start = Instant::now();
+        sleep(ms(20)).await;
+        assert!(start.elapsed() >= ms(20));
+        yield_now().await;
+        kevent::spawn(async {
+            sleep(ms(5)).await;
+            6
+        })
+        .await
+        .unwrap()
+    });
+    done_tx.send(v + 1).unwrap();
+    assert_eq!(driver.join().unwrap(), 7);
+}
+
+rt_test_sync!(@run crate::run_short, a_second_thread_in_block_on_gets_an_earlier_timer_than_the_driver_sleeps_for: current_thread);
+fn a_second_thread_in_block_on_gets_an_earlier_timer_than_the_driver_sleeps_for(flavor: Flavor) {
+    let rt = Arc::new(flavor.build());
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    // The driver sleeps in the ring until its 3 s deadline unless the
+    // other thread finishes first.
+    let driver = {
+        let rt = rt.clone();
+        thread::spawn(move || {
+            rt.block_on(async move {
+                started_tx.send(()).unwrap();
+                kevent::time::timeout(Duration::from_secs(3), done_rx).await
+            })
+        })
+    };
+    started_rx.recv().unwrap();
+    thread::sleep(ms(20));
+    let start = Instant::now();
+    rt.block_on(async { sleep(ms(20)).await });
+    let took = start.elapsed();
+    done_tx.send(()).unwrap();
+    assert!(driver.join().unwrap().is_ok(), "the driver timed out");
+    assert!(took < Duration::from_secs(1), "a 20 ms sleep took {took:?}");
+}
+
+rt_test_sync!(@run crate::run_short, a_thread_waiting_in_block_on_takes_over_when_the_driver_returns: current_thread);
+fn a_thread_waiting_in_block_on_takes_over_when_the_driver_returns(flavor: Flavor) {
+    let rt = Arc::new(flavor.build());
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let driver = {
+        let rt = rt.clone();
+        thread::spawn(move || {
+            rt.block_on(async move {
+                started_tx.send(()).unwrap();
+                // Hold the core until the other thread waits in block_on.
+                go_rx.recv().unwrap();
+            })
+        })
+    };
+    started_rx.recv().unwrap();
+    let waiter = {
+        let rt = rt.clone();
+        thread::spawn(move || {
+            rt.block_on(async {
+                go_tx.send(()).unwrap();
+                // Only fires if this thread drives once the first returns.
+                sleep(ms(30)).await;
+                kevent::spawn(async { 3 }).await.unwrap()
+            })
+        })
+    };
+    driver.join().unwrap();
+    assert_eq!(waiter.join().unwrap(), 3);
+}
+
 // ---------------------------------------------------------------- spawn_blocking
 
 rt_test!(spawn_blocking_returns_the_closure_value);
@@ -620,6 +747,92 @@ fn handle_block_on_from_another_thread(flavor: Flavor) {
 }
 
 // ---------------------------------------------------------------- shutdown
+
+/// Records, when dropped, whether a runtime was current and whether a
+/// panic was unwinding.
+struct DropProbe {
+    /// Set to (runtime current, panicking) by `drop`.
+    seen: Arc<Mutex<Option<(bool, bool)>>>,
+}
+
+impl Drop for DropProbe {
+    fn drop(&mut self) {
+        *self.seen.lock().unwrap() =
+            Some((Handle::try_current().is_ok(), std::thread::panicking()));
+    }
+}
+
+rt_test_sync!(a_task_dropped_at_shutdown_sees_its_runtime_as_current);
+fn a_task_dropped_at_shutdown_sees_its_runtime_as_current(flavor: Flavor) {
+    let rt = flavor.build();
+    // One task waiting behind a waker, one never polled (current-thread:
+    // nothing runs it before the drop).
+    let parked = Arc::new(Mutex::new(None));
+    let queued = Arc::new(Mutex::new(None));
+    let probe = DropProbe {
+        seen: parked.clone(),
+    };
+    let (polled_tx, polled_rx) = oneshot::channel::<()>();
+    rt.spawn(async move {
+        let _probe = probe;
+        let _ = polled_tx.send(());
+        pending::<()>().await;
+    });
+    rt.block_on(polled_rx).unwrap();
+    let probe = DropProbe {
+        seen: queued.clone(),
+    };
+    rt.spawn(async move {
+        let _probe = probe;
+        pending::<()>().await;
+    });
+    drop(rt);
+    assert_eq!(*parked.lock().unwrap(), Some((true, false)));
+    assert_eq!(*queued.lock().unwrap(), Some((true, false)));
+}
+
+rt_test!(a_panicking_task_is_dropped_while_its_panic_unwinds);
+async fn a_panicking_task_is_dropped_while_its_panic_unwinds(_: Flavor) {
+    /// Panics on its first poll, holding a probe.
+    struct PanicsWhenPolled {
+        _probe: DropProbe,
+        /// Whether its own destructor panics too.
+        drop_panics: bool,
+    }
+    impl std::future::Future for PanicsWhenPolled {
+        type Output = ();
+        fn poll(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<()> {
+            panic!("boom in poll");
+        }
+    }
+    impl Drop for PanicsWhenPolled {
+        fn drop(&mut self) {
+            if self.drop_panics {
+                panic!("boom in drop");
+            }
+        }
+    }
+    for drop_panics in [false, true] {
+        let seen = Arc::new(Mutex::new(None));
+        let task = PanicsWhenPolled {
+            _probe: DropProbe { seen: seen.clone() },
+            drop_panics,
+        };
+        let err = kevent::spawn(task).await.unwrap_err();
+        // Dropped before the JoinHandle saw the error, during the unwind,
+        // with the runtime current.
+        assert_eq!(
+            *seen.lock().unwrap(),
+            Some((true, true)),
+            "drop_panics: {drop_panics}"
+        );
+        assert_eq!(panic_text(&*err.into_panic()), "boom in poll");
+    }
+    assert_eq!(kevent::spawn(async { 4 }).await.unwrap(), 4);
+}
 
 rt_test_sync!(dropping_the_runtime_drops_every_pending_future_once);
 fn dropping_the_runtime_drops_every_pending_future_once(flavor: Flavor) {

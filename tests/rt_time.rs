@@ -378,3 +378,122 @@ async fn interval_skip_jumps_to_the_next_multiple_of_the_period(_: Flavor) {
     assert!(next >= start + 3 * period);
     assert!(Instant::now() >= next);
 }
+
+// ---------------------------------------------------------------- busy runtimes
+
+/// Runs `body(flavor)` under a 10 s watchdog: a starved timer hangs.
+fn run_starved(flavor: Flavor, body: fn(Flavor)) {
+    common::watchdog_for(Duration::from_secs(10), move || body(flavor));
+}
+
+rt_test_sync!(@run crate::run_starved, a_block_on_future_that_wakes_itself_on_every_poll_still_sees_its_timer:
+    current_thread, multi_thread_1, multi_thread_2, multi_thread_4);
+fn a_block_on_future_that_wakes_itself_on_every_poll_still_sees_its_timer(flavor: Flavor) {
+    let rt = flavor.build();
+    let start = Instant::now();
+    let polls = rt.block_on(async {
+        let mut s = pin!(sleep_until(Instant::now() + ms(30)));
+        let mut polls = 0u64;
+        std::future::poll_fn(|cx| {
+            polls += 1;
+            if std::future::Future::poll(s.as_mut(), cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        })
+        .await;
+        polls
+    });
+    assert!(start.elapsed() >= ms(30));
+    assert!(polls > 1, "the future was polled {polls} times");
+}
+
+rt_test_sync!(@run crate::run_starved, tasks_that_wake_themselves_constantly_do_not_starve_others_timers:
+    current_thread, multi_thread_1, multi_thread_2, multi_thread_4);
+fn tasks_that_wake_themselves_constantly_do_not_starve_others_timers(flavor: Flavor) {
+    let rt = flavor.build();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // More spinners than workers: every worker is always busy.
+    let spinners: Vec<_> = (0..flavor.workers() * 2)
+        .map(|i| {
+            let stop = stop.clone();
+            if i % 2 == 0 {
+                rt.spawn(async move {
+                    while !stop.load(SeqCst) {
+                        kevent::task::yield_now().await;
+                    }
+                })
+            } else {
+                rt.spawn(std::future::poll_fn(move |cx| {
+                    if stop.load(SeqCst) {
+                        return std::task::Poll::Ready(());
+                    }
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                }))
+            }
+        })
+        .collect();
+    let sleeper = rt.spawn({
+        let stop = stop.clone();
+        async move {
+            let start = Instant::now();
+            sleep(ms(20)).await;
+            stop.store(true, SeqCst);
+            start.elapsed()
+        }
+    });
+    let took = rt.block_on(async move {
+        let took = sleeper.await.unwrap();
+        for s in spinners {
+            s.await.unwrap();
+        }
+        took
+    });
+    assert!(took >= ms(20));
+}
+
+// ---------------------------------------------------------------- after shutdown
+
+const SHUT_DOWN: &str = "has shut down";
+
+rt_test_sync!(@run crate::run_starved, a_sleep_on_a_runtime_that_has_shut_down_panics_instead_of_hanging:
+    current_thread, multi_thread_1, multi_thread_2, multi_thread_4);
+fn a_sleep_on_a_runtime_that_has_shut_down_panics_instead_of_hanging(flavor: Flavor) {
+    // Created after the shutdown.
+    let rt = flavor.build();
+    let handle = rt.handle().clone();
+    drop(rt);
+    let msg = common::panic_message_of(|| handle.block_on(async { sleep(ms(10)).await }));
+    assert!(msg.contains(SHUT_DOWN), "{msg}");
+    let msg = common::panic_message_of(|| {
+        handle.block_on(async { timeout(ms(10), std::future::pending::<()>()).await })
+    });
+    assert!(msg.contains(SHUT_DOWN), "{msg}");
+
+    // Created before, first polled after.
+    let rt = flavor.build();
+    let handle = rt.handle().clone();
+    let s = {
+        let _enter = rt.enter();
+        sleep(ms(10))
+    };
+    drop(rt);
+    let msg = common::panic_message_of(|| handle.block_on(s));
+    assert!(msg.contains(SHUT_DOWN), "{msg}");
+
+    // Armed while the runtime ran, polled again after its shutdown.
+    let rt = flavor.build();
+    let handle = rt.handle().clone();
+    let mut s = {
+        let _enter = rt.enter();
+        Box::pin(sleep(Duration::from_secs(3600)))
+    };
+    rt.block_on(async {
+        assert!(poll!(s.as_mut()).is_pending());
+    });
+    rt.shutdown_timeout(Duration::from_secs(5));
+    let msg = common::panic_message_of(|| handle.block_on(s));
+    assert!(msg.contains(SHUT_DOWN), "{msg}");
+}

@@ -223,6 +223,7 @@ impl UdpSocket {
     /// # Panics
     ///
     /// With `Interest::BOTH`: pass one direction.
+    #[track_caller]
     pub fn try_io<R>(
         &self,
         interest: Interest,
@@ -237,12 +238,15 @@ impl UdpSocket {
     /// # Panics
     ///
     /// With `Interest::BOTH`: pass one direction.
-    pub async fn async_io<R>(
-        &self,
+    #[track_caller]
+    pub fn async_io<'a, R: 'a>(
+        &'a self,
         interest: Interest,
-        mut f: impl FnMut() -> io::Result<R>,
-    ) -> io::Result<R> {
-        self.io.io(direction(interest), |_| f()).await
+        mut f: impl FnMut() -> io::Result<R> + 'a,
+    ) -> impl std::future::Future<Output = io::Result<R>> + 'a {
+        // The direction is checked now, so that misuse panics at the call.
+        let dir = direction(interest);
+        async move { self.io.io(dir, |_| f()).await }
     }
 
     /// The local address.

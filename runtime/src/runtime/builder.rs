@@ -145,6 +145,11 @@ impl Builder {
     }
 
     /// Caps the blocking pool's threads.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
+    #[track_caller]
     pub fn max_blocking_threads(&mut self, n: usize) -> &mut Builder {
         assert!(n > 0, "max_blocking_threads must be greater than 0");
         self.max_blocking = n;

@@ -26,6 +26,17 @@ pub(crate) fn enter(handle: Handle) -> EnterGuard {
     }
 }
 
+/// Like [`enter`], but `None` instead of a panic while this thread's
+/// locals are being destroyed (a task dropped at thread exit).
+pub(crate) fn try_enter(handle: Handle) -> Option<EnterGuard> {
+    CURRENT
+        .try_with(|c| c.borrow_mut().push(handle))
+        .ok()
+        .map(|()| EnterGuard {
+            _not_send: std::marker::PhantomData,
+        })
+}
+
 impl Drop for EnterGuard {
     fn drop(&mut self) {
         CURRENT.with(|c| c.borrow_mut().pop());
@@ -43,6 +54,7 @@ pub(crate) struct DrivingGuard {
     prev: bool,
 }
 
+#[track_caller]
 pub(crate) fn driving() -> DrivingGuard {
     let prev = BLOCKING_FORBIDDEN.with(|b| b.replace(true));
     if prev {

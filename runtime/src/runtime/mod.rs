@@ -129,26 +129,74 @@ impl Handle {
         let _driving = context::driving();
         let _enter = self.enter();
         if self.shared.flavor == Flavor::CurrentThread {
-            let core = self.shared.cores.lock().pop();
-            if let Some(core) = core {
-                /// Puts the core back even if the future panics.
-                struct Restore(Option<Worker>);
-                impl Drop for Restore {
-                    fn drop(&mut self) {
-                        if let Some(w) = self.0.take() {
-                            let shared = w.shared().clone();
-                            let core = w.leave();
-                            shared.cores.lock().push(core);
-                        }
-                    }
-                }
-                let mut guard = Restore(Some(Worker::enter(self.shared.clone(), core)));
-                let worker = guard.0.as_mut().expect("worker just entered");
-                return worker.block_on(future);
-            }
-            // Another thread drives this runtime: just wait for the future.
+            return self.block_on_current_thread(future);
         }
         park_on(future)
+    }
+
+    /// `block_on` on a current-thread runtime. Whoever holds the core
+    /// drives the runtime: its tasks, timers and I/O. A thread that finds
+    /// the core taken polls its own future when woken and waits for its
+    /// own wakeups (the driving thread dispatches them), and takes the core
+    /// over as soon as it is put back, so that nobody waits on a runtime
+    /// that nobody drives.
+    fn block_on_current_thread<F: Future>(&self, future: F) -> F::Output {
+        /// Puts the core back even if the future panics, and wakes the
+        /// threads waiting for it.
+        struct Restore(Option<Worker>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                if let Some(w) = self.0.take() {
+                    let shared = w.shared().clone();
+                    let core = w.leave();
+                    shared.cores.lock().push(core);
+                    let waiters = std::mem::take(&mut *shared.core_waiters.lock());
+                    for w in waiters {
+                        w.wake();
+                    }
+                }
+            }
+        }
+        let tw = Arc::new(ThreadWaker {
+            thread: std::thread::current(),
+            notified: AtomicBool::new(true),
+        });
+        let waker = Waker::from(tw.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            let core = {
+                let mut cores = self.shared.cores.lock();
+                let core = cores.pop();
+                if core.is_none() {
+                    // Registered under the cores lock: the driver puts the
+                    // core back under it too, then wakes us.
+                    let mut waiters = self.shared.core_waiters.lock();
+                    if !waiters.iter().any(|w| w.will_wake(&waker)) {
+                        waiters.push(waker.clone());
+                    }
+                }
+                core
+            };
+            if let Some(core) = core {
+                let mut guard = Restore(Some(Worker::enter(self.shared.clone(), core)));
+                let worker = guard.0.as_mut().expect("worker just entered");
+                return worker.block_on(future.as_mut());
+            }
+            if tw.notified.swap(false, Ordering::Acquire) {
+                if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                    // Done without the core: no need to hear when it is free.
+                    self.shared
+                        .core_waiters
+                        .lock()
+                        .retain(|w| !w.will_wake(&waker));
+                    return out;
+                }
+            }
+            while !tw.notified.load(Ordering::Acquire) {
+                std::thread::park();
+            }
+        }
     }
 
     /// A snapshot of the runtime's metrics.

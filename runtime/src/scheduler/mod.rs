@@ -133,6 +133,9 @@ pub(crate) struct Shared {
     pub(crate) flavor: Flavor,
     /// Local queues (and ring consumers) not yet taken by a thread.
     pub(crate) cores: Mutex<Vec<worker::Core>>,
+    /// Threads in a current-thread runtime's `block_on` that found the
+    /// core taken by another: woken when it is put back, to drive.
+    pub(crate) core_waiters: Mutex<Vec<std::task::Waker>>,
     /// Worker threads still running.
     pub(crate) running: Mutex<usize>,
     /// Signalled when a worker thread exits.
@@ -200,6 +203,7 @@ impl Shared {
             blocking,
             flavor,
             cores: Mutex::new(cores),
+            core_waiters: Mutex::new(Vec::new()),
             running: Mutex::new(0),
             exited: parking_lot::Condvar::new(),
             single: workers == 1,

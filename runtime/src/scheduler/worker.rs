@@ -543,13 +543,20 @@ impl Worker {
         let mut cx = Context::from_waker(&waker);
         let mut future = std::pin::pin!(future);
         loop {
+            let mut woke_itself = false;
             if woken.woken.swap(false, Ordering::AcqRel) {
                 if let Poll::Ready(out) = coop::budget(|| future.as_mut().poll(&mut cx)) {
                     return out;
                 }
+                // Woken during its own poll (`yield_now`, or a future that
+                // spins on its waker): like a yielding task it goes behind
+                // the tasks already queued, and when none is left
+                // `run_once` harvests the ring, so its timers and I/O fire
+                // however often it wakes itself.
+                woke_itself = woken.woken.load(Ordering::Acquire);
             }
             let mut ran = 0;
-            while ran < EVENT_INTERVAL && !woken.woken.load(Ordering::Acquire) {
+            while ran < EVENT_INTERVAL && (woke_itself || !woken.woken.load(Ordering::Acquire)) {
                 if !self.run_once() {
                     break;
                 }

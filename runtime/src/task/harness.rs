@@ -312,14 +312,24 @@ impl<F: Future> Future for Harness<F> {
         if this.ctl.state.load(Ordering::Acquire) == ABORTED {
             return this.cancel();
         }
-        let Some(future) = this.future.as_mut() else {
+        if this.future.is_none() {
             return Poll::Ready(Err(JoinError::cancelled(this.ctl.task_id())));
-        };
-        // SAFETY: `future` lives inside the pinned harness and is never
-        // moved until dropped in place (the async-task allocation does not
-        // move).
-        let pinned = unsafe { Pin::new_unchecked(future) };
-        match catch_unwind(AssertUnwindSafe(|| pinned.poll(cx))) {
+        }
+        let slot = &mut this.future;
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            // A future that panics is dropped while its panic unwinds (as
+            // on tokio): its destructors run before the task is seen to
+            // end, with `std::thread::panicking()` true.
+            let guard = DropOnUnwind(slot);
+            let future = guard.0.as_mut().expect("checked above");
+            // SAFETY: `future` lives inside the pinned harness and is
+            // never moved until dropped in place (the async-task
+            // allocation does not move).
+            let res = unsafe { Pin::new_unchecked(future) }.poll(cx);
+            std::mem::forget(guard);
+            res
+        }));
+        match polled {
             Ok(Poll::Pending) => {
                 // A task that waits for the first time registers now (a
                 // task that finishes in its first poll never does). An
@@ -344,8 +354,29 @@ impl<F: Future> Future for Harness<F> {
     }
 }
 
+/// Drops the future it holds if dropped itself, which happens only while
+/// a poll of that future unwinds (a successful poll forgets the guard).
+struct DropOnUnwind<'a, F>(&'a mut Option<F>);
+
+impl<F> Drop for DropOnUnwind<'_, F> {
+    fn drop(&mut self) {
+        // A destructor that panics as well is caught here: a panic escaping
+        // a drop during unwinding would abort the process.
+        let _ = drop_caught(self.0);
+    }
+}
+
 impl<F> Drop for Harness<F> {
     fn drop(&mut self) {
+        // A future dropped unfinished (at shutdown, or never polled) is
+        // dropped with its runtime current, on whichever thread drops it:
+        // its destructors may call `Handle::current()` (as on tokio).
+        let _enter = match (&self.future, &self.owned) {
+            (Some(_), Some(shared)) => crate::runtime::context::try_enter(crate::runtime::Handle {
+                shared: shared.clone(),
+            }),
+            _ => None,
+        };
         // A panicking Drop at shutdown must not take the runtime down.
         if self.future.is_some() {
             let _current = CurrentGuard::enter(self.ctl.task_id());

@@ -83,6 +83,7 @@ impl JoinError {
 
     /// The panic payload. Panics if the task did not panic; see
     /// [`try_into_panic`](JoinError::try_into_panic).
+    #[track_caller]
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
         self.try_into_panic()
             .expect("`JoinError::into_panic` on a task that did not panic; check `is_panic` first")

@@ -3,12 +3,14 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::driver::slab::Direction;
 use crate::driver::Registration;
 use crate::runtime::Handle;
+use crate::scheduler::{worker, Flavor};
 
 /// Waits until `duration` has elapsed.
 ///
@@ -101,6 +103,7 @@ impl Sleep {
         if self.elapsed {
             return Poll::Ready(());
         }
+        self.check_runtime_alive();
         if self.timer.is_none() {
             if Instant::now() >= self.deadline {
                 self.elapsed = true;
@@ -150,6 +153,28 @@ impl Sleep {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+impl Sleep {
+    /// Panics when the timer's runtime has shut down: nothing would ever
+    /// fire the timer, and the caller would wait forever.
+    ///
+    /// A worker of a multi-thread runtime polling its last task while it
+    /// stops is let through: that task is dropped right after.
+    fn check_runtime_alive(&self) {
+        let shared = &self.handle.shared;
+        if !shared.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        if shared.flavor == Flavor::MultiThread && worker::current_index(shared).is_some() {
+            return;
+        }
+        panic!(
+            "the kevent runtime this timer belongs to has shut down: a `sleep`, `timeout` or \
+             `interval` can only be awaited while its runtime is alive. Keep the `Runtime` \
+             alive (do not drop it or call `shutdown_*`) until its timers are done."
+        );
     }
 }
 

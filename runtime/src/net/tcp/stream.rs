@@ -223,6 +223,7 @@ impl TcpStream {
     /// # Panics
     ///
     /// With `Interest::BOTH`: pass one direction.
+    #[track_caller]
     pub fn try_io<R>(
         &self,
         interest: Interest,
@@ -243,18 +244,23 @@ impl TcpStream {
     /// # Panics
     ///
     /// With `Interest::BOTH`: pass one direction.
-    pub async fn async_io<R>(
-        &self,
+    #[track_caller]
+    pub fn async_io<'a, R: 'a>(
+        &'a self,
         interest: Interest,
-        mut f: impl FnMut() -> io::Result<R>,
-    ) -> io::Result<R> {
-        if interest.is_readable() {
-            self.io.check_raw_read()?;
+        mut f: impl FnMut() -> io::Result<R> + 'a,
+    ) -> impl std::future::Future<Output = io::Result<R>> + 'a {
+        // The direction is checked now, so that misuse panics at the call.
+        let dir = direction(interest);
+        async move {
+            if interest.is_readable() {
+                self.io.check_raw_read()?;
+            }
+            if interest.is_writable() {
+                self.io.check_raw_write()?;
+            }
+            self.io.io(dir, |_| f()).await
         }
-        if interest.is_writable() {
-            self.io.check_raw_write()?;
-        }
-        self.io.io(direction(interest), |_| f()).await
     }
 
     /// Receives data without removing it from the queue: the next read

@@ -10,8 +10,23 @@ use std::task::{Context, Poll};
 
 use kevent_reactor::{Interest, Ready};
 
+use super::{abstract_addr, with_std_datagram};
 use crate::driver::slab::Direction;
 use crate::net::evented::{direction, Evented};
+
+/// Sends `buf` to `path`, or to `addr` when the path names an abstract
+/// socket.
+fn send_to(
+    socket: &mio::net::UnixDatagram,
+    buf: &[u8],
+    path: &Path,
+    addr: Option<&SocketAddr>,
+) -> io::Result<usize> {
+    match addr {
+        Some(addr) => with_std_datagram(socket, |s| s.send_to_addr(buf, addr)),
+        None => socket.send_to(buf, path),
+    }
+}
 
 /// A Unix-domain datagram socket (tokio's `UnixDatagram`).
 ///
@@ -35,13 +50,20 @@ pub struct UnixDatagram {
 
 impl UnixDatagram {
     /// A socket bound to `path`.
+    /// On Linux and Android a path starting with a NUL byte (`"\0name"`)
+    /// names a socket in the abstract namespace.
     ///
     /// # Panics
     ///
     /// Outside a kevent runtime.
     #[track_caller]
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixDatagram> {
-        UnixDatagram::new(mio::net::UnixDatagram::bind(path)?)
+        let path = path.as_ref();
+        let socket = match abstract_addr(path)? {
+            Some(addr) => mio::net::UnixDatagram::bind_addr(&addr)?,
+            None => mio::net::UnixDatagram::bind(path)?,
+        };
+        UnixDatagram::new(socket)
     }
 
     /// A socket bound to no address: it can send, and receive replies only
@@ -93,7 +115,11 @@ impl UnixDatagram {
     /// Sets the default peer for [`send`](UnixDatagram::send) and
     /// [`recv`](UnixDatagram::recv).
     pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
-        self.io.get_ref().connect(path)
+        let path = path.as_ref();
+        match abstract_addr(path)? {
+            Some(addr) => with_std_datagram(self.io.get_ref(), |s| s.connect_addr(&addr)),
+            None => self.io.get_ref().connect(path),
+        }
     }
 
     /// Sends `buf` to the connected peer.
@@ -130,7 +156,10 @@ impl UnixDatagram {
     /// Sends `buf` to the socket bound at `path`.
     pub async fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
         let path = path.as_ref();
-        self.io.io(Direction::Write, |s| s.send_to(buf, path)).await
+        let addr = abstract_addr(path)?;
+        self.io
+            .io(Direction::Write, |s| send_to(s, buf, path, addr.as_ref()))
+            .await
     }
 
     /// Polling form of [`send_to`](UnixDatagram::send_to).
@@ -141,14 +170,18 @@ impl UnixDatagram {
         path: P,
     ) -> Poll<io::Result<usize>> {
         let path = path.as_ref();
-        self.io
-            .poll_io(cx, Direction::Write, |s| s.send_to(buf, path))
+        let addr = abstract_addr(path)?;
+        self.io.poll_io(cx, Direction::Write, |s| {
+            send_to(s, buf, path, addr.as_ref())
+        })
     }
 
     /// Sends to `path` without waiting.
     pub fn try_send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
         let path = path.as_ref();
-        self.io.try_io(Direction::Write, |s| s.send_to(buf, path))
+        let addr = abstract_addr(path)?;
+        self.io
+            .try_io(Direction::Write, |s| send_to(s, buf, path, addr.as_ref()))
     }
 
     /// Receives one datagram and its sender's address.
@@ -201,6 +234,7 @@ impl UnixDatagram {
     /// # Panics
     ///
     /// With `Interest::BOTH`: pass one direction.
+    #[track_caller]
     pub fn try_io<R>(
         &self,
         interest: Interest,
@@ -215,12 +249,15 @@ impl UnixDatagram {
     /// # Panics
     ///
     /// With `Interest::BOTH`: pass one direction.
-    pub async fn async_io<R>(
-        &self,
+    #[track_caller]
+    pub fn async_io<'a, R: 'a>(
+        &'a self,
         interest: Interest,
-        mut f: impl FnMut() -> io::Result<R>,
-    ) -> io::Result<R> {
-        self.io.io(direction(interest), |_| f()).await
+        mut f: impl FnMut() -> io::Result<R> + 'a,
+    ) -> impl std::future::Future<Output = io::Result<R>> + 'a {
+        // The direction is checked now, so that misuse panics at the call.
+        let dir = direction(interest);
+        async move { self.io.io(dir, |_| f()).await }
     }
 
     /// The local address.

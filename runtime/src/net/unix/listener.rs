@@ -41,13 +41,20 @@ pub struct UnixListener {
 impl UnixListener {
     /// Binds to `path` and listens. Unlike TCP's, this bind is synchronous
     /// (as in tokio): it does no lookup.
+    /// On Linux and Android a path starting with a NUL byte (`"\0name"`)
+    /// names a socket in the abstract namespace.
     ///
     /// # Panics
     ///
     /// Outside a kevent runtime.
     #[track_caller]
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
-        UnixListener::new(mio::net::UnixListener::bind(path)?)
+        let path = path.as_ref();
+        let listener = match super::abstract_addr(path)? {
+            Some(addr) => mio::net::UnixListener::bind_addr(&addr)?,
+            None => mio::net::UnixListener::bind(path)?,
+        };
+        UnixListener::new(listener)
     }
 
     #[track_caller]

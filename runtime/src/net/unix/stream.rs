@@ -43,12 +43,19 @@ pub struct UnixStream {
 
 impl UnixStream {
     /// Connects to the socket bound at `path`.
+    /// On Linux and Android a path starting with a NUL byte (`"\0name"`)
+    /// names a socket in the abstract namespace.
     ///
     /// # Panics
     ///
     /// Outside a kevent runtime.
     pub async fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
-        let stream = UnixStream::new(mio::net::UnixStream::connect(path)?)?;
+        let path = path.as_ref();
+        let socket = match super::abstract_addr(path)? {
+            Some(addr) => mio::net::UnixStream::connect_addr(&addr)?,
+            None => mio::net::UnixStream::connect(path)?,
+        };
+        let stream = UnixStream::new(socket)?;
         stream.io.ready_dir(Direction::Write).await?;
         if let Some(e) = stream.io.get_ref().take_error()? {
             return Err(e);
@@ -169,6 +176,7 @@ impl UnixStream {
     /// # Panics
     ///
     /// With `Interest::BOTH`: pass one direction.
+    #[track_caller]
     pub fn try_io<R>(
         &self,
         interest: Interest,
@@ -189,18 +197,23 @@ impl UnixStream {
     /// # Panics
     ///
     /// With `Interest::BOTH`: pass one direction.
-    pub async fn async_io<R>(
-        &self,
+    #[track_caller]
+    pub fn async_io<'a, R: 'a>(
+        &'a self,
         interest: Interest,
-        mut f: impl FnMut() -> io::Result<R>,
-    ) -> io::Result<R> {
-        if interest.is_readable() {
-            self.io.check_raw_read()?;
+        mut f: impl FnMut() -> io::Result<R> + 'a,
+    ) -> impl std::future::Future<Output = io::Result<R>> + 'a {
+        // The direction is checked now, so that misuse panics at the call.
+        let dir = direction(interest);
+        async move {
+            if interest.is_readable() {
+                self.io.check_raw_read()?;
+            }
+            if interest.is_writable() {
+                self.io.check_raw_write()?;
+            }
+            self.io.io(dir, |_| f()).await
         }
-        if interest.is_writable() {
-            self.io.check_raw_write()?;
-        }
-        self.io.io(direction(interest), |_| f()).await
     }
 
     /// Splits into a read half and a write half borrowing the stream.
