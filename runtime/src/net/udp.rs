@@ -207,12 +207,14 @@ impl UdpSocket {
         self.io.ready(interest).await
     }
 
-    /// Polls for receive readiness; only the last task to poll is woken.
+    /// Polls for receive readiness. Every task that polled while it was not ready
+    /// is woken by the next readiness, not only the last one.
     pub fn poll_recv_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.io.poll_ready_dir(cx, Direction::Read)
     }
 
-    /// Polls for send readiness; only the last task to poll is woken.
+    /// Polls for send readiness. Every task that polled while it was not ready
+    /// is woken by the next readiness, not only the last one.
     pub fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.io.poll_ready_dir(cx, Direction::Write)
     }

@@ -184,12 +184,14 @@ impl TcpStream {
         self.io.ready(interest).await
     }
 
-    /// Polls for read readiness; only the last task to poll is woken.
+    /// Polls for read readiness. Every task that polled while it was not ready
+    /// is woken by the next readiness, not only the last one.
     pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.io.poll_ready_dir(cx, Direction::Read)
     }
 
-    /// Polls for write readiness; only the last task to poll is woken.
+    /// Polls for write readiness. Every task that polled while it was not ready
+    /// is woken by the next readiness, not only the last one.
     pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.io.poll_ready_dir(cx, Direction::Write)
     }
