@@ -16,7 +16,8 @@ use crate::net::sockopt;
 /// A TCP connection between a local and a remote socket (tokio's
 /// `TcpStream`).
 ///
-/// Read and write it through [`AsyncRead`] and [`AsyncWrite`] (with
+/// Read and write it through [`AsyncRead`](futures_io::AsyncRead) and
+/// [`AsyncWrite`](futures_io::AsyncWrite) (with
 /// `kevent::io::{AsyncReadExt, AsyncWriteExt}`), or with the `try_*`
 /// methods after [`readable`](TcpStream::readable) /
 /// [`writable`](TcpStream::writable). Closing it
