@@ -36,8 +36,10 @@
 # Tcp: lines of /proc/net/snmp, machine-wide, so both directions on
 # loopback). Each figure is reported per request as the median over the
 # rounds (min..max), then as kevent/tokio ratios of the medians.
-# See /work/shared/MEASURING.md (or MEASURING.md of the steering repo) for why
-# server CPU per request is the figure that matters on a 2-core machine.
+# Server CPU per request is the figure to compare: on a 2-core machine wrk
+# and the server share the cores, so requests/s mostly says how much CPU the
+# load generator left over, while the server's CPU per request is what a
+# runtime costs.
 
 set -euo pipefail
 

@@ -1,4 +1,5 @@
-//! DESIGN invariant 6: a task that blocks its worker stalls only itself.
+//! Invariant 6 of ARCHITECTURE.md: a task that blocks its worker stalls
+//! only itself.
 //! With two or more workers, while one worker is stuck in a 1 s
 //! `std::thread::sleep`:
 //!

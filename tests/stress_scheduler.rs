@@ -4,7 +4,8 @@
 //! timers (sleeps, timeouts that elapse), I/O round trips over loopback TCP
 //! and Unix socket pairs, spawning and joining children, `spawn_blocking`,
 //! aborting victims. Every hop, chain, child and victim is counted, and
-//! every round must finish within a deadline (a hang fails with the seed).
+//! every round must finish within a deadline (a hang fails, printing the
+//! PRNG seed).
 //!
 //! The plan of every round comes from a xorshift PRNG with a fixed seed
 //! (printed on failure; `KEVENT_STRESS_SEED=0x...` replays a plan; the

@@ -1,5 +1,5 @@
-//! A consumer: one thread's handle on the ring (the seed's `kevent_wait`
-//! and `kevent_commit`).
+//! A consumer: one thread's handle on the ring (`kevent_wait` and
+//! `kevent_commit` of the 2006 kevent interface).
 //!
 //! # Waiting and harvesting
 //!
@@ -40,8 +40,8 @@ pub enum WaitStatus {
     /// The timeout passed first.
     TimedOut,
     /// The ring is full and more entries wait behind it: commit what you
-    /// hold so they can come in (the seed's "special error" of `kevent_wait`,
-    /// reported as a result rather than an error to guess).
+    /// hold so they can come in (the 2006 interface made this a special
+    /// error of `kevent_wait`; here it is a result, not an error to guess).
     Full,
 }
 
@@ -177,7 +177,7 @@ impl Consumer {
             || inner.waiters.stealable(self.id)
     }
 
-    /// Waits for entries (the seed's `kevent_wait`).
+    /// Waits for entries (`kevent_wait`).
     ///
     /// Returns at once with [`WaitStatus::Ready`] when the front moved past
     /// `seen`; otherwise sleeps until at least `min` entries can be claimed
@@ -219,9 +219,9 @@ impl Consumer {
         broadcasts: u64,
     ) -> io::Result<WaitStatus> {
         // The front as of our last look. Checked again after announcing
-        // sleep: whatever was published since is seen before we sleep (the
-        // seed's rule), and after each wakeup that did not bring `min`
-        // entries it moves on, so `min` is honoured.
+        // sleep: whatever was published since is seen before we sleep, and
+        // after each wakeup that did not bring `min` entries it moves on, so
+        // `min` is honoured.
         let mut seen = seen;
         loop {
             if inner.fire_timers(Some(self.id)) > 0 && self.has_work(min) {
@@ -428,7 +428,7 @@ impl Consumer {
         &self.events
     }
 
-    /// Commits the oldest `n` held entries (the seed's `kevent_commit`):
+    /// Commits the oldest `n` held entries (`kevent_commit`):
     /// frees their slots and re-arms their registrations; readiness that
     /// arrived meanwhile is queued again.
     pub fn commit(&mut self, n: usize) {

@@ -164,7 +164,8 @@ pub struct Flags(u8);
 
 impl Flags {
     /// Default: publishing this registration's entry wakes at most one
-    /// sleeping consumer (the seed's `KEVENT_REQ_WAKEUP_ONE`, made the default).
+    /// sleeping consumer (`KEVENT_REQ_WAKEUP_ONE` of the 2006 interface, made
+    /// the default).
     pub const NONE: Flags = Flags(0);
     /// Publishing this registration's entry wakes every sleeping consumer
     /// (shutdown, configuration changes).

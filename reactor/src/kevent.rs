@@ -209,7 +209,7 @@ pub(crate) struct Inner {
 }
 
 impl Kevent {
-    /// Creates a ring (the seed's `kevent_init`).
+    /// Creates a ring (`kevent_init`).
     pub fn new(config: Config) -> io::Result<Kevent> {
         let backend = make_backend(&config)?;
         let base = Instant::now();
@@ -265,7 +265,7 @@ impl Kevent {
         self.inner.backend.name()
     }
 
-    /// The seed's front index: entries published so far. Pass it to
+    /// The front index: entries published so far. Pass it to
     /// [`Consumer::wait`] as the index last seen.
     pub fn front(&self) -> u64 {
         self.inner.ring.front()

@@ -1,4 +1,5 @@
-//! Registrations (the seed's `kevent_ctl` objects) and their delivery state.
+//! Registrations (what `kevent_ctl` adds and removes in the 2006 kevent
+//! interface) and their delivery state.
 //!
 //! # Dispatch and coalescing
 //!

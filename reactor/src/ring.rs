@@ -3,9 +3,9 @@
 //!
 //! # Algorithm
 //!
-//! This is the seed's front/tail ring ("the kernel owns the front index, user
-//! space owns the tail; no used flags, no holes, FIFO") made safe for many
-//! producers and many consumers. Every slot carries a sequence number that
+//! This is the 2006 kevent ring (the kernel owns the front index, user space
+//! the tail; no used flags, no holes, FIFO) made safe for many producers and
+//! many consumers. Every slot carries a sequence number that
 //! says which lap of the ring it belongs to and where it is in its life:
 //!
 //! ```text
@@ -21,7 +21,7 @@
 //! entry stays in its slot until its consumer commits it; only then may the
 //! next lap's producer reuse the slot. Because producers take positions in
 //! order, an uncommitted entry blocks the slots behind it: the ring frees the
-//! oldest entries first and never has holes, as in the seed. A producer that
+//! oldest entries first and never has holes. A producer that
 //! meets an uncommitted slot reports [`Full`] instead of overwriting.
 //!
 //! Entries are single `u64` words (a registration's slab index and
@@ -56,8 +56,8 @@ pub(crate) struct Ring {
     head: CachePadded<AtomicU64>,
     /// Next position a consumer will claim.
     claim: CachePadded<AtomicU64>,
-    /// How many entries have been published in total: the seed's front
-    /// index, which waiters compare with the index they last saw.
+    /// How many entries have been published in total: the front index,
+    /// which waiters compare with the index they last saw.
     front: CachePadded<AtomicU64>,
 }
 
@@ -178,7 +178,7 @@ impl Ring {
             .store(pos + self.slots.len() as u64, Ordering::Release);
     }
 
-    /// The seed's front index: how many entries were ever published.
+    /// The front index: how many entries were ever published.
     pub(crate) fn front(&self) -> u64 {
         self.front.load(Ordering::SeqCst)
     }

@@ -8,7 +8,7 @@ use crate::registration::Key;
 use crate::wheel::{TimerKey, Wheel};
 
 /// When something should happen: after a relative delay or at an absolute
-/// instant (the seed asked for both).
+/// instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deadline {
     /// This long after the call.

@@ -7,7 +7,8 @@
 //! sleeps inside the backend's poll), bumps `sleepers`, and only then looks at
 //! the ring once more. A publisher bumps the ring's front and only then reads
 //! `sleepers`. Both sides use `SeqCst`, so at least one of them sees the
-//! other: the event is never left with everyone asleep (invariant 1).
+//! other: the event is never left with everyone asleep (ARCHITECTURE.md,
+//! invariant 1).
 //!
 //! Waking is a CAS from a sleeping state to `NOTIFIED`: exactly one waker
 //! wins per sleep, so a batch that wakes "one" wakes exactly one (invariant
@@ -17,8 +18,8 @@
 //!
 //! # Affinity
 //!
-//! Each consumer slot has a one-entry mailbox: the seed's "last queued entry
-//! for a CPU handled special". An entry hinted to a consumer goes there (the
+//! Each consumer slot has a one-entry mailbox: the last entry queued for a
+//! consumer is handled specially. An entry hinted to a consumer goes there (the
 //! previous occupant moves to the ring); that consumer takes its mailbox
 //! before the ring. Any other consumer may empty a mailbox whose owner has not
 //! been woken for it (it is busy, or asleep while another consumer was woken

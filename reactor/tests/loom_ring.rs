@@ -1,4 +1,5 @@
-//! loom models of the ring's invariants (DESIGN §2), run with
+//! loom models of the ring's invariants (ARCHITECTURE.md, section 3; the
+//! numbers below are its numbers), run with
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release -p kevent-reactor --test loom_ring`.
 //!
 //! They drive the public API on the user-space backend, whose sleep is a

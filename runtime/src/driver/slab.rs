@@ -6,7 +6,7 @@
 //! still reads valid memory; the generation check turns such a token into a
 //! no-op instead of waking the slot's next occupant.
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use crate::loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
 
@@ -284,5 +284,103 @@ impl IoSlab {
     #[allow(dead_code)]
     pub(crate) fn len(&self) -> usize {
         self.live.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom {
+    //! The tick CAS under loom. A task that saw readiness, tried its
+    //! operation and got `WouldBlock` clears what it saw; an event
+    //! dispatched meanwhile bumps the tick, and the clear must then leave
+    //! the new readiness alone, or the task would wait for an event that
+    //! already came (a lost wakeup). The waker lists are not modelled: they
+    //! sit behind a parking_lot mutex, which loom does not see.
+    use super::*;
+    use crate::loom::sync::Arc;
+    use crate::loom::thread;
+
+    /// Readiness a reader saw, then cleared after `WouldBlock`, racing
+    /// with a new event of `fresh` on another thread.
+    fn clear_races_dispatch(seen: Ready, fresh: Ready, with_closed: bool) {
+        ::loom::model(move || {
+            let io = Arc::new(ScheduledIo::default());
+            io.dispatch(seen);
+            let ev = io
+                .current(Direction::Read)
+                .expect("readiness was dispatched");
+            let reader = {
+                let io = io.clone();
+                thread::spawn(move || {
+                    if with_closed {
+                        io.clear_with_closed(ev);
+                    } else {
+                        io.clear(ev);
+                    }
+                })
+            };
+            io.dispatch(fresh);
+            reader.join().unwrap();
+            let now = io
+                .current(Direction::Read)
+                .expect("readiness dispatched after the reader looked was erased by its clear");
+            assert_eq!(now.ready.bits() & fresh.bits(), fresh.bits());
+            assert_ne!(now.tick, ev.tick, "every dispatch bumps the tick");
+        });
+    }
+
+    #[test]
+    fn a_stale_clear_never_erases_readiness_dispatched_after_it_was_seen() {
+        clear_races_dispatch(Ready::READABLE, Ready::READABLE, false);
+    }
+
+    #[test]
+    fn a_stale_clear_with_closed_never_erases_a_close_dispatched_after_it_was_seen() {
+        // The peer's close comes with the last data: readable and read-closed.
+        clear_races_dispatch(Ready::READABLE, Ready::READABLE | Ready::READ_CLOSED, true);
+    }
+
+    #[test]
+    fn two_concurrent_dispatches_keep_both_bits_and_bump_the_tick_twice() {
+        ::loom::model(|| {
+            let io = Arc::new(ScheduledIo::default());
+            let other = {
+                let io = io.clone();
+                thread::spawn(move || io.dispatch(Ready::WRITABLE))
+            };
+            io.dispatch(Ready::READABLE);
+            other.join().unwrap();
+            let read = io
+                .current(Direction::Read)
+                .expect("readable was dispatched");
+            let write = io
+                .current(Direction::Write)
+                .expect("writable was dispatched");
+            assert_eq!(read.tick, 2);
+            assert_eq!(write.tick, 2);
+        });
+    }
+
+    #[test]
+    fn a_clear_that_wins_the_race_only_erases_what_was_seen() {
+        // The reader saw READABLE; WRITABLE arrives concurrently. Whatever
+        // the order, WRITABLE survives, and READABLE is gone only if the
+        // clear ran before the new event.
+        ::loom::model(|| {
+            let io = Arc::new(ScheduledIo::default());
+            io.dispatch(Ready::READABLE);
+            let ev = io
+                .current(Direction::Read)
+                .expect("readable was dispatched");
+            let reader = {
+                let io = io.clone();
+                thread::spawn(move || io.clear(ev))
+            };
+            io.dispatch(Ready::WRITABLE);
+            reader.join().unwrap();
+            assert!(
+                io.current(Direction::Write).is_some(),
+                "a clear of read bits erased write readiness"
+            );
+        });
     }
 }

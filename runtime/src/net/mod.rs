@@ -35,15 +35,17 @@
 //! sockets inside the runtime (a task, `block_on`, or after
 //! `Runtime::enter`); elsewhere their constructors panic.
 //!
-//! Each direction of a socket remembers one waiting task: two tasks that
-//! read (or two that write) the same socket at once take turns being woken
-//! and may miss wakeups. Split a stream ([`TcpStream::into_split`]) to read
-//! in one task and write in another.
+//! Each direction of a socket keeps every task waiting on it, and its next
+//! readiness wakes them all; those that then find nothing wait again. Split
+//! a stream ([`TcpStream::into_split`]) to read in one task and write in
+//! another.
 //!
 //! [`AsyncRead`]: futures_io::AsyncRead
 //! [`AsyncWrite`]: futures_io::AsyncWrite
 
 mod addr;
+pub(crate) mod byte_stream;
+pub(crate) mod datagram;
 pub(crate) mod evented;
 mod sockopt;
 pub mod tcp;

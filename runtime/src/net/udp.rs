@@ -1,16 +1,13 @@
 //! `UdpSocket`: datagrams over IP.
 
-use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::task::{Context, Poll};
-
-use kevent_reactor::{Interest, Ready};
 
 use crate::driver::slab::Direction;
 use crate::net::addr::{each_addr, first_addr, ToSocketAddrs};
-use crate::net::evented::{direction, Evented};
+use crate::net::datagram::datagram_socket;
+use crate::net::evented::Evented;
 
 /// A UDP socket (tokio's `UdpSocket`).
 ///
@@ -21,8 +18,8 @@ use crate::net::evented::{direction, Evented};
 /// drops datagrams from anyone else.
 ///
 /// The socket is used through `&self`, so one `Arc<UdpSocket>` can send
-/// from one task and receive in another. Each direction wakes only its
-/// latest waiter, so keep to one receiving task and one sending task.
+/// from one task and receive in another; several tasks may wait on the
+/// same direction, and the next readiness wakes them all.
 ///
 /// ```
 /// use kevent_runtime::net::UdpSocket;
@@ -57,69 +54,11 @@ impl UdpSocket {
         .await
     }
 
-    #[track_caller]
-    fn new(socket: mio::net::UdpSocket) -> io::Result<UdpSocket> {
-        Ok(UdpSocket {
-            io: Evented::new(socket, Interest::BOTH)?,
-        })
-    }
-
-    /// Wraps a std socket, switching it to nonblocking mode.
-    ///
-    /// # Panics
-    ///
-    /// Outside a kevent runtime.
-    #[track_caller]
-    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
-        socket.set_nonblocking(true)?;
-        UdpSocket::new(mio::net::UdpSocket::from_std(socket))
-    }
-
-    /// Leaves the runtime and returns the std socket, still in nonblocking
-    /// mode.
-    pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
-        Ok(self.io.into_inner().into())
-    }
-
     /// Sets the default peer for [`send`](UdpSocket::send) and
     /// [`recv`](UdpSocket::recv), trying each address `addr` resolves to;
     /// returns the last error if none works.
     pub async fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
         each_addr(addr, |a| async move { self.io.get_ref().connect(a) }).await
-    }
-
-    /// Sends `buf` to the connected peer; returns the bytes sent.
-    pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io.io(Direction::Write, |s| s.send(buf)).await
-    }
-
-    /// Polling form of [`send`](UdpSocket::send).
-    pub fn poll_send(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Write, |s| s.send(buf))
-    }
-
-    /// Sends to the connected peer without waiting; `WouldBlock` if the
-    /// send buffer is full.
-    pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io.try_io(Direction::Write, |s| s.send(buf))
-    }
-
-    /// Receives one datagram from the connected peer into `buf`; bytes past
-    /// `buf`'s length are discarded.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.io(Direction::Read, |s| s.recv(buf)).await
-    }
-
-    /// Polling form of [`recv`](UdpSocket::recv) (with a plain slice where
-    /// tokio takes a `ReadBuf`).
-    pub fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Read, |s| s.recv(buf))
-    }
-
-    /// Receives from the connected peer without waiting; `WouldBlock` if no
-    /// datagram is queued.
-    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.try_io(Direction::Read, |s| s.recv(buf))
     }
 
     /// Sends `buf` to `target` (its first resolved address).
@@ -147,26 +86,6 @@ impl UdpSocket {
         self.io.try_io(Direction::Write, |s| s.send_to(buf, target))
     }
 
-    /// Receives one datagram into `buf` and returns its length and sender;
-    /// bytes past `buf`'s length are discarded.
-    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.io.io(Direction::Read, |s| s.recv_from(buf)).await
-    }
-
-    /// Polling form of [`recv_from`](UdpSocket::recv_from).
-    pub fn poll_recv_from(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<(usize, SocketAddr)>> {
-        self.io.poll_io(cx, Direction::Read, |s| s.recv_from(buf))
-    }
-
-    /// Receives a datagram without waiting; `WouldBlock` if none is queued.
-    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.io.try_io(Direction::Read, |s| s.recv_from(buf))
-    }
-
     /// Like [`recv_from`](UdpSocket::recv_from), but leaves the datagram
     /// queued: the next receive returns it again.
     pub async fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
@@ -190,78 +109,6 @@ impl UdpSocket {
     /// Like [`recv`](UdpSocket::recv), but leaves the datagram queued.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.io.io(Direction::Read, |s| s.peek(buf)).await
-    }
-
-    /// Waits until a datagram may be queued; the readiness may be spurious.
-    pub async fn readable(&self) -> io::Result<()> {
-        self.io.ready_dir(Direction::Read).await
-    }
-
-    /// Waits until the socket may take a datagram.
-    pub async fn writable(&self) -> io::Result<()> {
-        self.io.ready_dir(Direction::Write).await
-    }
-
-    /// Waits until any direction in `interest` may be ready.
-    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
-        self.io.ready(interest).await
-    }
-
-    /// Polls for receive readiness; only the last task to poll is woken.
-    pub fn poll_recv_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.poll_ready_dir(cx, Direction::Read)
-    }
-
-    /// Polls for send readiness; only the last task to poll is woken.
-    pub fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.poll_ready_dir(cx, Direction::Write)
-    }
-
-    /// Runs a custom nonblocking operation `f` if the socket looks ready
-    /// for `interest` (`READABLE` or `WRITABLE`).
-    ///
-    /// # Panics
-    ///
-    /// With `Interest::BOTH`: pass one direction.
-    #[track_caller]
-    pub fn try_io<R>(
-        &self,
-        interest: Interest,
-        f: impl FnOnce() -> io::Result<R>,
-    ) -> io::Result<R> {
-        self.io.try_io(direction(interest), |_| f())
-    }
-
-    /// Waits for `interest` and runs `f` until it does not return
-    /// `WouldBlock`.
-    ///
-    /// # Panics
-    ///
-    /// With `Interest::BOTH`: pass one direction.
-    #[track_caller]
-    pub fn async_io<'a, R: 'a>(
-        &'a self,
-        interest: Interest,
-        mut f: impl FnMut() -> io::Result<R> + 'a,
-    ) -> impl std::future::Future<Output = io::Result<R>> + 'a {
-        // The direction is checked now, so that misuse panics at the call.
-        let dir = direction(interest);
-        async move { self.io.io(dir, |_| f()).await }
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().local_addr()
-    }
-
-    /// The connected peer's address (`NotConnected` if there is none).
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().peer_addr()
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`), if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.io.get_ref().take_error()
     }
 
     /// Sets `SO_BROADCAST`: whether sends to broadcast addresses are
@@ -337,32 +184,9 @@ impl UdpSocket {
     }
 }
 
-impl TryFrom<std::net::UdpSocket> for UdpSocket {
-    type Error = io::Error;
-
-    /// [`UdpSocket::from_std`].
-    fn try_from(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
-        UdpSocket::from_std(socket)
-    }
-}
-
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
-}
-
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
-impl fmt::Debug for UdpSocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UdpSocket")
-            .field("local", &self.local_addr().ok())
-            .field("fd", &self.as_raw_fd())
-            .finish()
-    }
-}
+datagram_socket!(
+    UdpSocket,
+    mio: mio::net::UdpSocket,
+    std: std::net::UdpSocket,
+    addr: SocketAddr
+);

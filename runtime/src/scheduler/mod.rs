@@ -11,7 +11,8 @@
 //! injector, the ring, and then steals half of another worker's queue, LIFO
 //! slot included: a task woken into the LIFO slot of a worker that then
 //! blocks must not wait for that worker (tokio's LIFO slot cannot be stolen,
-//! which is how it leaves such a task stalled; see DESIGN invariant 6).
+//! which is how it leaves such a task stalled; see ARCHITECTURE.md,
+//! invariant 6).
 //!
 //! Workers sleep only in the ring's [`wait`](kevent_reactor::Consumer::wait).
 //! Everything that must wake a worker arrives as a ring event:

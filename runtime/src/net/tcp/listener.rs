@@ -70,8 +70,8 @@ impl TcpListener {
         poll_fn(|cx| self.poll_accept(cx)).await
     }
 
-    /// Polling form of [`accept`](TcpListener::accept); only the last task
-    /// to poll is woken.
+    /// Polling form of [`accept`](TcpListener::accept); every task
+    /// waiting on it is woken by the next incoming connection.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         let (stream, addr) = ready!(self.io.poll_io(cx, Direction::Read, |l| l.accept()))?;
         Poll::Ready(Ok((TcpStream::new(stream)?, addr)))

@@ -1,18 +1,15 @@
 //! `UnixDatagram`: a Unix-domain datagram socket.
 
-use std::fmt;
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::task::{Context, Poll};
 
-use kevent_reactor::{Interest, Ready};
-
 use super::{abstract_addr, with_std_datagram};
 use crate::driver::slab::Direction;
-use crate::net::evented::{direction, Evented};
+use crate::net::datagram::datagram_socket;
+use crate::net::evented::Evented;
 
 /// Sends `buf` to `path`, or to `addr` when the path names an abstract
 /// socket.
@@ -88,30 +85,6 @@ impl UnixDatagram {
         Ok((UnixDatagram::new(a)?, UnixDatagram::new(b)?))
     }
 
-    #[track_caller]
-    fn new(socket: mio::net::UnixDatagram) -> io::Result<UnixDatagram> {
-        Ok(UnixDatagram {
-            io: Evented::new(socket, Interest::BOTH)?,
-        })
-    }
-
-    /// Wraps a std socket, switching it to nonblocking mode.
-    ///
-    /// # Panics
-    ///
-    /// Outside a kevent runtime.
-    #[track_caller]
-    pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
-        socket.set_nonblocking(true)?;
-        UnixDatagram::new(mio::net::UnixDatagram::from_std(socket))
-    }
-
-    /// Leaves the runtime and returns the std socket, still in nonblocking
-    /// mode.
-    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixDatagram> {
-        Ok(self.io.into_inner().into())
-    }
-
     /// Sets the default peer for [`send`](UnixDatagram::send) and
     /// [`recv`](UnixDatagram::recv).
     pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
@@ -120,37 +93,6 @@ impl UnixDatagram {
             Some(addr) => with_std_datagram(self.io.get_ref(), |s| s.connect_addr(&addr)),
             None => self.io.get_ref().connect(path),
         }
-    }
-
-    /// Sends `buf` to the connected peer.
-    pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io.io(Direction::Write, |s| s.send(buf)).await
-    }
-
-    /// Polling form of [`send`](UnixDatagram::send).
-    pub fn poll_send(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Write, |s| s.send(buf))
-    }
-
-    /// Sends without waiting; `WouldBlock` if the peer's queue is full.
-    pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io.try_io(Direction::Write, |s| s.send(buf))
-    }
-
-    /// Receives one datagram from the connected peer; bytes past `buf`'s
-    /// length are discarded.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.io(Direction::Read, |s| s.recv(buf)).await
-    }
-
-    /// Polling form of [`recv`](UnixDatagram::recv).
-    pub fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Read, |s| s.recv(buf))
-    }
-
-    /// Receives without waiting; `WouldBlock` if no datagram is queued.
-    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.try_io(Direction::Read, |s| s.recv(buf))
     }
 
     /// Sends `buf` to the socket bound at `path`.
@@ -184,129 +126,15 @@ impl UnixDatagram {
             .try_io(Direction::Write, |s| send_to(s, buf, path, addr.as_ref()))
     }
 
-    /// Receives one datagram and its sender's address.
-    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.io.io(Direction::Read, |s| s.recv_from(buf)).await
-    }
-
-    /// Polling form of [`recv_from`](UnixDatagram::recv_from).
-    pub fn poll_recv_from(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<(usize, SocketAddr)>> {
-        self.io.poll_io(cx, Direction::Read, |s| s.recv_from(buf))
-    }
-
-    /// Receives a datagram and its sender without waiting.
-    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.io.try_io(Direction::Read, |s| s.recv_from(buf))
-    }
-
-    /// Waits until a datagram may be queued; the readiness may be spurious.
-    pub async fn readable(&self) -> io::Result<()> {
-        self.io.ready_dir(Direction::Read).await
-    }
-
-    /// Waits until the socket may take a datagram.
-    pub async fn writable(&self) -> io::Result<()> {
-        self.io.ready_dir(Direction::Write).await
-    }
-
-    /// Waits until any direction in `interest` may be ready.
-    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
-        self.io.ready(interest).await
-    }
-
-    /// Polls for receive readiness; only the last task to poll is woken.
-    pub fn poll_recv_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.poll_ready_dir(cx, Direction::Read)
-    }
-
-    /// Polls for send readiness; only the last task to poll is woken.
-    pub fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.poll_ready_dir(cx, Direction::Write)
-    }
-
-    /// Runs a custom nonblocking operation `f` if the socket looks ready
-    /// for `interest` (`READABLE` or `WRITABLE`).
-    ///
-    /// # Panics
-    ///
-    /// With `Interest::BOTH`: pass one direction.
-    #[track_caller]
-    pub fn try_io<R>(
-        &self,
-        interest: Interest,
-        f: impl FnOnce() -> io::Result<R>,
-    ) -> io::Result<R> {
-        self.io.try_io(direction(interest), |_| f())
-    }
-
-    /// Waits for `interest` and runs `f` until it does not return
-    /// `WouldBlock`.
-    ///
-    /// # Panics
-    ///
-    /// With `Interest::BOTH`: pass one direction.
-    #[track_caller]
-    pub fn async_io<'a, R: 'a>(
-        &'a self,
-        interest: Interest,
-        mut f: impl FnMut() -> io::Result<R> + 'a,
-    ) -> impl std::future::Future<Output = io::Result<R>> + 'a {
-        // The direction is checked now, so that misuse panics at the call.
-        let dir = direction(interest);
-        async move { self.io.io(dir, |_| f()).await }
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().local_addr()
-    }
-
-    /// The connected peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().peer_addr()
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`), if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.io.get_ref().take_error()
-    }
-
     /// Shuts down the read side, the write side, or both.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.io.get_ref().shutdown(how)
     }
 }
 
-impl TryFrom<std::os::unix::net::UnixDatagram> for UnixDatagram {
-    type Error = io::Error;
-
-    /// [`UnixDatagram::from_std`].
-    fn try_from(socket: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
-        UnixDatagram::from_std(socket)
-    }
-}
-
-impl AsRawFd for UnixDatagram {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
-}
-
-impl AsFd for UnixDatagram {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
-impl fmt::Debug for UnixDatagram {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixDatagram")
-            .field("local", &self.local_addr().ok())
-            .field("fd", &self.as_raw_fd())
-            .finish()
-    }
-}
+datagram_socket!(
+    UnixDatagram,
+    mio: mio::net::UnixDatagram,
+    std: std::os::unix::net::UnixDatagram,
+    addr: SocketAddr
+);

@@ -73,8 +73,8 @@ impl UnixListener {
         poll_fn(|cx| self.poll_accept(cx)).await
     }
 
-    /// Polling form of [`accept`](UnixListener::accept); only the last task
-    /// to poll is woken.
+    /// Polling form of [`accept`](UnixListener::accept); every task
+    /// waiting on it is woken by the next incoming connection.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
         let (stream, addr) = ready!(self.io.poll_io(cx, Direction::Read, |l| l.accept()))?;
         Poll::Ready(Ok((UnixStream::new(stream)?, addr)))
