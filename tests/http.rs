@@ -2,145 +2,22 @@
 //! ephemeral port, checked with raw sockets and with a hyper client on
 //! kevent over HTTP/1.1 and HTTP/2, then stopped with SIGINT or SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod example_server;
 
-/// The example server, killed on drop if a test fails.
-struct Server {
-    /// The process.
-    child: Child,
-    /// Where it listens.
-    addr: SocketAddr,
-}
+use std::io::{BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
 
-fn example_path(name: &str) -> PathBuf {
-    // tests run from target/<profile>/deps; examples live in ../examples.
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    if p.ends_with("deps") {
-        p.pop();
-    }
-    p.join("examples").join(name)
-}
+use example_server::{get, read_response, Server};
 
-impl Server {
-    fn start(envs: &[(&str, &str)]) -> Server {
-        let path = example_path("http");
-        assert!(path.exists(), "build the example first: {}", path.display());
-        let mut child = Command::new(path)
-            .arg("127.0.0.1:0")
-            .envs(envs.iter().copied())
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let first = lines.next().expect("server printed nothing").unwrap();
-        let addr = first
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-            .parse()
-            .unwrap();
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, addr }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s
-    }
-
-    /// Sends `signo`, then waits for the exit status.
-    fn stop_with(mut self, signo: i32) -> std::process::ExitStatus {
-        // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(self.child.id() as i32, signo) };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server did not exit after signal {signo}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One parsed HTTP/1.1 response.
-#[derive(Debug)]
-struct Resp {
-    /// Status code.
-    status: u16,
-    /// Headers, names lowercased.
-    headers: Vec<(String, String)>,
-    /// The body.
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Reads one response (Content-Length bodies only, as the server sends).
-fn read_response(r: &mut impl BufRead) -> Resp {
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_else(|| panic!("bad status line {line:?}"))
-        .parse()
-        .unwrap();
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        r.read_line(&mut line).unwrap();
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        let (n, v) = l.split_once(':').unwrap();
-        headers.push((n.to_ascii_lowercase(), v.trim().to_string()));
-    }
-    let len: usize = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .map_or(0, |(_, v)| v.parse().unwrap());
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).unwrap();
-    Resp {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn get(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
+/// examples/http.rs, started with `envs`.
+fn start(envs: &[(&str, &str)]) -> Server {
+    Server::start("http", envs)
 }
 
 #[test]
 fn serves_plaintext_and_json_with_techempower_headers() {
-    let server = Server::start(&[]);
+    let server = start(&[]);
     let mut s = server.connect();
     s.write_all(get("/plaintext").as_bytes()).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
@@ -163,7 +40,7 @@ fn serves_plaintext_and_json_with_techempower_headers() {
 
 #[test]
 fn answers_100_keep_alive_requests_on_one_connection() {
-    let server = Server::start(&[]);
+    let server = start(&[]);
     let mut s = server.connect();
     let mut r = BufReader::new(s.try_clone().unwrap());
     for i in 0..100 {
@@ -176,7 +53,7 @@ fn answers_100_keep_alive_requests_on_one_connection() {
 
 #[test]
 fn answers_pipelined_requests_in_order() {
-    let server = Server::start(&[]);
+    let server = start(&[]);
     let mut s = server.connect();
     let mut batch = String::new();
     for i in 0..16 {
@@ -214,7 +91,7 @@ fn assert_still_serving(server: &Server) {
 
 #[test]
 fn malformed_request_is_refused_and_the_server_keeps_serving() {
-    let server = Server::start(&[]);
+    let server = start(&[]);
     for bad in [
         &b"THIS IS NOT HTTP\r\n\r\n"[..],
         b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
@@ -231,7 +108,7 @@ fn malformed_request_is_refused_and_the_server_keeps_serving() {
 
 #[test]
 fn a_megabyte_of_headers_is_refused_and_the_server_keeps_serving() {
-    let server = Server::start(&[]);
+    let server = start(&[]);
     let mut s = server.connect();
     let mut req = b"GET /plaintext HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
     req.extend(std::iter::repeat_n(b'a', 1 << 20));
@@ -250,7 +127,7 @@ fn hyper_client_on_kevent_speaks_http1_and_http2_to_it() {
     use http_body_util::{BodyExt, Empty};
     use kevent::hyper::Executor;
 
-    let server = Server::start(&[]);
+    let server = start(&[]);
     let addr = server.addr;
     let rt = kevent::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -308,7 +185,7 @@ fn sigterm_stops_accepting_finishes_and_exits_zero() {
 /// `signo` drains the server like Ctrl-C: the answered connection is not
 /// cut, the listener closes, the exit status is 0.
 fn stops_accepting_finishes_and_exits_zero(signo: i32) {
-    let server = Server::start(&[]);
+    let server = start(&[]);
     let mut s = server.connect();
     s.write_all(get("/plaintext").as_bytes()).unwrap();
     assert_eq!(
@@ -316,7 +193,7 @@ fn stops_accepting_finishes_and_exits_zero(signo: i32) {
         200
     );
     let addr = server.addr;
-    let status = server.stop_with(signo);
+    let status = server.signal(signo, Duration::from_secs(15));
     assert!(status.success(), "exit status {status:?}");
     assert!(
         TcpStream::connect(addr).is_err(),
