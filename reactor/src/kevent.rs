@@ -299,9 +299,40 @@ impl Kevent {
     /// Watches a raw file descriptor. The caller keeps it open until
     /// [`Kevent::deregister`].
     pub fn register_fd(&self, fd: RawFd, token: Token, interest: Interest) -> io::Result<Key> {
+        self.register_with(fd, token, interest, false)
+    }
+
+    /// Watches a listening socket's raw descriptor, as
+    /// [`Kevent::register_fd`] does, but so that nothing the backend has
+    /// in flight keeps the socket open: its port is free as soon as the
+    /// descriptor is closed or its process exits (on io_uring, listeners
+    /// are watched through an epoll set the ring polls; see
+    /// ARCHITECTURE.md).
+    pub fn register_listener_fd(
+        &self,
+        fd: RawFd,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<Key> {
+        self.register_with(fd, token, interest, true)
+    }
+
+    fn register_with(
+        &self,
+        fd: RawFd,
+        token: Token,
+        interest: Interest,
+        listener: bool,
+    ) -> io::Result<Key> {
         let (key, _) = self.inner.regs.insert(Kind::Fd, token.0, Flags::NONE, fd)?;
         let here = self.inner.consumes_here();
-        if let Err(e) = self.inner.backend.register(fd, key.entry(), interest, here) {
+        let backend = &self.inner.backend;
+        let registered = if listener {
+            backend.register_listener(fd, key.entry(), interest, here)
+        } else {
+            backend.register(fd, key.entry(), interest, here)
+        };
+        if let Err(e) = registered {
             self.inner.regs.remove(key);
             return Err(e);
         }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::event::{Interest, Ready};
 use crate::inbox::Inbox;
 
+mod listen_set;
 pub(crate) mod mio;
 #[cfg(target_os = "linux")]
 mod send_ring;
@@ -30,6 +31,19 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// completion work on it (interrupting its own blocking calls: a
     /// `read` with a timeout returns `EINTR`).
     fn register(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()>;
+    /// Starts watching the listening socket `fd`, as `register` does, but
+    /// without the backend holding a reference to its file: once `fd` is
+    /// closed (or its process exits) its port is free at once, whatever
+    /// the backend still has in flight.
+    fn register_listener(
+        &self,
+        fd: RawFd,
+        entry: u64,
+        interest: Interest,
+        here: bool,
+    ) -> io::Result<()> {
+        self.register(fd, entry, interest, here)
+    }
     /// Changes the interest of a watched `fd` (`here` as for `register`).
     fn reregister(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()>;
     /// Stops watching `fd`, registered as `entry`.

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use io_uring::{cqueue, opcode, types, IoUring};
 
+use super::listen_set::ListenSet;
 use super::send_ring::SendRing;
 use super::Backend;
 use crate::event::{Interest, Ready};
@@ -39,6 +40,8 @@ use crate::outbox::{Next, Outbox};
 const WAKE: u64 = u64::MAX;
 /// `user_data` of cancel requests (their own completions).
 const REMOVE: u64 = u64::MAX - 1;
+/// `user_data` of the poll on the listeners' epoll set.
+const LISTENERS: u64 = u64::MAX - 2;
 /// Completion ring size (the submission ring is half).
 const ENTRIES: u32 = 1024;
 /// Tag on the `user_data` of a socket's multishot receive (its entry
@@ -221,6 +224,9 @@ pub(crate) struct UringBackend {
     /// What each registration watches, to re-arm a multishot request the
     /// kernel ended (it does when its completion cannot be posted).
     polls: parking_lot::Mutex<HashMap<u64, Watch>>,
+    /// Listening sockets, watched through an epoll set the ring polls, so
+    /// that no request of the ring holds one open (see `listen_set`).
+    listeners: ListenSet,
     /// Each worker's ring for its sends, by index (see `send_ring`).
     /// Declared before `sends`: closed before the memory they send goes.
     send_rings: parking_lot::Mutex<Vec<Arc<SendRing>>>,
@@ -345,6 +351,7 @@ impl UringBackend {
             sq: parking_lot::Mutex::new(()),
             cq: parking_lot::Mutex::new(()),
             polls: parking_lot::Mutex::new(HashMap::new()),
+            listeners: ListenSet::new()?,
             send_rings: parking_lot::Mutex::new(Vec::new()),
             id: NEXT_BACKEND.fetch_add(1, Ordering::Relaxed),
             sends: parking_lot::Mutex::new(HashMap::new()),
@@ -356,6 +363,7 @@ impl UringBackend {
         if backend.waker.is_none() {
             backend.submit_poll(wake_fd, WAKE, libc::POLLIN as u32)?;
         }
+        backend.submit_poll(backend.listeners.fd(), LISTENERS, libc::POLLIN as u32)?;
         Ok(backend)
     }
 
@@ -600,6 +608,7 @@ impl UringBackend {
         let mut writers = Vec::new();
         let mut fired = Vec::new();
         let mut woke = false;
+        let mut listeners = false;
         let mut n = 0;
         {
             let _turn = if wait_turn {
@@ -620,6 +629,12 @@ impl UringBackend {
                 let more = cqueue::more(cqe.flags());
                 match data {
                     REMOVE => {}
+                    LISTENERS => {
+                        listeners = true;
+                        if !more {
+                            rearm.push((self.listeners.fd(), LISTENERS, libc::POLLIN as u32));
+                        }
+                    }
                     _ if data != WAKE && data & SEND_RING == SEND_RING => {
                         fired.push(data & !SEND_RING);
                     }
@@ -695,6 +710,10 @@ impl UringBackend {
         for w in writers {
             w.wake();
         }
+        if listeners {
+            let calls = self.listeners.harvest(out)?;
+            self.syscalls.fetch_add(calls, Ordering::Relaxed);
+        }
         if woke {
             let mut buf = 0u64;
             self.count_syscall();
@@ -703,7 +722,7 @@ impl UringBackend {
         }
         let mut rearmed = false;
         for (fd, data, mask) in rearm {
-            if data == WAKE {
+            if data == WAKE || data == LISTENERS {
                 self.submit_poll(fd, data, mask)?;
                 continue;
             }
@@ -996,7 +1015,20 @@ impl Backend for UringBackend {
         self.post(&[Self::poll_sqe(fd, entry, mask)], here)
     }
 
+    fn register_listener(
+        &self,
+        fd: RawFd,
+        entry: u64,
+        interest: Interest,
+        _here: bool,
+    ) -> io::Result<()> {
+        self.listeners.add(fd, entry, interest)
+    }
+
     fn reregister(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()> {
+        if self.listeners.modify(entry, interest)? {
+            return Ok(());
+        }
         let mut mask = poll_mask(interest);
         {
             let mut polls = self.polls.lock();
@@ -1015,6 +1047,9 @@ impl Backend for UringBackend {
     }
 
     fn deregister(&self, _fd: RawFd, entry: u64, here: bool) -> io::Result<()> {
+        if self.listeners.remove(entry) {
+            return Ok(());
+        }
         // The removal is pushed under the lock `drain` re-arms under, so it
         // follows any re-armed poll in the submission queue, which the
         // kernel reads in order. It is submitted once the lock is released:

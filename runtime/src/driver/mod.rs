@@ -78,6 +78,19 @@ impl Registration {
         Self::finish(handle, token, key)
     }
 
+    /// Registers a listening socket with the current runtime, so that no
+    /// request in flight keeps it (and its port) open once it is closed.
+    #[track_caller]
+    pub(crate) fn new_listener_fd(fd: RawFd, interest: Interest) -> io::Result<Registration> {
+        let handle = current_handle();
+        let token = Self::alloc(&handle)?;
+        let key = handle
+            .shared
+            .kevent
+            .register_listener_fd(fd, Token(token.to_usize()), interest);
+        Self::finish(handle, token, key)
+    }
+
     /// A timer firing at `deadline`, on `handle`'s runtime. Reuses an idle
     /// timer registration from the runtime's pool when there is one.
     pub(crate) fn new_timer(handle: &Handle, deadline: Instant) -> io::Result<Registration> {

@@ -97,6 +97,17 @@ impl<S: AsRawFd> Evented<S> {
             io: ManuallyDrop::new(io),
         })
     }
+
+    /// Registers the listening socket `io` (already nonblocking): its port
+    /// is free as soon as it is closed, whatever the ring holds.
+    #[track_caller]
+    pub(crate) fn new_listener(io: S) -> io::Result<Evented<S>> {
+        let reg = Registration::new_listener_fd(io.as_raw_fd(), Interest::READABLE)?;
+        Ok(Evented {
+            reg: ManuallyDrop::new(reg),
+            io: ManuallyDrop::new(io),
+        })
+    }
 }
 
 impl<S: AsRawFd> Evented<S> {
