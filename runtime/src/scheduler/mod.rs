@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_task::Runnable;
+use crate::task::Runnable;
 use kevent_reactor::{Flags, Kevent, Key, Token};
 use parking_lot::Mutex;
 

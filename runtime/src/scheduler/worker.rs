@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use async_task::Runnable;
+use crate::task::Runnable;
 use kevent_reactor::{Consumer, Event, WaitStatus};
 
 use super::local_queue::Local;

@@ -12,7 +12,7 @@ use parking_lot::{Condvar, Mutex};
 #[derive(Debug, Default)]
 struct State {
     /// Queued jobs.
-    queue: VecDeque<async_task::Runnable>,
+    queue: VecDeque<crate::task::Runnable>,
     /// Threads alive.
     threads: usize,
     /// Threads waiting for a job.
@@ -71,7 +71,7 @@ impl BlockingPool {
     }
 
     /// Queues a job, starting a thread if none is idle and the cap allows.
-    pub(crate) fn schedule(&self, job: async_task::Runnable) {
+    pub(crate) fn schedule(&self, job: crate::task::Runnable) {
         let mut state = self.inner.state.lock();
         if state.shutdown {
             drop(state);
