@@ -79,7 +79,8 @@ pub(crate) enum Flavor {
 /// Counters of one worker, written by it, read by `Handle::metrics`.
 #[derive(Debug, Default)]
 pub(crate) struct WorkerCounters {
-    /// Tasks polled.
+    /// Tasks polled (also how the stall check tells a worker stuck in one
+    /// poll from a busy one).
     pub(crate) polls: AtomicU64,
     /// Successful steals.
     pub(crate) steals: AtomicU64,
@@ -101,10 +102,18 @@ pub(crate) struct WorkerCounters {
 pub(crate) struct Remote {
     /// Steals from the worker's local queue.
     pub(crate) steal: Steal<Runnable>,
-    /// Polls started, to tell a worker stuck in one poll from a busy one.
-    pub(crate) tick: AtomicU64,
     /// Counters.
     pub(crate) counters: WorkerCounters,
+}
+
+/// Adds `n` to a counter only the thread holding the worker's core
+/// writes: a load and a store, no read-modify-write (which costs a locked
+/// instruction on every task poll). Readers see some recent value.
+pub(crate) fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
 }
 
 /// Everything the workers of one runtime share.
@@ -177,7 +186,6 @@ impl Shared {
             let (local, steal) = local_queue::local(LOCAL_QUEUE);
             remotes.push(Remote {
                 steal,
-                tick: AtomicU64::new(0),
                 counters: WorkerCounters::default(),
             });
             locals.push(local);

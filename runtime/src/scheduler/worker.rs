@@ -347,8 +347,7 @@ impl Worker {
 
     fn run_task(&mut self, task: Runnable) {
         let remote = self.remote();
-        remote.tick.fetch_add(1, Ordering::Relaxed);
-        remote.counters.polls.fetch_add(1, Ordering::Relaxed);
+        super::bump(&remote.counters.polls, 1);
         if self.core.searching {
             self.transition_from_searching();
         }
@@ -378,7 +377,7 @@ impl Worker {
             return 0;
         }
         let counters = &self.shared.remotes[self.core.index].counters;
-        counters.events.fetch_add(n as u64, Ordering::Relaxed);
+        super::bump(&counters.events, n as u64);
         let mut stall = false;
         let mut notified = false;
         for ev in &self.core.events {
@@ -452,7 +451,7 @@ impl Worker {
             // Others are busy: watch them while we sleep.
             shared.arm_stall_check();
         }
-        self.remote().counters.parks.fetch_add(1, Ordering::Relaxed);
+        super::bump(&self.remote().counters.parks, 1);
         self.publish_syscalls();
         let status = self.core.consumer.wait(seen, 1, timeout);
         shared.idle.woke();
@@ -492,7 +491,7 @@ impl Worker {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, r)| {
-                    let tick = r.tick.load(Ordering::Relaxed);
+                    let tick = r.counters.polls.load(Ordering::Relaxed);
                     let stuck = last[i] == tick && i != self.core.index && !r.steal.is_empty();
                     last[i] = tick;
                     stuck.then_some(i)
