@@ -18,6 +18,7 @@ use crate::loom::Mutex;
 use crate::registration::{Key, Kind, Slab};
 use crate::ring::Ring;
 use crate::signal::SignalPipe;
+use crate::stream::StreamIo;
 use crate::timer::{Deadline, Timers};
 use crate::waiters::{Waiters, Woken};
 
@@ -49,11 +50,11 @@ pub struct Config {
     pub backend: Backend,
     /// Most OS events one harvest collects.
     pub events_per_poll: usize,
-    /// Whether [`Kevent::arm_recv`] may receive through the ring (io_uring);
-    /// `false` keeps every socket on readiness.
+    /// Whether a stream from [`Kevent::register_stream`] may receive
+    /// through the ring (io_uring); `false` keeps every socket on readiness.
     pub recv_through_ring: bool,
-    /// Whether [`Kevent::new_outbox`] may send through the ring (io_uring);
-    /// `false` keeps every socket writing on readiness.
+    /// Whether a stream from [`Kevent::register_stream`] may send through
+    /// the ring (io_uring); `false` keeps every socket writing on readiness.
     pub send_through_ring: bool,
 }
 
@@ -154,10 +155,19 @@ impl fmt::Debug for Kevent {
 }
 
 thread_local! {
-    /// The ring (its `Inner`'s address) this thread last consumed from;
-    /// 0: none. Lets the backend make a consuming thread the owner of the
-    /// requests it submits (see `Backend::arm_recv`).
+    /// The ring (its `Inner::id`) this thread last consumed from; 0: none.
+    /// Lets the backend make a consuming thread the owner of the requests
+    /// it submits (see `Backend::register`).
     static CONSUMING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Ring ids (`Inner::id`).
+static NEXT_RING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
+/// The calling thread consumes from the ring `ring` (an `Inner::id`): it
+/// claimed events with one of its consumers, which is still attached.
+pub(crate) fn consumes(ring: usize) -> bool {
+    CONSUMING.with(|c| c.get()) == ring
 }
 
 /// An identity of the calling thread, unique among live threads (never 0):
@@ -176,7 +186,10 @@ pub(crate) struct Inner {
     /// The consumers and their sleep states.
     pub(crate) waiters: Waiters,
     /// The OS readiness source.
-    pub(crate) backend: Box<dyn BackendImpl>,
+    pub(crate) backend: Arc<dyn BackendImpl>,
+    /// This ring's identity among the rings of the process (never 0): what
+    /// a consuming thread's `CONSUMING` holds.
+    id: usize,
     /// Entries that found the ring full, oldest first.
     overflow: Mutex<VecDeque<u64>>,
     /// `overflow.len()`, readable without the lock.
@@ -211,7 +224,8 @@ pub(crate) struct Inner {
 impl Kevent {
     /// Creates a ring (`kevent_init`).
     pub fn new(config: Config) -> io::Result<Kevent> {
-        let backend = make_backend(&config)?;
+        let id = NEXT_RING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let backend = make_backend(&config, id)?;
         let base = Instant::now();
         Ok(Kevent {
             inner: Arc::new(Inner {
@@ -219,6 +233,7 @@ impl Kevent {
                 regs: Slab::new(),
                 waiters: Waiters::new(config.max_consumers),
                 backend,
+                id,
                 overflow: Mutex::new(VecDeque::new()),
                 overflow_len: AtomicUsize::new(0),
                 overflowed: AtomicU64::new(0),
@@ -322,75 +337,29 @@ impl Kevent {
             .reregister(reg.fd(), key.entry(), interest, self.inner.consumes_here())
     }
 
-    /// Makes a stream socket's registration receive through the ring: the
-    /// backend receives its bytes as they arrive into the returned inbox
-    /// and posts the registration readable; [`Kevent::recv`] then reads
-    /// them without a syscall. `Ok(None)` when the backend cannot (mio);
-    /// keep reading the socket on readiness then. Calling it again returns
-    /// the same inbox. Once armed, read the socket only through
-    /// [`Kevent::recv`]: bytes already in the inbox are no longer in the
-    /// socket.
-    pub fn arm_recv(&self, key: Key) -> io::Result<Option<std::sync::Arc<crate::Inbox>>> {
-        let fd = self.stream_fd(key, "arm_recv")?;
-        if !self.inner.recv_through_ring {
-            return Ok(None);
-        }
-        let here = self.inner.consumes_here();
-        self.inner.backend.arm_recv(fd, key.entry(), here)
-    }
-
-    /// The descriptor of the stream socket registered as `key`, for `op`.
-    fn stream_fd(&self, key: Key, op: &str) -> io::Result<std::os::fd::RawFd> {
-        let reg = self.inner.regs.get(key).ok_or_else(stale)?;
-        if reg.kind() != Kind::Fd {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("kevent: {op} takes a stream socket's registration"),
-            ));
-        }
-        Ok(reg.fd())
-    }
-
-    /// Reads up to `dst.len()` received bytes from `inbox` (armed for
-    /// `key` by [`Kevent::arm_recv`]), or peeks at them. `Ok(0)` at end of
-    /// stream, `WouldBlock` when nothing has arrived: wait for the
-    /// registration's next readable event. Resumes a receive paused by a
-    /// full inbox once it has drained.
-    pub fn recv(
+    /// Watches a stream socket (TCP or Unix) and hands out its byte path:
+    /// every read, write, flush and shutdown of the stream goes through the
+    /// returned [`StreamIo`], which moves the bytes as this ring's backend
+    /// does (on readiness, or through io_uring's inbox and outbox, as
+    /// [`Config::recv_through_ring`] and [`Config::send_through_ring`]
+    /// allow). The caller keeps `fd` open while the `StreamIo` lives and
+    /// until [`Kevent::deregister`].
+    pub fn register_stream(
         &self,
-        key: Key,
-        inbox: &crate::Inbox,
-        dst: &mut [std::mem::MaybeUninit<u8>],
-        peek: bool,
-    ) -> io::Result<usize> {
-        let here = self.inner.consumes_here();
-        let taken = inbox.take(dst, peek, here.then(thread_tag));
-        if taken.cancel {
-            self.inner.backend.cancel_recv(key.entry(), here)?;
-        }
-        if taken.resume {
-            self.inner.backend.resume_recv(key.entry(), here)?;
-        }
-        taken.result
-    }
-
-    /// An outbox for the stream socket registered as `key`, to send
-    /// through the ring (see [`Outbox`](crate::Outbox)); `None` where the
-    /// backend cannot or [`Config::send_through_ring`] is off: write to the
-    /// socket on readiness then.
-    pub fn new_outbox(&self, key: Key) -> io::Result<Option<std::sync::Arc<crate::Outbox>>> {
-        let fd = self.stream_fd(key, "new_outbox")?;
-        if !self.inner.send_through_ring {
-            return Ok(None);
-        }
-        self.inner.backend.new_outbox(fd, key.entry())
-    }
-
-    /// Starts sending what `outbox` holds (after a write that asked for
-    /// it); each completion wakes the writer waiting on the outbox.
-    pub fn start_send(&self, outbox: &std::sync::Arc<crate::Outbox>) -> io::Result<()> {
-        let here = self.inner.consumes_here();
-        self.inner.backend.start_send(outbox, here)
+        fd: &impl AsRawFd,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<(Key, StreamIo)> {
+        let fd = fd.as_raw_fd();
+        let key = self.register_fd(fd, token, interest)?;
+        let inner = &self.inner;
+        let io = inner.backend.clone().stream(
+            fd,
+            key.entry(),
+            inner.recv_through_ring,
+            inner.send_through_ring,
+        );
+        Ok((key, io))
     }
 
     /// Removes a registration of any kind. Entries still queued for it are
@@ -528,14 +497,14 @@ impl Kevent {
 /// kernel offers what the backend needs and falls back to mio with one log
 /// line otherwise (old kernel, `ENOSYS`/`EPERM` from seccomp,
 /// `kernel.io_uring_disabled`).
-fn make_backend(config: &Config) -> io::Result<Box<dyn BackendImpl>> {
+fn make_backend(config: &Config, ring: usize) -> io::Result<Arc<dyn BackendImpl>> {
     match config.backend {
-        Backend::Mio => Ok(Box::new(MioBackend::new(config.events_per_poll)?)),
-        Backend::UserSpace => Ok(Box::new(UserBackend::new())),
+        Backend::Mio => Ok(Arc::new(MioBackend::new(config.events_per_poll)?)),
+        Backend::UserSpace => Ok(Arc::new(UserBackend::new())),
         #[cfg(target_os = "linux")]
         Backend::Uring => {
             crate::backend::uring::probe()?;
-            Ok(Box::new(crate::backend::uring::UringBackend::new()?))
+            Ok(Arc::new(crate::backend::uring::UringBackend::new(ring)?))
         }
         #[cfg(not(target_os = "linux"))]
         Backend::Uring => Err(io::Error::new(
@@ -545,12 +514,12 @@ fn make_backend(config: &Config) -> io::Result<Box<dyn BackendImpl>> {
         Backend::Auto => {
             #[cfg(target_os = "linux")]
             match crate::backend::uring::probe()
-                .and_then(|()| crate::backend::uring::UringBackend::new())
+                .and_then(|()| crate::backend::uring::UringBackend::new(ring))
             {
-                Ok(b) => return Ok(Box::new(b)),
+                Ok(b) => return Ok(Arc::new(b)),
                 Err(e) => log_fallback(&e),
             }
-            Ok(Box::new(MioBackend::new(config.events_per_poll)?))
+            Ok(Arc::new(MioBackend::new(config.events_per_poll)?))
         }
     }
 }
@@ -669,18 +638,18 @@ impl Inner {
     /// This thread consumes from this ring (it claimed events with one of
     /// its consumers, which is still attached).
     pub(crate) fn consumes_here(&self) -> bool {
-        CONSUMING.with(|c| c.get()) == self as *const Inner as usize
+        consumes(self.id)
     }
 
     /// Marks this thread as one that consumes from this ring.
     pub(crate) fn mark_consuming(&self) {
-        CONSUMING.with(|c| c.set(self as *const Inner as usize));
+        CONSUMING.with(|c| c.set(self.id));
     }
 
     /// Unmarks this thread if it was marked for this ring.
     pub(crate) fn unmark_consuming(&self) {
         CONSUMING.with(|c| {
-            if c.get() == self as *const Inner as usize {
+            if c.get() == self.id {
                 c.set(0);
             }
         });

@@ -36,23 +36,23 @@
 mod backend;
 mod consumer;
 mod event;
-mod inbox;
 mod kevent;
 mod loom;
-mod outbox;
 mod registration;
 mod ring;
 mod signal;
+mod stream;
 pub mod syscalls;
 mod timer;
 mod waiters;
 mod wheel;
 
+#[cfg(target_os = "linux")]
+pub use crate::backend::uring::OUTBOX_LIMIT;
 pub use crate::consumer::{Consumer, ConsumerStats, WaitStatus};
 pub use crate::event::{Event, Flags, Hint, Interest, Ready, Token};
-pub use crate::inbox::Inbox;
 pub use crate::kevent::{Backend, Config, Kevent, RingStats};
-pub use crate::outbox::{Outbox, OUTBOX_LIMIT};
 pub use crate::registration::Key;
+pub use crate::stream::{Direction, Readiness, StreamIo};
 pub use crate::timer::{Deadline, Timeout};
 pub use crate::waiters::BUSY_CLAIM;

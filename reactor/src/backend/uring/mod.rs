@@ -14,7 +14,7 @@
 //! harvester is woken by a `MSG_RING` (or, on older kernels, an eventfd the
 //! ring polls).
 //!
-//! Stream sockets may also receive through the ring (see [`crate::inbox`]):
+//! Stream sockets may also receive through the ring (see `inbox.rs`):
 //! a multishot receive per socket fills buffers from a pool shared with the
 //! kernel (a provided-buffer ring); the harvester copies each completion
 //! into the socket's inbox and hands the buffer back at once. Such a socket
@@ -29,11 +29,19 @@ use std::time::Duration;
 
 use io_uring::{cqueue, opcode, types, IoUring};
 
+mod inbox;
+mod outbox;
+mod stream;
+
+pub(crate) use self::stream::Stream;
+pub use outbox::OUTBOX_LIMIT;
+
+use self::inbox::{Inbox, Recv, PAUSE_AT};
+use self::outbox::{Next, Outbox};
 use super::send_ring::SendRing;
 use super::Backend;
 use crate::event::{Interest, Ready};
-use crate::inbox::{Inbox, Recv, PAUSE_AT};
-use crate::outbox::{Next, Outbox};
+use crate::stream::StreamIo;
 
 /// `user_data` of the wake eventfd's poll.
 const WAKE: u64 = u64::MAX;
@@ -188,7 +196,7 @@ pub(crate) fn probe() -> io::Result<()> {
         // Lets tests force the fallback path, as a kernel without io_uring would.
         return Err(io::Error::from_raw_os_error(libc::ENOSYS));
     }
-    UringBackend::new().map(drop)
+    UringBackend::new(0).map(drop)
 }
 
 /// A wait that ended without completions: timeout, signal, or a CQ
@@ -226,6 +234,8 @@ pub(crate) struct UringBackend {
     send_rings: parking_lot::Mutex<Vec<Arc<SendRing>>>,
     /// Unique among backends (the key of `OWN_SEND_RING`).
     id: u64,
+    /// The ring this backend feeds (`kevent::consumes`); 0: none (a probe).
+    ring_id: usize,
     /// Outboxes with a send in flight, by outbox id: the kernel reads their
     /// memory until the send completes, and a dropped stream's outbox
     /// lives here until its last byte is sent.
@@ -287,7 +297,8 @@ fn ready_of(mask: u32) -> Ready {
 }
 
 impl UringBackend {
-    pub(crate) fn new() -> io::Result<UringBackend> {
+    /// A backend for the ring `ring_id` (0: a probe, never used).
+    pub(crate) fn new(ring_id: usize) -> io::Result<UringBackend> {
         // On kernels with everything below (6.10+; bundles are a feature bit
         // that implies it): COOP_TASKRUN, so a readiness does not interrupt
         // the thread that submitted its poll while it runs in user space (an
@@ -347,6 +358,7 @@ impl UringBackend {
             polls: parking_lot::Mutex::new(HashMap::new()),
             send_rings: parking_lot::Mutex::new(Vec::new()),
             id: NEXT_BACKEND.fetch_add(1, Ordering::Relaxed),
+            ring_id,
             sends: parking_lot::Mutex::new(HashMap::new()),
             wake_fd,
             in_wait: std::sync::atomic::AtomicBool::new(false),
@@ -983,6 +995,88 @@ impl UringBackend {
     }
 }
 
+impl UringBackend {
+    /// The calling thread consumes from this backend's ring.
+    fn consumes_here(&self) -> bool {
+        self.ring_id != 0 && crate::kevent::consumes(self.ring_id)
+    }
+
+    /// Makes the stream socket `fd`, registered as `entry`, receive through
+    /// the ring into the returned inbox (the stream checked that the pool
+    /// exists). The calling thread, if it consumes from the ring, becomes
+    /// the receive's owner: the kernel runs its completion work there.
+    fn arm_recv(&self, fd: RawFd, entry: u64) -> io::Result<Arc<Inbox>> {
+        let here = self.consumes_here();
+        let mut polls = self.polls.lock();
+        let Some(w) = polls.get_mut(&entry) else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "receive through the ring on a registration that is gone",
+            ));
+        };
+        if let Some(inbox) = &w.inbox {
+            return Ok(inbox.clone());
+        }
+        // A consumer's next enter submits it, as a rule before another
+        // consumer's does.
+        let inbox = Arc::new(Inbox::new(if here {
+            crate::kevent::thread_tag()
+        } else {
+            0
+        }));
+        w.inbox = Some(inbox.clone());
+        w.mask = without_reads(w.mask);
+        let poll = Self::poll_sqe(fd, entry, w.mask);
+        // In order: the old poll goes, the new one and the receive come.
+        let sqes = [Self::cancel_all_sqe(entry), poll, Self::recv_sqe(fd, entry)];
+        self.post(&sqes, here)?;
+        Ok(inbox)
+    }
+
+    /// Starts sending what `outbox` holds, unless a send is in flight: on
+    /// the calling worker's own send ring, or the shared ring.
+    fn start_send(&self, outbox: &Arc<Outbox>) -> io::Result<()> {
+        let here = self.consumes_here();
+        let mut sends = self.sends.lock();
+        if let Some((ptr, len)) = outbox.start() {
+            // Held here until the batch is sent: the kernel reads it.
+            sends.insert(outbox.id(), outbox.clone());
+            drop(sends);
+            let sqe = Self::send_sqe(outbox, ptr, len);
+            match self.own_send_ring(here).filter(|_| here) {
+                // SAFETY: the batch stays put until the send's completion
+                // (the outbox is held in `sends` until then).
+                Some(ring) => unsafe { ring.push(&[sqe], &|| self.count_syscall())? },
+                None => self.post(&[sqe], here)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Receives again for `entry` (its inbox drained below the mark, or
+    /// its receive moves to this thread).
+    fn resume_recv(&self, entry: u64, here: bool) -> io::Result<()> {
+        let polls = self.polls.lock();
+        if let Some(w) = polls.get(&entry) {
+            let sqe = Self::recv_sqe(w.fd, entry);
+            self.post(&[sqe], here)?;
+        }
+        Ok(())
+    }
+
+    /// Cancels `entry`'s receive; its last completion wakes the reader,
+    /// who re-arms it from its own thread (see `Inbox::take`).
+    fn cancel_recv(&self, entry: u64, here: bool) -> io::Result<()> {
+        // Under the lock `deregister` cancels under, like every receive
+        // submission, so this cancel never outlives the registration.
+        let polls = self.polls.lock();
+        if polls.contains_key(&entry) {
+            self.post(&[Self::cancel_all_sqe(entry | RECV)], here)?;
+        }
+        Ok(())
+    }
+}
+
 impl Backend for UringBackend {
     fn register(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()> {
         debug_assert_eq!(entry & RECV, 0, "entry index beyond 2^31");
@@ -1039,74 +1133,14 @@ impl Backend for UringBackend {
         self.submit_pushed(here)
     }
 
-    fn arm_recv(&self, fd: RawFd, entry: u64, here: bool) -> io::Result<Option<Arc<Inbox>>> {
-        if self.pool.is_none() {
-            return Ok(None);
-        }
-        let mut polls = self.polls.lock();
-        let Some(w) = polls.get_mut(&entry) else {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "receive through the ring on a registration that is gone",
-            ));
-        };
-        if let Some(inbox) = &w.inbox {
-            return Ok(Some(inbox.clone()));
-        }
-        // A consumer's next enter submits it, as a rule before another
-        // consumer's does.
-        let inbox = Arc::new(Inbox::new(if here {
-            crate::kevent::thread_tag()
-        } else {
-            0
-        }));
-        w.inbox = Some(inbox.clone());
-        w.mask = without_reads(w.mask);
-        let poll = Self::poll_sqe(fd, entry, w.mask);
-        // In order: the old poll goes, the new one and the receive come.
-        let sqes = [Self::cancel_all_sqe(entry), poll, Self::recv_sqe(fd, entry)];
-        self.post(&sqes, here)?;
-        Ok(Some(inbox))
-    }
-
-    fn new_outbox(&self, fd: RawFd, entry: u64) -> io::Result<Option<Arc<Outbox>>> {
-        Ok(Some(Arc::new(Outbox::new(fd, entry))))
-    }
-
-    fn start_send(&self, outbox: &Arc<Outbox>, here: bool) -> io::Result<()> {
-        let mut sends = self.sends.lock();
-        if let Some((ptr, len)) = outbox.start() {
-            // Held here until the batch is sent: the kernel reads it.
-            sends.insert(outbox.id(), outbox.clone());
-            drop(sends);
-            let sqe = Self::send_sqe(outbox, ptr, len);
-            match self.own_send_ring(here).filter(|_| here) {
-                // SAFETY: the batch stays put until the send's completion
-                // (the outbox is held in `sends` until then).
-                Some(ring) => unsafe { ring.push(&[sqe], &|| self.count_syscall())? },
-                None => self.post(&[sqe], here)?,
-            }
-        }
-        Ok(())
-    }
-
-    fn resume_recv(&self, entry: u64, here: bool) -> io::Result<()> {
-        let polls = self.polls.lock();
-        if let Some(w) = polls.get(&entry) {
-            let sqe = Self::recv_sqe(w.fd, entry);
-            self.post(&[sqe], here)?;
-        }
-        Ok(())
-    }
-
-    fn cancel_recv(&self, entry: u64, here: bool) -> io::Result<()> {
-        // Under the lock `deregister` cancels under, like every receive
-        // submission, so this cancel never outlives the registration.
-        let polls = self.polls.lock();
-        if polls.contains_key(&entry) {
-            self.post(&[Self::cancel_all_sqe(entry | RECV)], here)?;
-        }
-        Ok(())
+    fn stream(
+        self: Arc<Self>,
+        fd: RawFd,
+        entry: u64,
+        ring_recv: bool,
+        ring_send: bool,
+    ) -> StreamIo {
+        StreamIo::uring(Stream::new(self, fd, entry, ring_recv, ring_send))
     }
 
     fn poll(

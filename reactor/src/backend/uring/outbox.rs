@@ -124,16 +124,11 @@ impl Outbox {
         self.fd
     }
 
-    /// Appends as much of `buf` as fits. `Ok(None)`: full, wait for the
-    /// send in flight ([`poll_room`](Outbox::poll_room)). `Ok(Some((n,
-    /// start)))`: `n` bytes taken; with `start`, no send is in flight and
-    /// the caller must start one.
-    pub fn write(&self, buf: &[u8]) -> io::Result<Option<(usize, bool)>> {
-        self.write_vectored(&[io::IoSlice::new(buf)])
-    }
-
-    /// [`write`](Outbox::write) for slices in order, under one lock: all
-    /// of them join the same pending batch, so a response handed over as
+    /// Appends as much of `bufs`, in order, as fits. `Ok(None)`: full,
+    /// wait for the send in flight ([`poll_room`](Outbox::poll_room)).
+    /// `Ok(Some((n, start)))`: `n` bytes taken; with `start`, no send is in
+    /// flight and the caller must start one. One lock: all the slices join
+    /// the same pending batch, so a response handed over as
     /// headers and body leaves in one send (one segment where the peer's
     /// window allows), as one `writev(2)` would.
     pub fn write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<Option<(usize, bool)>> {
