@@ -16,8 +16,6 @@ use crate::stream::StreamIo;
 
 pub(crate) mod mio;
 #[cfg(target_os = "linux")]
-mod send_ring;
-#[cfg(target_os = "linux")]
 pub(crate) mod uring;
 pub(crate) mod user;
 
