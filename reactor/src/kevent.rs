@@ -8,12 +8,12 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::backend::mio::MioBackend;
-use crate::backend::user::UserBackend;
-use crate::backend::Backend as BackendImpl;
+use crate::backend::Poller;
+use crate::config::{make_backend, Config};
 use crate::consumer::Consumer;
 use crate::event::{Flags, Hint, Interest, Ready, Token};
-use crate::loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::harvest::HarvestRole;
+use crate::loom::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 use crate::loom::Mutex;
 use crate::registration::{Key, Kind, Slab};
 use crate::ring::Ring;
@@ -21,89 +21,6 @@ use crate::signal::SignalPipe;
 use crate::stream::StreamIo;
 use crate::timer::{Deadline, Timers};
 use crate::waiters::{Waiters, Woken};
-
-/// Which backend feeds the ring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Backend {
-    /// io_uring where the kernel offers it, else mio (one log line says so).
-    #[default]
-    Auto,
-    /// mio: epoll on Linux, kqueue on macOS and the BSDs.
-    Mio,
-    /// io_uring (Linux): the kernel fills the completion ring (multishot
-    /// poll), so harvesting costs no syscall. An error where unavailable.
-    Uring,
-    /// No OS sources at all: user events, timers only. The ring as an
-    /// in-process event queue.
-    UserSpace,
-}
-
-/// How to build a [`Kevent`].
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Ring slots (rounded up to a power of two).
-    pub capacity: usize,
-    /// The most consumers that may be attached at once.
-    pub max_consumers: usize,
-    /// Which backend feeds the ring.
-    pub backend: Backend,
-    /// Most OS events one harvest collects.
-    pub events_per_poll: usize,
-    /// Whether a stream from [`Kevent::register_stream`] may receive
-    /// through the ring (io_uring); `false` keeps every socket on readiness.
-    pub recv_through_ring: bool,
-    /// Whether a stream from [`Kevent::register_stream`] may send through
-    /// the ring (io_uring); `false` keeps every socket writing on readiness.
-    pub send_through_ring: bool,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            capacity: 1024,
-            max_consumers: 64,
-            backend: Backend::Auto,
-            events_per_poll: 1024,
-            recv_through_ring: true,
-            send_through_ring: true,
-        }
-    }
-}
-
-impl Config {
-    /// Sets the ring's capacity.
-    pub fn capacity(mut self, capacity: usize) -> Config {
-        self.capacity = capacity;
-        self
-    }
-
-    /// Sets the maximum number of consumers.
-    pub fn max_consumers(mut self, n: usize) -> Config {
-        self.max_consumers = n;
-        self
-    }
-
-    /// Chooses the backend.
-    pub fn backend(mut self, backend: Backend) -> Config {
-        self.backend = backend;
-        self
-    }
-
-    /// Lets stream sockets receive through the ring where the backend can
-    /// (default `true`).
-    pub fn recv_through_ring(mut self, on: bool) -> Config {
-        self.recv_through_ring = on;
-        self
-    }
-
-    /// Lets stream sockets send through the ring where the backend can
-    /// (default `true`).
-    pub fn send_through_ring(mut self, on: bool) -> Config {
-        self.send_through_ring = on;
-        self
-    }
-}
 
 /// Counters of a whole ring.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -186,7 +103,7 @@ pub(crate) struct Inner {
     /// The consumers and their sleep states.
     pub(crate) waiters: Waiters,
     /// The OS readiness source.
-    pub(crate) backend: Arc<dyn BackendImpl>,
+    pub(crate) backend: Arc<dyn Poller>,
     /// This ring's identity among the rings of the process (never 0): what
     /// a consuming thread's `CONSUMING` holds.
     id: usize,
@@ -196,19 +113,12 @@ pub(crate) struct Inner {
     overflow_len: AtomicUsize,
     /// Entries that ever went to overflow.
     overflowed: AtomicU64,
-    /// Someone holds the harvester role.
-    harvesting: AtomicBool,
-    /// A consumer parked because the role was taken and wants it handed over.
-    harvest_wanted: AtomicBool,
+    /// Who harvests (see `harvest.rs`).
+    pub(crate) harvest: HarvestRole,
     /// The armed timers.
     timers: Mutex<Timers>,
     /// The nearest timer deadline in nanoseconds since `base` (u64::MAX: none).
     next_timer: AtomicU64,
-    /// When the harvester's current sleep in the backend ends, in
-    /// nanoseconds since `base`; `u64::MAX`: no deadline; 0: nobody sleeps
-    /// in the backend (arming a timer then needs no wakeup: whoever harvests
-    /// next reads the new deadline).
-    harvest_until: AtomicU64,
     /// Time zero for the atomics above.
     base: Instant,
     /// The self-pipe for signals, created on first use.
@@ -237,11 +147,9 @@ impl Kevent {
                 overflow: Mutex::new(VecDeque::new()),
                 overflow_len: AtomicUsize::new(0),
                 overflowed: AtomicU64::new(0),
-                harvesting: AtomicBool::new(false),
-                harvest_wanted: AtomicBool::new(false),
+                harvest: HarvestRole::new(),
                 timers: Mutex::new(Timers::new(base)),
                 next_timer: AtomicU64::new(u64::MAX),
-                harvest_until: AtomicU64::new(0),
                 base,
                 signals: OnceLock::new(),
                 signal_regs: Mutex::new(Vec::new()),
@@ -493,44 +401,6 @@ impl Kevent {
     }
 }
 
-/// Builds the backend `config` asks for. `Auto` takes io_uring when this
-/// kernel offers what the backend needs and falls back to mio with one log
-/// line otherwise (old kernel, `ENOSYS`/`EPERM` from seccomp,
-/// `kernel.io_uring_disabled`).
-fn make_backend(config: &Config, ring: usize) -> io::Result<Arc<dyn BackendImpl>> {
-    match config.backend {
-        Backend::Mio => Ok(Arc::new(MioBackend::new(config.events_per_poll)?)),
-        Backend::UserSpace => Ok(Arc::new(UserBackend::new())),
-        #[cfg(target_os = "linux")]
-        Backend::Uring => {
-            crate::backend::uring::probe()?;
-            Ok(Arc::new(crate::backend::uring::UringBackend::new(ring)?))
-        }
-        #[cfg(not(target_os = "linux"))]
-        Backend::Uring => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "kevent: io_uring is Linux-only; use Backend::Auto or Backend::Mio",
-        )),
-        Backend::Auto => {
-            #[cfg(target_os = "linux")]
-            match crate::backend::uring::probe()
-                .and_then(|()| crate::backend::uring::UringBackend::new(ring))
-            {
-                Ok(b) => return Ok(Arc::new(b)),
-                Err(e) => log_fallback(&e),
-            }
-            Ok(Arc::new(MioBackend::new(config.events_per_poll)?))
-        }
-    }
-}
-
-/// Says once per process that io_uring was refused and mio is used.
-#[cfg(target_os = "linux")]
-fn log_fallback(e: &io::Error) {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| eprintln!("kevent: io_uring unavailable ({e}); using mio (epoll)"));
-}
-
 fn stale() -> io::Error {
     io::Error::new(
         io::ErrorKind::NotFound,
@@ -555,7 +425,7 @@ impl Inner {
         };
         // A harvester sleeping past the new deadline must recompute its
         // timeout: wake the backend.
-        if next < self.harvest_until.load(Ordering::SeqCst) {
+        if self.harvest.sleeps_past(next) {
             let _ = self.backend.wake();
         }
         // Likewise a consumer parked in its place (see `watch_timers`).
@@ -824,66 +694,33 @@ impl Inner {
         self.overflow_len.load(Ordering::SeqCst) > 0
     }
 
-    /// Tries to take the harvester role.
-    pub(crate) fn try_harvest_role(&self) -> bool {
-        !self.harvesting.load(Ordering::Relaxed)
-            && self
-                .harvesting
-                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-    }
-
     /// Consumer `by` gives the harvester role back; if a consumer parked
     /// wanting it, wakes one (never `by`) so that somebody keeps watching
     /// the backend and the timers.
     pub(crate) fn release_harvest_role(&self, by: usize) {
-        self.harvest_until.store(0, Ordering::SeqCst);
-        self.harvesting.store(false, Ordering::SeqCst);
-        // Pairs with the fence in `want_harvest_role`: either the parker's
-        // retry sees the role free, or we see that it wants the role.
-        fence(Ordering::SeqCst);
-        if self.harvest_wanted.swap(false, Ordering::SeqCst) {
-            if let Some(w) = self.waiters.wake_one_but(None, by) {
-                self.reach(w);
-            }
+        if self.harvest.release() {
+            self.wake_one_but(by);
         }
-    }
-
-    /// Gives the harvester role back without waking anyone, by a consumer
-    /// that goes on waiting (it takes the role again or watches the timers
-    /// while parked); `hand_off_harvest_role` wakes a wanter when it leaves.
-    pub(crate) fn drop_harvest_role(&self) {
-        self.harvest_until.store(0, Ordering::SeqCst);
-        self.harvesting.store(false, Ordering::SeqCst);
-        // Pairs with the fence in `prepare` (see `park_while_others_run`).
-        fence(Ordering::SeqCst);
     }
 
     /// Consumer `by` leaves `wait`: if a consumer parked wanting the role,
     /// wakes one (never `by`) to take it over.
     pub(crate) fn hand_off_harvest_role(&self, by: usize) {
-        if self.harvest_wanted.load(Ordering::SeqCst)
-            && self.harvest_wanted.swap(false, Ordering::SeqCst)
-        {
-            if let Some(w) = self.waiters.wake_one_but(None, by) {
-                self.reach(w);
-            }
+        if self.harvest.hand_off() {
+            self.wake_one_but(by);
         }
     }
 
-    /// Someone holds the harvester role.
-    pub(crate) fn harvest_role_taken(&self) -> bool {
-        self.harvesting.load(Ordering::SeqCst)
+    fn wake_one_but(&self, by: usize) {
+        if let Some(w) = self.waiters.wake_one_but(None, by) {
+            self.reach(w);
+        }
     }
 
-    /// A consumer that could not take the role asks for it before parking.
-    pub(crate) fn want_harvest_role(&self) {
-        self.harvest_wanted.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-    }
-
+    /// The harvester sleeps in the backend until `until` (`None`: no
+    /// deadline).
     pub(crate) fn set_harvest_until(&self, until: Option<Instant>) {
         let n = until.map_or(u64::MAX, |u| self.nanos(u).max(1));
-        self.harvest_until.store(n, Ordering::SeqCst);
+        self.harvest.set_sleep_until(n);
     }
 }

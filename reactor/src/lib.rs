@@ -34,10 +34,13 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod backend;
+mod config;
 mod consumer;
 mod event;
+mod harvest;
 mod kevent;
-mod loom;
+#[doc(hidden)]
+pub mod loom;
 mod registration;
 mod ring;
 mod signal;
@@ -49,9 +52,10 @@ mod wheel;
 
 #[cfg(target_os = "linux")]
 pub use crate::backend::uring::OUTBOX_LIMIT;
+pub use crate::config::{Backend, Config};
 pub use crate::consumer::{Consumer, ConsumerStats, WaitStatus};
 pub use crate::event::{Event, Flags, Hint, Interest, Ready, Token};
-pub use crate::kevent::{Backend, Config, Kevent, RingStats};
+pub use crate::kevent::{Kevent, RingStats};
 pub use crate::registration::Key;
 pub use crate::stream::{Direction, Readiness, StreamIo};
 pub use crate::timer::{Deadline, Timeout};

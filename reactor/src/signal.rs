@@ -9,7 +9,11 @@
 
 use std::io;
 use std::os::fd::RawFd;
+// The statics below are std's (see `loom.rs`): built in constants, and
+// touched by the signal handler.
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+
+use crate::loom::Mutex;
 
 /// Highest signal number handled (Linux has 64; bit `n` of a u64 payload).
 pub(crate) const MAX_SIGNAL: usize = 63;
@@ -97,7 +101,7 @@ pub(crate) struct SignalPipe {
     /// Index in `PIPES`.
     slot: usize,
     /// The counters as last seen by this ring.
-    seen: parking_lot::Mutex<[u64; MAX_SIGNAL + 1]>,
+    seen: Mutex<[u64; MAX_SIGNAL + 1]>,
 }
 
 impl SignalPipe {
@@ -135,7 +139,7 @@ impl SignalPipe {
             read: fds[0],
             write: fds[1],
             slot,
-            seen: parking_lot::Mutex::new(seen),
+            seen: Mutex::new(seen),
         })
     }
 

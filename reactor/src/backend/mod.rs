@@ -20,7 +20,7 @@ pub(crate) mod uring;
 pub(crate) mod user;
 
 /// A source of OS readiness for the ring.
-pub(crate) trait Backend: Send + Sync + fmt::Debug {
+pub(crate) trait Poller: Send + Sync + fmt::Debug {
     /// Starts watching `fd` for `interest`, reporting it as `entry`.
     /// `here`: the calling thread consumes from the ring. A thread that
     /// does not must never enter the kernel for the ring: its enter would

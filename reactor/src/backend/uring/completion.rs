@@ -2,8 +2,8 @@
 //! each request's `user_data`, and handed to the receive, the send or the
 //! poll it belongs to.
 
+use crate::loom::sync::atomic::Ordering;
 use std::io;
-use std::sync::atomic::Ordering;
 
 use io_uring::cqueue;
 

@@ -29,10 +29,11 @@
 //! [`StreamIo`](crate::StreamIo) hands it out). This file holds the
 //! backend itself: setup, polls, the harvester's wait and wakeup.
 
+use crate::loom::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use crate::loom::Mutex;
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,15 +58,15 @@ use self::outbox::Outbox;
 use self::pool::{BufPool, BUF_GROUP};
 use self::send::LINGER;
 use self::send_ring::SendRing;
-use super::Backend;
+use super::Poller;
 use crate::event::{Interest, Ready};
 use crate::stream::StreamIo;
 
 /// Completion ring size (the submission ring is half).
 const ENTRIES: u32 = 1024;
 
-/// Backend ids, so a thread's send ring is never taken for another's.
-static NEXT_BACKEND: AtomicU64 = AtomicU64::new(1);
+/// Backend ids (a `static`, so std's atomic: see `loom.rs`), so a thread's send ring is never taken for another's.
+static NEXT_BACKEND: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// What the backend watches for one registration.
 #[derive(Debug)]
@@ -97,7 +98,7 @@ fn interrupted(e: &io::Error) -> bool {
     )
 }
 
-/// io_uring behind the [`Backend`] trait.
+/// io_uring behind the [`Poller`] trait.
 pub(crate) struct UringBackend {
     /// The ring. Shared: the SQ is guarded by `sq`, the CQ is read only by
     /// the single harvester. Declared first so it closes before `pool`'s
@@ -105,22 +106,22 @@ pub(crate) struct UringBackend {
     ring: IoUring,
     /// Where `wake` submits its MSG_RING (COOP_TASKRUN mode); `None`: wake
     /// through the eventfd.
-    waker: Option<parking_lot::Mutex<IoUring>>,
+    waker: Option<Mutex<IoUring>>,
     /// Buffers for receives through the ring; `None` where the kernel
     /// lacks what that needs (then every socket uses readiness).
     pool: Option<BufPool>,
     /// Serialises pushes to the submission queue.
-    sq: parking_lot::Mutex<()>,
+    sq: Mutex<()>,
     /// Serialises reading the completion queue (and handing buffers back):
     /// the harvester after its sleep, or any consumer draining what is
     /// already there (`drain_now`).
-    cq: parking_lot::Mutex<()>,
+    cq: Mutex<()>,
     /// What each registration watches, to re-arm a multishot request the
     /// kernel ended (it does when its completion cannot be posted).
-    polls: parking_lot::Mutex<HashMap<u64, Polled>>,
+    polls: Mutex<HashMap<u64, Polled>>,
     /// Each worker's ring for its sends, by index (see `send_ring`).
     /// Declared before `sends`: closed before the memory they send goes.
-    send_rings: parking_lot::Mutex<Vec<Arc<SendRing>>>,
+    send_rings: Mutex<Vec<Arc<SendRing>>>,
     /// Unique among backends (the key of `OWN_SEND_RING`).
     id: u64,
     /// The ring this backend feeds (`kevent::consumes`); 0: none (a probe).
@@ -128,13 +129,13 @@ pub(crate) struct UringBackend {
     /// Outboxes with a send in flight, by outbox id: the kernel reads their
     /// memory until the send completes, and a dropped stream's outbox
     /// lives here until its last byte is sent.
-    sends: parking_lot::Mutex<HashMap<u64, Arc<Outbox>>>,
+    sends: Mutex<HashMap<u64, Arc<Outbox>>>,
     /// The eventfd `wake` writes (default mode); -1 with MSG_RING.
     wake_fd: RawFd,
     /// A harvester sleeps in `io_uring_enter` now.
-    in_wait: std::sync::atomic::AtomicBool,
+    in_wait: AtomicBool,
     /// Poll requests queued in the SQ but not yet submitted.
-    unsubmitted: std::sync::atomic::AtomicBool,
+    unsubmitted: AtomicBool,
     /// `io_uring_enter` calls and eventfd writes/reads.
     syscalls: AtomicU64,
 }
@@ -240,18 +241,18 @@ impl UringBackend {
         };
         let backend = UringBackend {
             ring,
-            waker: waker.map(parking_lot::Mutex::new),
+            waker: waker.map(Mutex::new),
             pool,
-            sq: parking_lot::Mutex::new(()),
-            cq: parking_lot::Mutex::new(()),
-            polls: parking_lot::Mutex::new(HashMap::new()),
-            send_rings: parking_lot::Mutex::new(Vec::new()),
+            sq: Mutex::new(()),
+            cq: Mutex::new(()),
+            polls: Mutex::new(HashMap::new()),
+            send_rings: Mutex::new(Vec::new()),
             id: NEXT_BACKEND.fetch_add(1, Ordering::Relaxed),
             ring_id,
-            sends: parking_lot::Mutex::new(HashMap::new()),
+            sends: Mutex::new(HashMap::new()),
             wake_fd,
-            in_wait: std::sync::atomic::AtomicBool::new(false),
-            unsubmitted: std::sync::atomic::AtomicBool::new(false),
+            in_wait: AtomicBool::new(false),
+            unsubmitted: AtomicBool::new(false),
             syscalls: AtomicU64::new(0),
         };
         if backend.waker.is_none() {
@@ -354,7 +355,7 @@ impl UringBackend {
     }
 }
 
-impl Backend for UringBackend {
+impl Poller for UringBackend {
     fn register(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()> {
         debug_assert_eq!(entry & RECV, 0, "entry index beyond 2^31");
         let mask = poll_mask(interest);
@@ -436,7 +437,7 @@ impl Backend for UringBackend {
         self.in_wait.store(true, Ordering::SeqCst);
         // Pairs with `queue`: a request queued before `in_wait` was set is
         // submitted by the enter below; one queued after it wakes us.
-        std::sync::atomic::fence(Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         let result = self.wait(timeout, sigmask);
         self.in_wait.store(false, Ordering::SeqCst);
         result?;

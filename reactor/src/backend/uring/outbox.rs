@@ -20,12 +20,15 @@
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::loom::Mutex;
 use std::task::{Context, Poll, Waker};
 
 /// Queued bytes past which a write waits for the send in flight.
 pub const OUTBOX_LIMIT: usize = 256 * 1024;
 
-/// Outbox ids: a send's completion names its outbox, not its registration
+/// Outbox ids (a `static`, so std's atomic: see `loom.rs`): a send's
+/// completion names its outbox, not its registration
 /// (whose entry may be reused once the stream is gone).
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -42,8 +45,8 @@ pub struct Outbox {
     fd: RawFd,
     /// The descriptor once the stream handed it over (dropped with bytes
     /// still queued); closed with the outbox.
-    adopted: parking_lot::Mutex<Option<OwnedFd>>,
-    state: parking_lot::Mutex<State>,
+    adopted: Mutex<Option<OwnedFd>>,
+    state: Mutex<State>,
 }
 
 #[derive(Debug, Default)]
@@ -99,8 +102,8 @@ impl Outbox {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             entry,
             fd,
-            adopted: parking_lot::Mutex::new(None),
-            state: parking_lot::Mutex::new(State::default()),
+            adopted: Mutex::new(None),
+            state: Mutex::new(State::default()),
         }
     }
 

@@ -5,6 +5,8 @@
 //! that is not read never holds one.
 
 use std::io;
+// std's atomics, not the loom shim's: the tail is memory shared with the
+// kernel (see `loom.rs`).
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use io_uring::{types, IoUring};

@@ -5,8 +5,8 @@
 //! consumer submits sends a blocked worker left; and a backend going away
 //! sends what is left (`finish_sends`).
 
+use crate::loom::sync::atomic::Ordering;
 use std::io;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 

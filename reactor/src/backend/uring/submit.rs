@@ -19,15 +19,15 @@
 //!
 //! And the requests every path shares: a multishot poll and its removal.
 
+use crate::loom::sync::atomic::Ordering;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::Ordering;
 
 use io_uring::{opcode, types};
 
 use super::completion::REMOVE;
 use super::{interrupted, UringBackend};
-use crate::backend::Backend;
+use crate::backend::Poller;
 
 impl UringBackend {
     /// Submits SQEs from this thread if it consumes from the ring (`here`),
