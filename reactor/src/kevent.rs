@@ -1,11 +1,10 @@
 //! The ring context (`kevent_init`): the ring, the registrations, the
 //! sleeping consumers and the backend, and the `kevent_ctl` operations.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backend::Poller;
@@ -13,11 +12,12 @@ use crate::config::{make_backend, Config};
 use crate::consumer::Consumer;
 use crate::event::{Flags, Hint, Interest, Ready, Token};
 use crate::harvest::HarvestRole;
-use crate::loom::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
+use crate::loom::sync::atomic::{fence, AtomicU64, Ordering};
 use crate::loom::Mutex;
+use crate::overflow::Overflow;
 use crate::registration::{Key, Kind, Slab};
 use crate::ring::Ring;
-use crate::signal::SignalPipe;
+use crate::signal::Signals;
 use crate::stream::StreamIo;
 use crate::timer::{Deadline, Timers};
 use crate::waiters::{Waiters, Woken};
@@ -108,11 +108,7 @@ pub(crate) struct Inner {
     /// a consuming thread's `CONSUMING` holds.
     id: usize,
     /// Entries that found the ring full, oldest first.
-    overflow: Mutex<VecDeque<u64>>,
-    /// `overflow.len()`, readable without the lock.
-    overflow_len: AtomicUsize,
-    /// Entries that ever went to overflow.
-    overflowed: AtomicU64,
+    overflow: Overflow,
     /// Who harvests (see `harvest.rs`).
     pub(crate) harvest: HarvestRole,
     /// The armed timers.
@@ -121,10 +117,8 @@ pub(crate) struct Inner {
     next_timer: AtomicU64,
     /// Time zero for the atomics above.
     base: Instant,
-    /// The self-pipe for signals, created on first use.
-    signals: OnceLock<(SignalPipe, Key)>,
-    /// Signal registrations: (signal number, key).
-    signal_regs: Mutex<Vec<(i32, Key)>>,
+    /// The signal registrations and their self-pipe.
+    signals: Signals,
     /// [`Config::recv_through_ring`].
     recv_through_ring: bool,
     /// [`Config::send_through_ring`].
@@ -144,15 +138,12 @@ impl Kevent {
                 waiters: Waiters::new(config.max_consumers),
                 backend,
                 id,
-                overflow: Mutex::new(VecDeque::new()),
-                overflow_len: AtomicUsize::new(0),
-                overflowed: AtomicU64::new(0),
+                overflow: Overflow::new(),
                 harvest: HarvestRole::new(),
                 timers: Mutex::new(Timers::new(base)),
                 next_timer: AtomicU64::new(u64::MAX),
                 base,
-                signals: OnceLock::new(),
-                signal_regs: Mutex::new(Vec::new()),
+                signals: Signals::new(),
                 recv_through_ring: config.recv_through_ring,
                 send_through_ring: config.send_through_ring,
             }),
@@ -207,7 +198,7 @@ impl Kevent {
     pub fn stats(&self) -> RingStats {
         RingStats {
             published: self.inner.ring.front(),
-            overflowed: self.inner.overflowed.load(Ordering::Relaxed),
+            overflowed: self.inner.overflow.total(),
             backend_syscalls: self.inner.backend.syscalls(),
             registrations: self.inner.regs.len(),
             wakeups: self.inner.waiters.total_wakeups(),
@@ -285,7 +276,7 @@ impl Kevent {
                 Ok(())
             }
             Kind::Signal => {
-                inner.signal_regs.lock().retain(|&(_, k)| k != key);
+                inner.signals.remove(key);
                 Ok(())
             }
             Kind::User => Ok(()),
@@ -385,13 +376,12 @@ impl Kevent {
     /// Installs a process-wide handler for it; the signal's default action
     /// no longer happens.
     pub fn add_signal(&self, token: Token, signo: i32) -> io::Result<Key> {
-        crate::signal::install(signo)?;
-        self.inner.signal_pipe()?;
-        let (key, _) = self
-            .inner
+        let inner = &self.inner;
+        inner.signals.watch(signo, &inner.regs, &*inner.backend)?;
+        let (key, _) = inner
             .regs
             .insert(Kind::Signal, token.0, Flags::NONE, signo)?;
-        self.inner.signal_regs.lock().push((signo, key));
+        inner.signals.add(signo, key);
         Ok(key)
     }
 
@@ -488,23 +478,6 @@ impl Inner {
         entries.len()
     }
 
-    fn signal_pipe(&self) -> io::Result<&(SignalPipe, Key)> {
-        if let Some(p) = self.signals.get() {
-            return Ok(p);
-        }
-        let pipe = SignalPipe::new()?;
-        let (key, _) = self
-            .regs
-            .insert(Kind::Fd, usize::MAX, Flags::NONE, pipe.read)?;
-        self.backend
-            .register(pipe.read, key.entry(), Interest::READABLE, false)?;
-        if self.signals.set((pipe, key)).is_err() {
-            // Lost a race with another thread; ours is dropped and closed.
-            self.regs.remove(key);
-        }
-        Ok(self.signals.get().expect("signal pipe just set"))
-    }
-
     /// This thread consumes from this ring (it claimed events with one of
     /// its consumers, which is still attached).
     pub(crate) fn consumes_here(&self) -> bool {
@@ -527,12 +500,11 @@ impl Inner {
 
     /// Turns harvested OS readiness into ring entries.
     pub(crate) fn absorb(&self, harvested: &[(u64, Ready)], publisher: Option<usize>) -> usize {
-        let signal_entry = self.signals.get().map(|(_, k)| k.entry());
+        let signal_entry = self.signals.entry();
         let mut entries = Vec::with_capacity(harvested.len());
         for &(entry, ready) in harvested {
             if Some(entry) == signal_entry {
-                let arrived = self.signals.get().map_or(0, |(p, _)| p.drain());
-                self.signals_arrived(arrived, &mut entries);
+                self.signals.arrived(&self.regs, &mut entries);
                 continue;
             }
             let key = Key::from_entry(entry);
@@ -544,22 +516,6 @@ impl Inner {
         }
         self.enqueue(&entries, publisher);
         entries.len()
-    }
-
-    fn signals_arrived(&self, arrived: u64, entries: &mut Vec<u64>) {
-        if arrived == 0 {
-            return;
-        }
-        for &(signo, key) in self.signal_regs.lock().iter() {
-            let bit = 1u64 << signo;
-            if arrived & bit != 0 {
-                if let Some(reg) = self.regs.get(key) {
-                    if reg.mark_ready(key, Ready::SIGNAL, bit) {
-                        entries.push(key.entry());
-                    }
-                }
-            }
-        }
     }
 
     /// Puts entries of registrations that just became queued into the
@@ -642,45 +598,14 @@ impl Inner {
 
     /// Pushes one entry into the ring, or into overflow when it is full.
     fn push(&self, entry: u64) {
-        if self.overflow_len.load(Ordering::SeqCst) == 0 && self.ring.push(entry).is_ok() {
-            return;
-        }
-        {
-            let mut overflow = self.overflow.lock();
-            overflow.push_back(entry);
-            self.overflow_len.fetch_add(1, Ordering::SeqCst);
-        }
-        self.overflowed.fetch_add(1, Ordering::Relaxed);
-        // Pairs with the fence in `after_commit`: either we see the slot a
-        // consumer just committed, or it sees our overflow entry.
-        fence(Ordering::SeqCst);
-        self.drain_overflow();
-    }
-
-    /// Moves overflow entries into the ring while it has room. FIFO: the
-    /// oldest overflow entry goes first. Returns how many moved.
-    pub(crate) fn drain_overflow(&self) -> usize {
-        if self.overflow_len.load(Ordering::SeqCst) == 0 {
-            return 0;
-        }
-        let mut overflow = self.overflow.lock();
-        let mut moved = 0;
-        while let Some(&entry) = overflow.front() {
-            if self.ring.push(entry).is_err() {
-                break;
-            }
-            overflow.pop_front();
-            self.overflow_len.fetch_sub(1, Ordering::SeqCst);
-            moved += 1;
-        }
-        moved
+        self.overflow.push(&self.ring, entry);
     }
 
     /// After a consumer committed slots: refill from overflow and wake.
     pub(crate) fn after_commit(&self, publisher: usize) {
-        // Pairs with the fence in `push` (see there).
+        // Pairs with the fence in `Overflow::push` (see there).
         fence(Ordering::SeqCst);
-        let moved = self.drain_overflow();
+        let moved = self.overflow.drain(&self.ring);
         if moved > 1 || (moved == 1 && self.waiters.any_sleeping()) {
             fence(Ordering::SeqCst);
             if let Some(w) = self.waiters.wake_one(None) {
@@ -691,7 +616,7 @@ impl Inner {
     }
 
     pub(crate) fn overflow_pending(&self) -> bool {
-        self.overflow_len.load(Ordering::SeqCst) > 0
+        self.overflow.pending()
     }
 
     /// Consumer `by` gives the harvester role back; if a consumer parked

@@ -41,6 +41,7 @@ mod harvest;
 mod kevent;
 #[doc(hidden)]
 pub mod loom;
+mod overflow;
 mod registration;
 mod ring;
 mod signal;
