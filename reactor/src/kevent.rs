@@ -5,21 +5,20 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::backend::Poller;
 use crate::config::{make_backend, Config};
 use crate::consumer::Consumer;
 use crate::event::{Flags, Hint, Interest, Ready, Token};
 use crate::harvest::HarvestRole;
-use crate::loom::sync::atomic::{fence, AtomicU64, Ordering};
-use crate::loom::Mutex;
+use crate::loom::sync::atomic::{fence, Ordering};
 use crate::overflow::Overflow;
 use crate::registration::{Key, Kind, Slab};
 use crate::ring::Ring;
 use crate::signal::Signals;
 use crate::stream::StreamIo;
-use crate::timer::{Deadline, Timers};
+use crate::timer::{Deadline, TimerQueue};
 use crate::waiters::{Waiters, Woken};
 
 /// Counters of a whole ring.
@@ -112,11 +111,7 @@ pub(crate) struct Inner {
     /// Who harvests (see `harvest.rs`).
     pub(crate) harvest: HarvestRole,
     /// The armed timers.
-    timers: Mutex<Timers>,
-    /// The nearest timer deadline in nanoseconds since `base` (u64::MAX: none).
-    next_timer: AtomicU64,
-    /// Time zero for the atomics above.
-    base: Instant,
+    timers: TimerQueue,
     /// The signal registrations and their self-pipe.
     signals: Signals,
     /// [`Config::recv_through_ring`].
@@ -130,7 +125,6 @@ impl Kevent {
     pub fn new(config: Config) -> io::Result<Kevent> {
         let id = NEXT_RING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let backend = make_backend(&config, id)?;
-        let base = Instant::now();
         Ok(Kevent {
             inner: Arc::new(Inner {
                 ring: Ring::new(config.capacity),
@@ -140,9 +134,7 @@ impl Kevent {
                 id,
                 overflow: Overflow::new(),
                 harvest: HarvestRole::new(),
-                timers: Mutex::new(Timers::new(base)),
-                next_timer: AtomicU64::new(u64::MAX),
-                base,
+                timers: TimerQueue::new(),
                 signals: Signals::new(),
                 recv_through_ring: config.recv_through_ring,
                 send_through_ring: config.send_through_ring,
@@ -272,7 +264,7 @@ impl Kevent {
                 .backend
                 .deregister(fd, key.entry(), inner.consumes_here()),
             Kind::Timer => {
-                inner.timers.lock().disarm(key);
+                inner.timers.disarm(key);
                 Ok(())
             }
             Kind::Signal => {
@@ -367,7 +359,7 @@ impl Kevent {
                 "kevent: disarm_timer takes a timer registration",
             ));
         }
-        self.inner.timers.lock().disarm(key);
+        self.inner.timers.disarm(key);
         reg.clear_pending(key);
         Ok(())
     }
@@ -399,20 +391,8 @@ fn stale() -> io::Error {
 }
 
 impl Inner {
-    fn nanos(&self, at: Instant) -> u64 {
-        at.saturating_duration_since(self.base)
-            .as_nanos()
-            .min(u64::MAX as u128 - 1) as u64
-    }
-
     fn arm_timer(&self, key: Key, at: Instant) {
-        let next = {
-            let mut timers = self.timers.lock();
-            timers.arm(key, at);
-            let next = timers.next_deadline().map_or(u64::MAX, |d| self.nanos(d));
-            self.next_timer.store(next, Ordering::SeqCst);
-            next
-        };
+        let next = self.timers.arm(key, at);
         // A harvester sleeping past the new deadline must recompute its
         // timeout: wake the backend.
         if self.harvest.sleeps_past(next) {
@@ -427,12 +407,12 @@ impl Inner {
     /// due earlier wakes it (or another such watcher). Returns false if one
     /// was armed meanwhile: recompute the deadline.
     pub(crate) fn watch_timers(&self, id: usize, until: Option<Instant>) -> bool {
-        let n = until.map_or(u64::MAX, |u| self.nanos(u).max(1));
+        let n = until.map_or(u64::MAX, |u| self.timers.nanos(u).max(1));
         self.waiters.watch(id, n);
         // Pairs with `arm_timer`: it stores the new deadline, then reads
         // ours; we store ours, then read the deadline.
         fence(Ordering::SeqCst);
-        self.next_timer.load(Ordering::SeqCst) >= n
+        self.timers.next_nanos() >= n
     }
 
     /// `id` stops watching the timers.
@@ -442,28 +422,15 @@ impl Inner {
 
     /// The instant of the nearest timer, if any.
     pub(crate) fn next_timer(&self) -> Option<Instant> {
-        match self.next_timer.load(Ordering::SeqCst) {
-            u64::MAX => None,
-            n => Some(self.base + Duration::from_nanos(n)),
-        }
+        self.timers.next()
     }
 
     /// Fires due timers; returns how many entries were published.
     pub(crate) fn fire_timers(&self, publisher: Option<usize>) -> usize {
-        let next = self.next_timer.load(Ordering::SeqCst);
-        if next == u64::MAX {
-            return 0;
-        }
-        let now = Instant::now();
-        if self.nanos(now) < next {
-            return 0;
-        }
         let mut expired = Vec::new();
-        {
-            let mut timers = self.timers.lock();
-            timers.expire(now, &mut expired);
-            let next = timers.next_deadline().map_or(u64::MAX, |d| self.nanos(d));
-            self.next_timer.store(next, Ordering::SeqCst);
+        self.timers.expire_due(&mut expired);
+        if expired.is_empty() {
+            return 0;
         }
         let entries: Vec<u64> = expired
             .into_iter()
@@ -645,7 +612,7 @@ impl Inner {
     /// The harvester sleeps in the backend until `until` (`None`: no
     /// deadline).
     pub(crate) fn set_harvest_until(&self, until: Option<Instant>) {
-        let n = until.map_or(u64::MAX, |u| self.nanos(u).max(1));
+        let n = until.map_or(u64::MAX, |u| self.timers.nanos(u).max(1));
         self.harvest.set_sleep_until(n);
     }
 }
