@@ -30,7 +30,7 @@ pub(crate) struct ListenSet {
     /// The epoll set.
     epoll: OwnedFd,
     /// Each member's entry and descriptor.
-    members: parking_lot::Mutex<HashMap<u64, RawFd>>,
+    members: crate::loom::Mutex<HashMap<u64, RawFd>>,
 }
 
 /// Events read per `epoll_wait`.
@@ -46,7 +46,7 @@ impl ListenSet {
         Ok(ListenSet {
             // SAFETY: `fd` was just created and is owned by nobody else.
             epoll: unsafe { OwnedFd::from_raw_fd(fd) },
-            members: parking_lot::Mutex::new(HashMap::new()),
+            members: crate::loom::Mutex::new(HashMap::new()),
         })
     }
 
