@@ -291,3 +291,46 @@ fn output_closes_stdin_unless_it_was_set() {
         assert!(out.stdout.is_empty());
     });
 }
+
+#[test]
+fn a_child_held_by_a_task_at_runtime_shutdown_is_killed_and_reaped_later() {
+    let rt = kevent::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.spawn(async move {
+        let child = Command::new("sleep")
+            .arg("30")
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        tx.send(child.id().unwrap()).unwrap();
+        std::future::pending::<()>().await;
+        drop(child);
+    });
+    let pid = rx.recv().unwrap();
+    // The task, and with it the child, is dropped with the runtime.
+    drop(rt);
+    // Killed: a zombie (or gone) soon, not sleeping for 30 s.
+    let start = Instant::now();
+    while let Some(state) = proc_state(pid).filter(|&s| s != 'Z') {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "not killed: {state}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Any later spawn sweeps the killed child out of the process table.
+    each_flavor(|| async move {
+        let start = Instant::now();
+        while proc_state(pid).is_some() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{pid} never reaped"
+            );
+            Command::new("true").status().await.unwrap();
+            kevent::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+}
