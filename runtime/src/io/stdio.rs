@@ -53,23 +53,35 @@ enum State<T> {
 struct Blocking<T> {
     /// The stream's whereabouts.
     state: State<T>,
+    /// Opens the stream again, should a job be lost with it.
+    open: fn() -> T,
 }
 
 impl<T: Send + 'static> Blocking<T> {
-    fn new(io: T) -> Blocking<T> {
+    fn new(open: fn() -> T) -> Blocking<T> {
         Blocking {
-            state: State::Idle(Some((io, Buf::default()))),
+            state: State::Idle(Some((open(), Buf::default()))),
+            open,
         }
     }
 
     /// Waits for the job in flight, if any, and returns its outcome.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<Option<Done>> {
         if let State::Busy(job) = &mut self.state {
-            let (done, buf, io) = match ready!(Pin::new(job).poll(cx)) {
-                Ok(back) => back,
-                Err(e) => panic!("a standard stream's blocking job failed: {e}"),
+            let done = match ready!(Pin::new(job).poll(cx)) {
+                Ok((done, buf, io)) => {
+                    self.state = State::Idle(Some((io, buf)));
+                    done
+                }
+                // The job panicked or was cancelled (runtime shutdown), and
+                // took the handle with it: open a new one.
+                Err(e) => {
+                    self.state = State::Idle(Some(((self.open)(), Buf::default())));
+                    Done::Flush(Err(io::Error::other(format!(
+                        "a standard stream's blocking job failed: {e}"
+                    ))))
+                }
             };
-            self.state = State::Idle(Some((io, buf)));
             return Poll::Ready(Some(done));
         }
         Poll::Ready(None)
@@ -177,21 +189,21 @@ pub struct Stderr {
 /// A handle to the process's standard input. Reads need a kevent runtime.
 pub fn stdin() -> Stdin {
     Stdin {
-        inner: Blocking::new(io::stdin()),
+        inner: Blocking::new(io::stdin),
     }
 }
 
 /// A handle to the process's standard output. Writes need a kevent runtime.
 pub fn stdout() -> Stdout {
     Stdout {
-        inner: Blocking::new(io::stdout()),
+        inner: Blocking::new(io::stdout),
     }
 }
 
 /// A handle to the process's standard error. Writes need a kevent runtime.
 pub fn stderr() -> Stderr {
     Stderr {
-        inner: Blocking::new(io::stderr()),
+        inner: Blocking::new(io::stderr),
     }
 }
 
