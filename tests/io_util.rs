@@ -285,3 +285,17 @@ fn async_fd_try_io_with_both_directions_panics() {
         let _ = fd.try_io(Interest::BOTH, |_| Ok(()));
     });
 }
+
+#[test]
+fn ready_reports_closed_and_error_bits_and_interests_combine() {
+    use kevent::io::Ready;
+    let closed = Ready::READ_CLOSED | Ready::WRITE_CLOSED;
+    assert!(closed.is_read_closed() && closed.is_write_closed());
+    assert!(closed.is_readable() && closed.is_writable());
+    assert!(!Ready::READABLE.is_read_closed());
+    assert!(!Ready::WRITABLE.is_write_closed());
+    assert!(Ready::ERROR.is_error() && !Ready::READABLE.is_error());
+    let both = Interest::READABLE | Interest::WRITABLE;
+    assert_eq!(both, Interest::BOTH);
+    assert_eq!(Interest::READABLE.add(Interest::WRITABLE), both);
+}
