@@ -111,6 +111,13 @@ macro_rules! byte_stream {
                 self.io.try_read_vectored(bufs)
             }
 
+            /// [`try_read`](Self::try_read) into `buf`'s spare capacity
+            /// (appended after its length; 64 bytes are reserved if it has
+            /// none), as tokio's `try_read_buf` does with a `BufMut`.
+            pub fn try_read_buf(&self, buf: &mut ::std::vec::Vec<u8>) -> ::std::io::Result<usize> {
+                $crate::net::datagram::into_spare(buf, |dst| self.io.try_read(dst).map(|n| (n, n)))
+            }
+
             /// Writes what the send buffer takes without waiting;
             /// `WouldBlock` when it is full.
             pub fn try_write(&self, buf: &[u8]) -> ::std::io::Result<usize> {
@@ -424,6 +431,11 @@ macro_rules! borrowed_halves {
                 bufs: &mut [::std::io::IoSliceMut<'_>],
             ) -> ::std::io::Result<usize> {
                 self.$field.try_read_vectored(bufs)
+            }
+
+            #[doc = concat!("See [`", stringify!($stream), "::try_read_buf`].")]
+            pub fn try_read_buf(&self, buf: &mut ::std::vec::Vec<u8>) -> ::std::io::Result<usize> {
+                self.$field.try_read_buf(buf)
             }
         }
     };

@@ -224,6 +224,32 @@ impl<S: AsRawFd> Evented<S> {
         poll_fn(|cx| self.poll_io(cx, dir, &mut op)).await
     }
 
+    /// Waits for `dir` and runs `op` (a `read(2)`/`write(2)` of `len`
+    /// bytes on a descriptor that is no socket: a pipe) until it does not
+    /// block. A short transfer means the kernel buffer was drained (or
+    /// filled), so the readiness is cleared at once, saving the syscall
+    /// that would block; an event arriving meanwhile survives the clear.
+    pub(crate) fn poll_transfer(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        len: usize,
+        mut op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let ev = std::task::ready!(self.reg.poll_ready(cx, dir))?;
+            kevent_reactor::syscalls::count(1);
+            match op(&self.io) {
+                Ok(n) if n > 0 && n < len => {
+                    self.reg.clear_readiness(ev);
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.reg.clear_readiness(ev),
+                res => return Poll::Ready(res),
+            }
+        }
+    }
+
     /// Runs `op` now if `dir` looks ready; `WouldBlock` otherwise.
     pub(crate) fn try_io<R>(
         &self,

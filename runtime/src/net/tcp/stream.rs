@@ -123,6 +123,13 @@ impl TcpStream {
         sockopt::linger(self.io.get_ref())
     }
 
+    /// Sets `SO_LINGER` to zero: dropping the stream resets the connection
+    /// (the peer reads `ConnectionReset`) instead of closing it gracefully,
+    /// and leaves no `TIME_WAIT` behind. Never blocks the close.
+    pub fn set_zero_linger(&self) -> io::Result<()> {
+        sockopt::set_linger(self.io.get_ref(), Some(Duration::ZERO))
+    }
+
     /// Receives data without removing it from the queue: the next read
     /// sees it again. Waits until there is some (or end of file).
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
