@@ -154,6 +154,9 @@ pub(crate) struct Shared {
     pub(crate) stall_ticks: Mutex<Vec<u64>>,
     /// Idle timer registrations (ring key, readiness slot) for reuse.
     pub(crate) timer_pool: Mutex<Vec<(Key, crate::driver::slab::IoToken)>>,
+    /// The file ring of `kevent::fs` on io_uring, made at first use.
+    #[cfg(target_os = "linux")]
+    pub(crate) file_ring: Mutex<crate::fs::uring::RuntimeSlot>,
 }
 
 impl Shared {
@@ -213,6 +216,8 @@ impl Shared {
             stall_armed: AtomicBool::new(false),
             stall_ticks: Mutex::new(vec![u64::MAX; workers]),
             timer_pool: Mutex::new(Vec::new()),
+            #[cfg(target_os = "linux")]
+            file_ring: Mutex::new(Default::default()),
         });
         shared.blocking.set_runtime(Arc::downgrade(&shared));
         Ok(shared)
