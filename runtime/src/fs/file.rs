@@ -76,8 +76,9 @@ struct Inner {
 enum State {
     /// Nothing in flight; the buffer holds bytes read ahead, if any.
     Idle(Option<Buf>),
-    /// An operation in flight; it hands the buffer back.
-    Busy(InFlight),
+    /// An operation in flight (a write if the flag says so); it hands the
+    /// buffer back.
+    Busy(InFlight, bool),
 }
 
 /// An operation in flight on the buffer.
@@ -181,7 +182,7 @@ impl File {
     /// The `std::fs::File`, if no operation is in flight; the `File`
     /// back otherwise.
     pub fn try_into_std(mut self) -> Result<std::fs::File, File> {
-        if matches!(self.inner.get_mut().state, State::Busy(_)) {
+        if matches!(self.inner.get_mut().state, State::Busy(..)) {
             return Err(self);
         }
         self.unread_back();
@@ -344,7 +345,7 @@ impl Inner {
     /// Waits for the operation in flight; a failed write's error is kept
     /// for the next write, flush or sync.
     fn poll_settle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if let State::Busy(op) = &mut self.state {
+        if let State::Busy(op, _) = &mut self.state {
             let (done, buf) = ready!(op.as_mut().poll(cx));
             if let Operation::Write(Err(e)) = done {
                 self.last_write_err = Some(e);
@@ -397,9 +398,9 @@ impl crate::io::AsyncRead for File {
                     }
                     let buf = cell.take().expect("an idle file holds its buffer");
                     let op = me.start_read(buf, dst.len().min(me.max_buf));
-                    me.inner.get_mut().state = State::Busy(op);
+                    me.inner.get_mut().state = State::Busy(op, false);
                 }
-                State::Busy(op) => {
+                State::Busy(op, _) => {
                     let (done, mut buf) = ready!(op.as_mut().poll(cx));
                     match done {
                         Operation::Read(Ok(_)) => {
@@ -448,7 +449,12 @@ impl crate::io::AsyncWrite for File {
         let n = src.len().min(me.max_buf);
         buf.bytes.extend_from_slice(&src[..n]);
         let op = me.start_write(buf);
-        me.inner.get_mut().state = State::Busy(op);
+        let inner = me.inner.get_mut();
+        inner.state = State::Busy(op, true);
+        // Start it now (an operation on the file ring is submitted at its
+        // first poll), so the bytes are on their way even if this `File`
+        // is never polled again; a write that completes at once settles.
+        let _ = inner.poll_settle(cx);
         Poll::Ready(Ok(n))
     }
 
@@ -499,7 +505,7 @@ impl Drop for File {
         // let a task finish it (an operation on the blocking pool or the
         // file ring runs to its end without one, but a long write through
         // the ring may take more than one operation).
-        if let State::Busy(op) =
+        if let State::Busy(op, true) =
             std::mem::replace(&mut self.inner.get_mut().state, State::Idle(None))
         {
             if let Ok(handle) = crate::runtime::Handle::try_current() {

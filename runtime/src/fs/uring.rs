@@ -613,17 +613,25 @@ impl Drop for FileRing {
         if state.in_flight == 0 {
             return;
         }
-        // Abandoned operations still use buffers this ring frees: cancel
-        // them and wait for their completions.
-        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any().all())
-            .build()
-            .user_data(u64::MAX);
-        // SAFETY: a cancel points to no memory.
-        let _ = unsafe { state.uring.submission().push(&cancel) };
+        // Abandoned operations still use buffers this ring frees: let them
+        // finish (a write dropped with its `File` must land), and cancel
+        // what is still waiting after a while (a read of an idle pipe).
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let mut cancelled = false;
         while state.in_flight > 0 {
-            match state.uring.submit_and_wait(1) {
+            if !cancelled && std::time::Instant::now() >= give_up {
+                cancelled = true;
+                let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any().all())
+                    .build()
+                    .user_data(u64::MAX);
+                // SAFETY: a cancel points to no memory.
+                let _ = unsafe { state.uring.submission().push(&cancel) };
+            }
+            let wait = types::Timespec::new().nsec(10_000_000);
+            let args = types::SubmitArgs::new().timespec(&wait);
+            match state.uring.submitter().submit_with_args(1, &args) {
                 Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::ETIME)) => {}
                 Err(_) => break,
             }
             let State {
