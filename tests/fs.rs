@@ -219,6 +219,16 @@ fn a_runtime_dropped_right_after_a_file_write_loses_nothing() {
             file.write_all(&data).await.unwrap();
         });
         drop(rt);
+        // On the blocking pool the write may still be running on its
+        // thread (the runtime's drop does not wait for the pool).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&path).unwrap().len() < data.len() as u64 {
+            assert!(
+                Instant::now() < deadline,
+                "under {flavor}: the last write never landed"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
         assert!(
             std::fs::read(&path).unwrap() == data,
             "under {flavor}: bytes lost"
