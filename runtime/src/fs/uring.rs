@@ -8,10 +8,12 @@
 //! inside that enter, and the caller reads its completion right away.
 //! Operations the kernel finishes later (an fsync, a statx, a read that
 //! waits for the disk) post their completion from the kernel's own
-//! workers; the ring's descriptor then polls readable, and it is
-//! registered with the runtime's reactor like any socket, so whichever
-//! backend delivers it. A small task of the ring's (`drive`) wakes on
-//! that readiness, reads the completions and wakes the operations' tasks.
+//! workers. While any operation waits, the ring's descriptor is registered
+//! with the runtime's reactor like a socket (it polls readable when
+//! completions are posted), so whichever backend delivers that readiness;
+//! the waiting tasks then read the completions and wake each other's. The
+//! registration is dropped when nothing waits, so operations that complete
+//! inline cost the reactor nothing.
 //!
 //! Buffers, paths and the file of an operation belong to the operation's
 //! slot until its last completion is read, not to the future awaiting it:
@@ -51,11 +53,14 @@ const PROBE: usize = 32;
 
 /// A runtime's file ring (see the module docs).
 pub(crate) struct FileRing {
-    /// The ring's descriptor registered with the runtime's reactor
-    /// (dropped before the ring itself).
-    reg: Registration,
     /// The ring and the operations in flight.
     state: Mutex<State>,
+    /// The runtime, to register the ring's descriptor with while
+    /// operations wait (weak: the runtime holds the ring).
+    runtime: Weak<crate::scheduler::Shared>,
+    /// The registration of the ring's descriptor, alive while a waiting
+    /// operation holds it.
+    watch: Mutex<Weak<Registration>>,
 }
 
 /// The ring and its operation slots, under one lock: submitting and
@@ -94,15 +99,6 @@ impl std::fmt::Debug for FileRing {
     }
 }
 
-/// Per runtime: whether a file ring was tried, and the ring if it lives.
-#[derive(Debug, Default)]
-pub(crate) struct RuntimeSlot {
-    /// A file ring was made (or refused) for this runtime.
-    tried: bool,
-    /// The ring; the runtime holds it weakly, its driving task strongly.
-    ring: Weak<FileRing>,
-}
-
 /// Whether `KEVENT_FS` asks for the blocking pool.
 fn blocking_asked() -> bool {
     static ASKED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -115,38 +111,54 @@ impl FileRing {
     /// kernel refuses a ring.
     pub(crate) fn current() -> Option<Arc<FileRing>> {
         let handle = Handle::try_current().ok()?;
-        let mut slot = handle.shared.file_ring.lock();
-        if let Some(ring) = slot.ring.upgrade() {
-            return Some(ring);
-        }
-        if slot.tried {
-            return None;
-        }
-        slot.tried = true;
-        if blocking_asked() || handle.shared.kevent.backend_name() != "io_uring" {
-            return None;
-        }
-        let ring = Arc::new(FileRing::new().ok()?);
-        slot.ring = Arc::downgrade(&ring);
-        drop(slot);
-        drop(crate::task::spawn_on(&handle.shared, drive(ring.clone())));
-        Some(ring)
+        handle
+            .shared
+            .file_ring
+            .get_or_init(|| {
+                if blocking_asked() || handle.shared.kevent.backend_name() != "io_uring" {
+                    return None;
+                }
+                FileRing::new(Arc::downgrade(&handle.shared))
+                    .ok()
+                    .map(Arc::new)
+            })
+            .clone()
     }
 
-    fn new() -> io::Result<FileRing> {
+    fn new(runtime: Weak<crate::scheduler::Shared>) -> io::Result<FileRing> {
         let uring = IoUring::builder()
             .setup_cqsize(CQ_ENTRIES)
             .build(SQ_ENTRIES)?;
-        let reg = Registration::new_fd(uring.as_raw_fd(), kevent_reactor::Interest::READABLE)?;
         Ok(FileRing {
-            reg,
             state: Mutex::new(State {
                 uring,
                 slots: Vec::new(),
                 free: Vec::new(),
                 in_flight: 0,
             }),
+            runtime,
+            watch: Mutex::new(Weak::new()),
         })
+    }
+
+    /// The registration of the ring's descriptor, made if nothing holds it.
+    fn watch(&self) -> io::Result<Arc<Registration>> {
+        let mut watch = self.watch.lock();
+        if let Some(reg) = watch.upgrade() {
+            return Ok(reg);
+        }
+        let shared = self
+            .runtime
+            .upgrade()
+            .ok_or_else(|| io::Error::other("the runtime of this file ring is gone"))?;
+        let fd = self.state.lock().uring.as_raw_fd();
+        let reg = Arc::new(Registration::new_fd_on(
+            &Handle { shared },
+            fd,
+            kevent_reactor::Interest::READABLE,
+        )?);
+        *watch = Arc::downgrade(&reg);
+        Ok(reg)
     }
 
     /// Submits `entries` as one operation (linked as their flags say),
@@ -215,6 +227,7 @@ impl FileRing {
             ring: self.clone(),
             index,
             done: false,
+            watch: None,
         })
     }
 
@@ -539,12 +552,13 @@ struct Submitted {
     index: usize,
     /// The result was taken (the slot is free).
     done: bool,
+    /// The ring descriptor's registration, held while this waits.
+    watch: Option<Arc<Registration>>,
 }
 
-impl Future for Submitted {
-    type Output = ([i32; MAX_CHAIN], Box<dyn Any + Send>);
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+impl Submitted {
+    /// Reads completions; takes this operation's result if it is in.
+    fn try_take(&mut self, cx: &mut Context<'_>) -> Option<<Self as Future>::Output> {
         let mut state = self.ring.state.lock();
         let mut wake = Vec::new();
         if state.slots[self.index].pending > 0 {
@@ -554,7 +568,8 @@ impl Future for Submitted {
         let out = if state.slots[index].pending == 0 {
             let slot = std::mem::take(&mut state.slots[index]);
             state.free.push(index);
-            Poll::Ready((
+            self.done = true;
+            Some((
                 slot.results,
                 slot.keep.expect("a finished slot keeps its data"),
             ))
@@ -563,14 +578,57 @@ impl Future for Submitted {
             if !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 slot.waker = Some(cx.waker().clone());
             }
-            Poll::Pending
+            None
         };
         drop(state);
         wake.into_iter().for_each(Waker::wake);
-        if out.is_ready() {
-            self.done = true;
-        }
         out
+    }
+}
+
+impl Future for Submitted {
+    type Output = ([i32; MAX_CHAIN], Box<dyn Any + Send>);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            if let Some(out) = self.try_take(cx) {
+                self.watch = None;
+                return Poll::Ready(out);
+            }
+            // Waiting: the completion comes either through another task
+            // that reads it (which wakes this one) or through the ring's
+            // readiness, watched from now on (a ring that already holds
+            // completions polls readable at once).
+            if self.watch.is_none() {
+                match self.ring.watch() {
+                    Ok(reg) => self.watch = Some(reg),
+                    // No reactor to watch with (the runtime is gone): wait
+                    // for the kernel here.
+                    Err(_) => {
+                        let _ = self.ring.state.lock().uring.submit_and_wait(1);
+                        continue;
+                    }
+                }
+            }
+            let reg = self.watch.clone().expect("set above");
+            match reg.poll_ready(cx, Direction::Read) {
+                Poll::Ready(Ok(ev)) => {
+                    // Read what the readiness announced before forgetting
+                    // it; a completion posted after the clear raises it
+                    // again with a newer tick.
+                    if let Some(out) = self.try_take(cx) {
+                        self.watch = None;
+                        return Poll::Ready(out);
+                    }
+                    reg.clear_readiness(ev);
+                }
+                Poll::Ready(Err(_)) => {
+                    self.watch = None;
+                    let _ = self.ring.state.lock().uring.submit_and_wait(1);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
@@ -589,21 +647,6 @@ impl Drop for Submitted {
             slot.abandoned = true;
             slot.waker = None;
         }
-    }
-}
-
-/// The ring's task: on each readiness of the ring's descriptor, reads the
-/// completions and wakes their tasks.
-async fn drive(ring: Arc<FileRing>) {
-    loop {
-        let Ok(ev) = ring.reg.ready(Direction::Read).await else {
-            return;
-        };
-        let wake = ring.state.lock().reap();
-        wake.into_iter().for_each(Waker::wake);
-        // A completion posted after the reap raises readiness again with
-        // a newer tick, which this clear leaves in place.
-        ring.reg.clear_readiness(ev);
     }
 }
 

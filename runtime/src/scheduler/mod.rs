@@ -156,7 +156,7 @@ pub(crate) struct Shared {
     pub(crate) timer_pool: Mutex<Vec<(Key, crate::driver::slab::IoToken)>>,
     /// The file ring of `kevent::fs` on io_uring, made at first use.
     #[cfg(target_os = "linux")]
-    pub(crate) file_ring: Mutex<crate::fs::uring::RuntimeSlot>,
+    pub(crate) file_ring: std::sync::OnceLock<Option<Arc<crate::fs::uring::FileRing>>>,
 }
 
 impl Shared {
@@ -217,7 +217,7 @@ impl Shared {
             stall_ticks: Mutex::new(vec![u64::MAX; workers]),
             timer_pool: Mutex::new(Vec::new()),
             #[cfg(target_os = "linux")]
-            file_ring: Mutex::new(Default::default()),
+            file_ring: std::sync::OnceLock::new(),
         });
         shared.blocking.set_runtime(Arc::downgrade(&shared));
         Ok(shared)
