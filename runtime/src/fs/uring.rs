@@ -30,6 +30,7 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
@@ -58,10 +59,30 @@ pub(crate) struct FileRing {
     /// The runtime, to register the ring's descriptor with while
     /// operations wait (weak: the runtime holds the ring).
     runtime: Weak<crate::scheduler::Shared>,
-    /// The registration of the ring's descriptor, alive while a waiting
-    /// operation holds it.
-    watch: Mutex<Weak<Registration>>,
+    /// The registration of the ring's descriptor while operations wait,
+    /// and a while after (see [`FileRing::inline_done`]).
+    watch: Mutex<Watch>,
+    /// Operations completed inline since one last waited, while the
+    /// ring's descriptor is registered.
+    quiet: AtomicU32,
+    /// Whether `watch` holds the registration.
+    watched: AtomicBool,
 }
+
+/// The registration of the ring's descriptor.
+#[derive(Default)]
+struct Watch {
+    /// Held by the ring: kept across operations that wait one after the
+    /// other (an fsync after a write), so each does not register anew.
+    sticky: Option<Arc<Registration>>,
+    /// Held by the waiting operations.
+    shared: Weak<Registration>,
+}
+
+/// Inline completions after which the ring stops watching its descriptor:
+/// while watched, each completion also raises a readiness event, which
+/// operations that never wait only pay for.
+const STICKY_QUIET: u32 = 64;
 
 /// The ring and its operation slots, under one lock: submitting and
 /// reading completions both need them.
@@ -137,28 +158,73 @@ impl FileRing {
                 in_flight: 0,
             }),
             runtime,
-            watch: Mutex::new(Weak::new()),
+            watch: Mutex::new(Watch::default()),
+            quiet: AtomicU32::new(0),
+            watched: AtomicBool::new(false),
         })
     }
 
     /// The registration of the ring's descriptor, made if nothing holds it.
     fn watch(&self) -> io::Result<Arc<Registration>> {
         let mut watch = self.watch.lock();
-        if let Some(reg) = watch.upgrade() {
-            return Ok(reg);
+        self.quiet.store(0, Ordering::Relaxed);
+        if let Some(reg) = &watch.sticky {
+            return Ok(reg.clone());
         }
-        let shared = self
+        let reg = match watch.shared.upgrade() {
+            Some(reg) => reg,
+            None => {
+                let shared = self
+                    .runtime
+                    .upgrade()
+                    .ok_or_else(|| io::Error::other("the runtime of this file ring is gone"))?;
+                let fd = self.state.lock().uring.as_raw_fd();
+                Arc::new(Registration::new_fd_on(
+                    &Handle { shared },
+                    fd,
+                    kevent_reactor::Interest::READABLE,
+                )?)
+            }
+        };
+        watch.shared = Arc::downgrade(&reg);
+        // The registration holds the runtime, which holds this ring: once
+        // the runtime shuts down, only waiting operations may hold it.
+        let running = self
             .runtime
             .upgrade()
-            .ok_or_else(|| io::Error::other("the runtime of this file ring is gone"))?;
-        let fd = self.state.lock().uring.as_raw_fd();
-        let reg = Arc::new(Registration::new_fd_on(
-            &Handle { shared },
-            fd,
-            kevent_reactor::Interest::READABLE,
-        )?);
-        *watch = Arc::downgrade(&reg);
+            .is_some_and(|shared| !shared.shutdown.load(Ordering::Acquire));
+        if running {
+            watch.sticky = Some(reg.clone());
+            self.watched.store(true, Ordering::Relaxed);
+        }
         Ok(reg)
+    }
+
+    /// Lets go of the ring's own hold on its registration (at shutdown).
+    pub(crate) fn release_watch(&self) {
+        let reg = {
+            let mut watch = self.watch.lock();
+            self.watched.store(false, Ordering::Relaxed);
+            watch.sticky.take()
+        };
+        drop(reg);
+    }
+
+    /// An operation completed without waiting: after [`STICKY_QUIET`] of
+    /// them in a row the ring lets go of its registration (waiting
+    /// operations keep their own).
+    fn inline_done(&self) {
+        if !self.watched.load(Ordering::Relaxed)
+            || self.quiet.fetch_add(1, Ordering::Relaxed) + 1 < STICKY_QUIET
+        {
+            return;
+        }
+        let reg = {
+            let mut watch = self.watch.lock();
+            self.watched.store(false, Ordering::Relaxed);
+            watch.sticky.take()
+        };
+        drop(reg);
     }
 
     /// Submits `entries` as one operation (linked as their flags say),
@@ -228,6 +294,7 @@ impl FileRing {
             index,
             done: false,
             watch: None,
+            waited: false,
         })
     }
 
@@ -554,6 +621,8 @@ struct Submitted {
     done: bool,
     /// The ring descriptor's registration, held while this waits.
     watch: Option<Arc<Registration>>,
+    /// This operation did not complete inline.
+    waited: bool,
 }
 
 impl Submitted {
@@ -593,8 +662,12 @@ impl Future for Submitted {
         loop {
             if let Some(out) = self.try_take(cx) {
                 self.watch = None;
+                if !self.waited {
+                    self.ring.inline_done();
+                }
                 return Poll::Ready(out);
             }
+            self.waited = true;
             // Waiting: the completion comes either through another task
             // that reads it (which wakes this one) or through the ring's
             // readiness, watched from now on (a ring that already holds

@@ -304,6 +304,11 @@ impl Shared {
             drop_task(t);
         }
         self.blocking.shutdown();
+        // The file ring's registration holds the runtime: let it go.
+        #[cfg(target_os = "linux")]
+        if let Some(Some(ring)) = self.file_ring.get() {
+            ring.release_watch();
+        }
     }
 
     /// Waits up to `timeout` for worker threads to exit; false if some are
