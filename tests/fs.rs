@@ -43,7 +43,7 @@ impl Drop for TempDir {
 fn write_then_read_round_trips_whole_files_of_many_sizes() {
     each_flavor(|| async {
         let dir = TempDir::new("roundtrip");
-        for (i, len) in [0usize, 1, 31, 4096, 4097, 100_000, 3 << 20]
+        for (i, len) in [0usize, 1, 31, 4096, 4097, 32 << 10, (32 << 10) + 1, 100_000, 3 << 20]
             .into_iter()
             .enumerate()
         {

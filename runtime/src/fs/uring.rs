@@ -48,7 +48,13 @@ const SQ_ENTRIES: u32 = 64;
 /// (`NODROP`) until a reader flushes them in.
 const CQ_ENTRIES: u32 = 1024;
 /// Most entries in one chain.
-const MAX_CHAIN: usize = 3;
+const MAX_CHAIN: usize = 4;
+/// Direct descriptor slots (the ring's own file table, outside the
+/// process's): one per `fs::read` in flight on the one-enter path.
+const FIXED_SLOTS: u32 = 64;
+/// What `fs::read` reads in its one enter: a file up to this size is read
+/// whole there; a larger one is read again the longer way.
+const GUESS: usize = 32 * 1024;
 /// Bytes read past a file's size to see its end.
 const PROBE: usize = 32;
 
@@ -90,12 +96,14 @@ struct State {
     /// The io_uring.
     uring: IoUring,
     /// Operation slots; a completion's `user_data` is its slot index
-    /// times four plus its place in the chain.
+    /// times eight plus its place in the chain.
     slots: Vec<Slot>,
     /// Free slot indices.
     free: Vec<usize>,
     /// Slots with completions outstanding.
     in_flight: usize,
+    /// Free direct descriptor slots (empty if the kernel refused a table).
+    fixed_free: Vec<u32>,
 }
 
 /// One operation (a chain of up to [`MAX_CHAIN`] entries) in flight.
@@ -150,12 +158,17 @@ impl FileRing {
         let uring = IoUring::builder()
             .setup_cqsize(CQ_ENTRIES)
             .build(SQ_ENTRIES)?;
+        let fixed_free = match uring.submitter().register_files_sparse(FIXED_SLOTS) {
+            Ok(()) => (0..FIXED_SLOTS).rev().collect(),
+            Err(_) => Vec::new(),
+        };
         Ok(FileRing {
             state: Mutex::new(State {
                 uring,
                 slots: Vec::new(),
                 free: Vec::new(),
                 in_flight: 0,
+                fixed_free,
             }),
             runtime,
             watch: Mutex::new(Watch::default()),
@@ -261,7 +274,7 @@ impl FileRing {
         {
             let mut sq = uring.submission();
             for (k, entry) in entries.iter().enumerate() {
-                let entry = entry.clone().user_data((index * 4 + k) as u64);
+                let entry = entry.clone().user_data((index * 8 + k) as u64);
                 // SAFETY: every buffer and path the entry points to is in
                 // `keep`, which the slot holds until the entry's completion
                 // has been read (also when the awaiting future is dropped,
@@ -424,9 +437,79 @@ impl FileRing {
         }
     }
 
+    /// Reads the whole file at `path`. A file up to [`GUESS`] bytes takes
+    /// one enter: open into a direct descriptor slot, read, read on to see
+    /// the end, close. A larger one (or with no slot free) takes
+    /// [`FileRing::read_file_sized`].
+    pub(crate) async fn read_file(self: &Arc<Self>, path: &Path) -> io::Result<Vec<u8>> {
+        let Some(fixed) = self.state.lock().fixed_free.pop() else {
+            return self.read_file_sized(path).await;
+        };
+        let res = self.read_file_direct(path, fixed).await;
+        self.state.lock().fixed_free.push(fixed);
+        match res {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => self.read_file_sized(path).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The one-enter read of a small file through direct slot `fixed`;
+    /// `None` if the file is larger than [`GUESS`].
+    async fn read_file_direct(
+        self: &Arc<Self>,
+        path: &Path,
+        fixed: u32,
+    ) -> io::Result<Option<Vec<u8>>> {
+        let cpath = cstring(path)?;
+        let mut buf: Vec<u8> = Vec::with_capacity(GUESS + PROBE);
+        let ptr = buf.as_mut_ptr();
+        let slot = types::DestinationSlot::try_from_slot_target(fixed)
+            .map_err(|_| io::Error::other("bad direct descriptor slot"))?;
+        // A failed open cancels the rest of the chain (the slot stays
+        // empty); after a successful one the close runs whatever the reads
+        // return (hard links).
+        let open = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), cpath.as_ptr())
+            // No O_CLOEXEC: the kernel refuses it for a direct slot, which
+            // is no process descriptor anyway.
+            .flags(libc::O_RDONLY)
+            .file_index(Some(slot))
+            .build()
+            .flags(squeue::Flags::IO_LINK);
+        // Both reads at the file's position: the probe goes on where the
+        // first read stopped, so it sees the end however short that was.
+        let read = opcode::Read::new(types::Fixed(fixed), ptr, GUESS as u32)
+            .offset(u64::MAX)
+            .build()
+            .flags(squeue::Flags::IO_HARDLINK);
+        // SAFETY (pointer arithmetic): `GUESS + PROBE` bytes are reserved.
+        let probe = opcode::Read::new(types::Fixed(fixed), unsafe { ptr.add(GUESS) }, PROBE as u32)
+            .offset(u64::MAX)
+            .build()
+            .flags(squeue::Flags::IO_HARDLINK);
+        let close = opcode::Close::new(types::Fixed(fixed)).build();
+        let (res, keep) = self
+            .submit(&[open, read, probe, close], Box::new((cpath, buf)))?
+            .await;
+        let (_, mut buf) = *keep
+            .downcast::<(CString, Vec<u8>)>()
+            .expect("read_file keeps its buffer");
+        check(res[0])?;
+        let n = check(res[1])? as usize;
+        if check(res[2])? != 0 {
+            return Ok(None);
+        }
+        // SAFETY: the kernel wrote `n <= GUESS` bytes at the start.
+        unsafe { buf.set_len(n) };
+        if n <= GUESS / 2 {
+            buf.shrink_to_fit();
+        }
+        Ok(Some(buf))
+    }
+
     /// Reads the whole file at `path`: an open, then one enter that
     /// reads its size, reads past it to see the end, and closes it.
-    pub(crate) async fn read_file(self: &Arc<Self>, path: &Path) -> io::Result<Vec<u8>> {
+    async fn read_file_sized(self: &Arc<Self>, path: &Path) -> io::Result<Vec<u8>> {
         let file = self.open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0).await?;
         // fstat(2) on an open file reads its in-memory inode: no I/O.
         let size = file.metadata()?.len() as usize;
@@ -585,6 +668,7 @@ impl State {
             slots,
             free,
             in_flight,
+            ..
         } = self;
         if uring.submission().cq_overflow() {
             // Completions kept aside on overflow come in with an enter.
@@ -592,7 +676,7 @@ impl State {
         }
         for cqe in uring.completion() {
             let data = cqe.user_data() as usize;
-            let (index, k) = (data / 4, data % 4);
+            let (index, k) = (data / 8, data % 8);
             let slot = &mut slots[index];
             slot.results[k] = cqe.result();
             slot.pending -= 1;
@@ -761,7 +845,7 @@ impl Drop for FileRing {
                     continue;
                 }
                 let data = cqe.user_data() as usize;
-                let slot = &mut slots[data / 4];
+                let slot = &mut slots[data / 8];
                 slot.pending -= 1;
                 if slot.pending == 0 {
                     *in_flight -= 1;
