@@ -43,9 +43,19 @@ impl Drop for TempDir {
 fn write_then_read_round_trips_whole_files_of_many_sizes() {
     each_flavor(|| async {
         let dir = TempDir::new("roundtrip");
-        for (i, len) in [0usize, 1, 31, 4096, 4097, 32 << 10, (32 << 10) + 1, 100_000, 3 << 20]
-            .into_iter()
-            .enumerate()
+        for (i, len) in [
+            0usize,
+            1,
+            31,
+            4096,
+            4097,
+            32 << 10,
+            (32 << 10) + 1,
+            100_000,
+            3 << 20,
+        ]
+        .into_iter()
+        .enumerate()
         {
             let path = dir.join(&format!("f{i}"));
             let data = pattern(i as u64, len);
@@ -358,8 +368,12 @@ fn file_sync_set_len_metadata_clone_and_into_std() {
         perms.set_readonly(true);
         f.set_permissions(perms.clone()).await.unwrap();
         assert!(fs::metadata(&path).await.unwrap().permissions().readonly());
-        perms.set_readonly(false);
-        fs::set_permissions(&path, perms).await.unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .await
+            .unwrap();
+        let mode = fs::metadata(&path).await.unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
 
         // The clone shares the position (a duplicate descriptor).
         assert_eq!(f.seek(SeekFrom::Current(0)).await.unwrap(), 2);

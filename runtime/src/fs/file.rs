@@ -281,7 +281,7 @@ impl File {
     /// Waits for the operation in flight, keeping a failed write's error.
     fn poll_settle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let inner = self.inner.get_mut();
-        let _ = ready!(inner.poll_settle(cx));
+        ready!(inner.poll_settle(cx));
         Poll::Ready(())
     }
 

@@ -482,8 +482,10 @@ impl FileRing {
             .offset(u64::MAX)
             .build()
             .flags(squeue::Flags::IO_HARDLINK);
-        // SAFETY (pointer arithmetic): `GUESS + PROBE` bytes are reserved.
-        let probe = opcode::Read::new(types::Fixed(fixed), unsafe { ptr.add(GUESS) }, PROBE as u32)
+        // SAFETY: `GUESS + PROBE` bytes are reserved, so `ptr + GUESS`
+        // stays inside the allocation.
+        let probe_at = unsafe { ptr.add(GUESS) };
+        let probe = opcode::Read::new(types::Fixed(fixed), probe_at, PROBE as u32)
             .offset(u64::MAX)
             .build()
             .flags(squeue::Flags::IO_HARDLINK);
@@ -525,8 +527,10 @@ impl FileRing {
             .offset(0)
             .build()
             .flags(squeue::Flags::IO_HARDLINK);
-        // SAFETY (pointer arithmetic): `size + PROBE` bytes are reserved.
-        let probe = opcode::Read::new(types::Fd(fd), unsafe { ptr.add(size) }, PROBE as u32)
+        // SAFETY: `size + PROBE` bytes are reserved, so `ptr + size` stays
+        // inside the allocation.
+        let probe_at = unsafe { ptr.add(size) };
+        let probe = opcode::Read::new(types::Fd(fd), probe_at, PROBE as u32)
             .offset(size as u64)
             .build()
             .flags(squeue::Flags::IO_HARDLINK);
