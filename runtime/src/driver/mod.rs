@@ -106,6 +106,20 @@ impl Registration {
         Ok((Self::finish(handle, token, Ok(key))?, stream))
     }
 
+    /// Registers a file descriptor with `handle`'s runtime.
+    pub(crate) fn new_fd_on(
+        handle: &Handle,
+        fd: RawFd,
+        interest: Interest,
+    ) -> io::Result<Registration> {
+        let token = Self::alloc(handle)?;
+        let key = handle
+            .shared
+            .kevent
+            .register_fd(fd, Token(token.to_usize()), interest);
+        Self::finish(handle.clone(), token, key)
+    }
+
     /// A timer firing at `deadline`, on `handle`'s runtime. Reuses an idle
     /// timer registration from the runtime's pool when there is one.
     pub(crate) fn new_timer(handle: &Handle, deadline: Instant) -> io::Result<Registration> {

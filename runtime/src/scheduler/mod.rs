@@ -163,6 +163,9 @@ pub(crate) struct Shared {
     pub(crate) stall_ticks: Mutex<Vec<u64>>,
     /// Idle timer registrations (ring key, readiness slot) for reuse.
     pub(crate) timer_pool: Mutex<Vec<(Key, crate::driver::slab::IoToken)>>,
+    /// The file ring of `kevent::fs` on io_uring, made at first use.
+    #[cfg(target_os = "linux")]
+    pub(crate) file_ring: std::sync::OnceLock<Option<Arc<crate::fs::uring::FileRing>>>,
 }
 
 impl Shared {
@@ -221,6 +224,8 @@ impl Shared {
             stall_armed: AtomicBool::new(false),
             stall_ticks: Mutex::new(vec![u64::MAX; workers]),
             timer_pool: Mutex::new(Vec::new()),
+            #[cfg(target_os = "linux")]
+            file_ring: std::sync::OnceLock::new(),
         });
         shared.blocking.set_runtime(Arc::downgrade(&shared));
         Ok(shared)
@@ -307,6 +312,11 @@ impl Shared {
             drop_task(t);
         }
         self.blocking.shutdown();
+        // The file ring's registration holds the runtime: let it go.
+        #[cfg(target_os = "linux")]
+        if let Some(Some(ring)) = self.file_ring.get() {
+            ring.release_watch();
+        }
     }
 
     /// Waits up to `timeout` for worker threads to exit; false if some are
