@@ -150,7 +150,7 @@ fn timers_outside_a_runtime_panic() {
     watchdog(|| {
         let msg = panic_message_of(|| sleep(ms(1)));
         assert!(msg.contains(NO_RUNTIME), "sleep: {msg}");
-        let msg = panic_message_of(|| kevent::time::sleep_until(std::time::Instant::now()));
+        let msg = panic_message_of(|| kevent::time::sleep_until(kevent::time::Instant::now()));
         assert!(msg.contains(NO_RUNTIME), "sleep_until: {msg}");
         let msg = panic_message_of(|| kevent::time::timeout(ms(1), async {}));
         assert!(msg.contains(NO_RUNTIME), "timeout: {msg}");

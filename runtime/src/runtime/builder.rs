@@ -43,6 +43,8 @@ pub struct Builder {
     recv_through_ring: Option<bool>,
     /// Send through the ring; `None`: `KEVENT_SEND` or yes.
     send_through_ring: Option<bool>,
+    /// Start with the clock paused (current-thread only).
+    start_paused: bool,
 }
 
 impl Builder {
@@ -58,6 +60,7 @@ impl Builder {
             threads: ThreadConfig::default(),
             recv_through_ring: None,
             send_through_ring: None,
+            start_paused: false,
         }
     }
 
@@ -141,6 +144,15 @@ impl Builder {
 
     /// Accepted for tokio compatibility; timers are always enabled.
     pub fn enable_time(&mut self) -> &mut Builder {
+        self
+    }
+
+    /// Starts the runtime with its clock paused, as if the first thing
+    /// its `block_on` did was [`time::pause`](crate::time::pause): timers
+    /// fire as soon as every task waits, without real time passing.
+    /// Current-thread runtimes only (`build` fails otherwise).
+    pub fn start_paused(&mut self, paused: bool) -> &mut Builder {
+        self.start_paused = paused;
         self
     }
 
@@ -268,6 +280,13 @@ impl Builder {
     /// Builds the runtime and, for the multi-thread flavor, starts its
     /// workers.
     pub fn build(&mut self) -> io::Result<Runtime> {
+        if self.start_paused && self.flavor != Flavor::CurrentThread {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "start_paused(true) needs a current-thread runtime: a multi-thread runtime's \
+                 clock cannot be paused (use Builder::new_current_thread)",
+            ));
+        }
         let workers = self.worker_count()?;
         let backend = self.backend_choice()?;
         let kevent = Kevent::new(
@@ -291,6 +310,9 @@ impl Builder {
             self.threads.clone(),
         );
         let shared = Shared::new(kevent, workers, self.flavor, blocking)?;
+        if self.start_paused {
+            crate::time::clock::start_paused(&shared.clock);
+        }
         let handle = Handle { shared };
         let mut threads = Vec::new();
         if self.flavor == Flavor::MultiThread {

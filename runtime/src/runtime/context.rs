@@ -43,6 +43,20 @@ impl Drop for EnterGuard {
     }
 }
 
+/// Calls `f` with the innermost handle entered on this thread (`None`
+/// outside a runtime, or while this thread's locals are being destroyed).
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Handle>) -> R) -> R {
+    let mut f = Some(f);
+    let out = CURRENT.try_with(|c| match c.try_borrow() {
+        Ok(c) => (f.take().expect("called once"))(c.last()),
+        Err(_) => (f.take().expect("called once"))(None),
+    });
+    match out {
+        Ok(r) => r,
+        Err(_) => (f.take().expect("not called"))(None),
+    }
+}
+
 pub(crate) fn current() -> Option<Handle> {
     CURRENT.with(|c| c.borrow().last().cloned())
 }

@@ -154,6 +154,8 @@ pub(crate) struct Shared {
     pub(crate) stall_ticks: Mutex<Vec<u64>>,
     /// Idle timer registrations (ring key, readiness slot) for reuse.
     pub(crate) timer_pool: Mutex<Vec<(Key, crate::driver::slab::IoToken)>>,
+    /// The runtime's clock, which a test can pause (`time::pause`).
+    pub(crate) clock: crate::time::clock::Clock,
 }
 
 impl Shared {
@@ -213,6 +215,7 @@ impl Shared {
             stall_armed: AtomicBool::new(false),
             stall_ticks: Mutex::new(vec![u64::MAX; workers]),
             timer_pool: Mutex::new(Vec::new()),
+            clock: crate::time::clock::Clock::new(),
         });
         shared.blocking.set_runtime(Arc::downgrade(&shared));
         Ok(shared)

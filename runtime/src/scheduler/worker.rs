@@ -542,6 +542,8 @@ impl Worker {
         let waker = Waker::from(woken.clone());
         let mut cx = Context::from_waker(&waker);
         let mut future = std::pin::pin!(future);
+        // A paused clock's jump waits for one look at the backend first.
+        let mut polled_before_jump = false;
         loop {
             let mut woke_itself = false;
             if woken.woken.swap(false, Ordering::AcqRel) {
@@ -563,7 +565,35 @@ impl Worker {
                 ran += 1;
             }
             if ran > 0 || woken.woken.load(Ordering::Acquire) {
+                polled_before_jump = false;
                 continue;
+            }
+            // Nothing to run and nothing ready on the ring (`run_once`
+            // harvested it): a paused clock jumps to its next timer rather
+            // than sleep, unless a blocking closure may still wake us.
+            let clock = &self.shared.clock;
+            if clock.is_paused() {
+                if !self.shared.blocking.busy() {
+                    // Ask the backend once without sleeping (submitting
+                    // what is queued: a receive armed just now may complete
+                    // at once), and jump only if that brought nothing.
+                    if !polled_before_jump {
+                        polled_before_jump = true;
+                        self.park_unless(Some(Duration::ZERO), || {
+                            woken.woken.load(Ordering::SeqCst)
+                        });
+                        continue;
+                    }
+                    polled_before_jump = false;
+                    if clock.advance_to_next_sleeper() {
+                        continue;
+                    }
+                } else {
+                    self.park_unless(Some(Duration::from_millis(1)), || {
+                        woken.woken.load(Ordering::SeqCst)
+                    });
+                    continue;
+                }
             }
             self.park_unless(None, || woken.woken.load(Ordering::SeqCst));
         }
