@@ -82,6 +82,14 @@ pub(crate) fn driving() -> DrivingGuard {
     DrivingGuard { prev }
 }
 
+/// Lets this thread block (and call `block_on`) until the guard drops,
+/// even inside a task (`task::block_in_place`).
+pub(crate) fn allow_blocking() -> DrivingGuard {
+    DrivingGuard {
+        prev: BLOCKING_FORBIDDEN.with(|b| b.replace(false)),
+    }
+}
+
 /// Whether this thread is driving async code.
 pub(crate) fn is_driving() -> bool {
     BLOCKING_FORBIDDEN.with(|b| b.get())

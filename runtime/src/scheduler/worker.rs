@@ -79,6 +79,41 @@ pub(crate) fn current_index(shared: &Arc<Shared>) -> Option<usize> {
     })
 }
 
+/// A worker thread lent to a blocking closure (`task::block_in_place`):
+/// while this lives the thread is no worker, so wakers called on it queue
+/// into the injector; dropping it makes the thread a worker again.
+pub(crate) struct Lent {
+    /// The worker context to put back.
+    ctx: Rc<WorkerCtx>,
+}
+
+/// Lends this worker thread to a blocking closure: the tasks queued on it
+/// (its LIFO slot included) move to the injector, where the other workers
+/// take them at once (one is woken), and the thread stops being a worker
+/// until the returned guard drops. `None` when this thread is no worker.
+pub(crate) fn lend_for_blocking() -> Option<Lent> {
+    let ctx = current()?;
+    let moved = {
+        let mut local = ctx.local.try_borrow_mut().ok()?;
+        let mut moved = 0;
+        let mut tasks = std::iter::from_fn(|| local.pop()).inspect(|_| moved += 1);
+        ctx.shared.injector.push_batch(&mut tasks);
+        moved
+    };
+    if moved > 0 {
+        ctx.shared.notify_one(true);
+    }
+    WORKER.with(|w| *w.borrow_mut() = None);
+    Some(Lent { ctx })
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let ctx = self.ctx.clone();
+        WORKER.with(|w| *w.borrow_mut() = Some(ctx));
+    }
+}
+
 /// Pushes onto the current worker's queue if this thread is one of
 /// `shared`'s workers; gives the task back otherwise.
 pub(crate) fn schedule_local(

@@ -1,5 +1,6 @@
 //! Tasks: spawning, joining, yielding, and the blocking pool.
 
+mod block_in_place;
 pub(crate) mod blocking;
 pub(crate) mod coop;
 pub(crate) mod harness;
@@ -16,6 +17,7 @@ use std::task::{Context, Poll};
 
 use async_task::{Runnable, WithInfo};
 
+pub use block_in_place::block_in_place;
 pub use id::{id, try_id, Id};
 use join::Caught;
 pub use join::{AbortHandle, JoinError, JoinHandle};
