@@ -7,6 +7,7 @@ pub(crate) mod harness;
 mod id;
 mod join;
 mod join_set;
+mod local;
 mod task_local;
 mod yield_now;
 
@@ -22,6 +23,7 @@ pub use id::{id, try_id, Id};
 use join::Caught;
 pub use join::{AbortHandle, JoinError, JoinHandle};
 pub use join_set::JoinSet;
+pub use local::{spawn_local, LocalEnterGuard, LocalSet};
 pub use task_local::{AccessError, LocalKey};
 
 /// The futures that task functions return.
