@@ -19,6 +19,7 @@ use std::task::{Context, Poll};
 use async_task::{Runnable, WithInfo};
 
 pub use block_in_place::block_in_place;
+pub use coop::{consume_budget, unconstrained, Unconstrained};
 pub use id::{id, try_id, Id};
 use join::Caught;
 pub use join::{AbortHandle, JoinError, JoinHandle};

@@ -131,6 +131,11 @@ impl Sleep {
     }
 
     pub(crate) fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        // Every poll spends a unit of the task's budget, as tokio's: a loop
+        // of sleeps already due must still yield now and then.
+        if !crate::task::coop::poll_proceed(cx) {
+            return Poll::Pending;
+        }
         if self.elapsed {
             return Poll::Ready(());
         }
