@@ -45,6 +45,8 @@ pub struct Builder {
     send_through_ring: Option<bool>,
     /// Start with the clock paused (current-thread only).
     start_paused: bool,
+    /// Scheduler intervals and park hooks.
+    knobs: crate::scheduler::Knobs,
 }
 
 impl Builder {
@@ -61,6 +63,7 @@ impl Builder {
             recv_through_ring: None,
             send_through_ring: None,
             start_paused: false,
+            knobs: crate::scheduler::Knobs::default(),
         }
     }
 
@@ -128,6 +131,57 @@ impl Builder {
         F: Fn() + Send + Sync + 'static,
     {
         self.threads.on_stop = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on a worker thread each time it is about to sleep in the
+    /// ring for lack of work (in a current-thread runtime: the thread in
+    /// `block_on`).
+    pub fn on_thread_park<F>(&mut self, f: F) -> &mut Builder
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.knobs.on_park = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on a worker thread each time it wakes from sleeping in the
+    /// ring.
+    pub fn on_thread_unpark<F>(&mut self, f: F) -> &mut Builder
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.knobs.on_unpark = Some(Arc::new(f));
+        self
+    }
+
+    /// Every `ticks` tasks, a worker takes work from the global injector
+    /// (tasks spawned or woken outside the workers) before its own queue,
+    /// so remote work is not starved by a busy local queue. Default 61.
+    ///
+    /// # Panics
+    ///
+    /// If `ticks` is 0.
+    #[track_caller]
+    pub fn global_queue_interval(&mut self, ticks: u32) -> &mut Builder {
+        assert!(ticks > 0, "global_queue_interval must be greater than 0");
+        self.knobs.global_queue_interval = ticks;
+        self
+    }
+
+    /// Every `ticks` tasks, a busy worker harvests the ring without
+    /// sleeping (asks the backend what is ready and dispatches the I/O,
+    /// timer and signal events), so I/O is not starved by a stream of ready
+    /// tasks. A worker with nothing to run harvests at once, whatever this
+    /// is. Default 61.
+    ///
+    /// # Panics
+    ///
+    /// If `ticks` is 0.
+    #[track_caller]
+    pub fn event_interval(&mut self, ticks: u32) -> &mut Builder {
+        assert!(ticks > 0, "event_interval must be greater than 0");
+        self.knobs.event_interval = ticks;
         self
     }
 
@@ -313,6 +367,8 @@ impl Builder {
         if self.start_paused {
             crate::time::clock::start_paused(&shared.clock);
         }
+        // Before any worker starts: each reads them as it enters.
+        let _ = shared.knobs.set(self.knobs.clone());
         let handle = Handle { shared };
         let mut threads = Vec::new();
         if self.flavor == Flavor::MultiThread {

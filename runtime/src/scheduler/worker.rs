@@ -33,7 +33,7 @@ use super::{drop_task, Shared, LOCAL_QUEUE, NOTIFY, SHUTDOWN, STALL};
 use crate::driver::slab::IoToken;
 use crate::task::coop;
 
-/// Ticks between fairness checks of the injector and non-sleeping harvests.
+/// Tasks a current-thread `block_on` runs between polls of its own future.
 const EVENT_INTERVAL: u32 = 61;
 /// Most tasks taken from the LIFO slot in a row before the queue's front.
 const MAX_LIFO: u32 = 3;
@@ -174,6 +174,12 @@ pub(crate) struct Core {
     events: Vec<Event>,
     /// Scratch for injector batches.
     batch: Vec<Runnable>,
+    /// Ticks between non-sleeping harvests (`Builder::event_interval`).
+    event_interval: u32,
+    /// Ticks between injector-first looks (`Builder::global_queue_interval`).
+    global_queue_interval: u32,
+    /// When the worker last woke, for its busy time.
+    awake_since: std::time::Instant,
 }
 
 impl std::fmt::Debug for Core {
@@ -196,6 +202,9 @@ impl Core {
             rand: (index as u32).wrapping_mul(0x9E37_79B9) | 1,
             events: Vec::with_capacity(CLAIM_BATCH),
             batch: Vec::new(),
+            event_interval: EVENT_INTERVAL,
+            global_queue_interval: EVENT_INTERVAL,
+            awake_since: std::time::Instant::now(),
         }
     }
 
@@ -228,6 +237,10 @@ impl Worker {
     /// Installs `core` as this thread's worker.
     pub(crate) fn enter(shared: Arc<Shared>, mut core: Core) -> Worker {
         let local = core.local.take().expect("core without its queue");
+        let knobs = shared.knobs();
+        core.event_interval = knobs.event_interval;
+        core.global_queue_interval = knobs.global_queue_interval;
+        core.awake_since = std::time::Instant::now();
         let ctx = Rc::new(WorkerCtx {
             shared: shared.clone(),
             index: core.index,
@@ -272,12 +285,14 @@ impl Worker {
     /// Finds and runs one task. False when there was nothing to do.
     pub(crate) fn run_once(&mut self) -> bool {
         self.core.tick = self.core.tick.wrapping_add(1);
-        if self.core.tick % EVENT_INTERVAL == 0 {
+        if self.core.tick % self.core.event_interval == 0 {
             self.publish_syscalls();
             // I/O and timers first: with more runnable tasks than the local
             // queue holds the injector is never empty, and returning before
             // the harvest would starve them forever.
             self.harvest();
+        }
+        if self.core.tick % self.core.global_queue_interval == 0 {
             // Fairness: take a batch from the injector, not one task, or a
             // stream of remote spawns trickles in at one per interval.
             if let Some(task) = self.next_injected() {
@@ -487,9 +502,24 @@ impl Worker {
             // Others are busy: watch them while we sleep.
             shared.arm_stall_check();
         }
-        self.remote().counters.parks.fetch_add(1, Ordering::Relaxed);
+        let counters = &self.remote().counters;
+        counters.parks.fetch_add(1, Ordering::Relaxed);
+        let busy = self.core.awake_since.elapsed().as_nanos() as u64;
+        counters.busy_nanos.fetch_add(busy, Ordering::Relaxed);
         self.publish_syscalls();
+        let knobs = shared.knobs();
+        if let Some(hook) = &knobs.on_park {
+            hook();
+        }
         let status = self.core.consumer.wait(seen, 1, timeout);
+        if let Some(hook) = &knobs.on_unpark {
+            hook();
+        }
+        self.core.awake_since = std::time::Instant::now();
+        self.remote()
+            .counters
+            .unparks
+            .fetch_add(1, Ordering::Relaxed);
         shared.idle.woke();
         match status {
             Ok(WaitStatus::Ready) => {
