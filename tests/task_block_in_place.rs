@@ -43,6 +43,11 @@ fn queued_tasks_run_while_their_worker_blocks(workers: usize) {
 }
 
 #[test]
+fn queued_tasks_run_while_the_only_worker_blocks() {
+    queued_tasks_run_while_their_worker_blocks(1);
+}
+
+#[test]
 fn queued_tasks_run_while_their_worker_blocks_2_workers() {
     queued_tasks_run_while_their_worker_blocks(2);
 }
@@ -54,7 +59,40 @@ fn queued_tasks_run_while_their_worker_blocks_4_workers() {
 
 #[test]
 fn timers_and_io_of_other_tasks_go_on_while_a_worker_blocks() {
-    let rt = multi(2);
+    timers_and_io_go_on(2);
+}
+
+#[test]
+fn timers_and_io_of_other_tasks_go_on_while_the_only_worker_blocks() {
+    timers_and_io_go_on(1);
+}
+
+#[test]
+fn the_only_worker_lent_again_and_again_never_stalls_the_others() {
+    let rt = multi(1);
+    rt.block_on(async {
+        kevent::spawn(async {
+            for i in 0..20 {
+                let (tx, rx) = mpsc::channel();
+                kevent::spawn(async move {
+                    kevent::time::sleep(Duration::from_millis(1)).await;
+                    tx.send(i).unwrap();
+                });
+                let got = block_in_place(|| rx.recv_timeout(Duration::from_secs(5)));
+                assert_eq!(
+                    got,
+                    Ok(i),
+                    "round {i}: the task did not run while the worker blocked"
+                );
+            }
+        })
+        .await
+        .unwrap();
+    });
+}
+
+fn timers_and_io_go_on(workers: usize) {
+    let rt = multi(workers);
     rt.block_on(async {
         let (tx, rx) = mpsc::channel();
         let listener = kevent::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

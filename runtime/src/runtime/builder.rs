@@ -346,7 +346,13 @@ impl Builder {
         let kevent = Kevent::new(
             Config::default()
                 .capacity(self.ring_capacity)
-                .max_consumers(workers)
+                // One worker: a slot more for the stand-in that runs its
+                // tasks while it is lent to `block_in_place`.
+                .max_consumers(if self.flavor == Flavor::MultiThread && workers == 1 {
+                    2
+                } else {
+                    workers
+                })
                 .backend(backend.into())
                 .recv_through_ring(Self::ring_choice(self.recv_through_ring, "KEVENT_RECV")?)
                 // A current-thread runtime drives the ring only inside

@@ -38,6 +38,7 @@
 pub(crate) mod idle;
 pub(crate) mod injector;
 pub(crate) mod local_queue;
+pub(crate) mod stand_in;
 pub(crate) mod worker;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -203,6 +204,8 @@ pub(crate) struct Shared {
     pub(crate) knobs: std::sync::OnceLock<Knobs>,
     /// This runtime's id, unique in the process.
     pub(crate) id: u64,
+    /// The stand-in for a lone worker lent to `block_in_place`.
+    pub(crate) stand_in: stand_in::State,
 }
 
 impl Shared {
@@ -265,6 +268,7 @@ impl Shared {
             clock: crate::time::clock::Clock::new(),
             knobs: std::sync::OnceLock::new(),
             id: NEXT_RUNTIME_ID.fetch_add(1, Ordering::Relaxed),
+            stand_in: stand_in::State::default(),
         });
         shared.blocking.set_runtime(Arc::downgrade(&shared));
         Ok(shared)

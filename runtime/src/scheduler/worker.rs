@@ -47,7 +47,7 @@ const MAX_LIFO: u32 = 3;
 /// covered by the stall check, as a blocked one always was.
 const NOTIFY_BACKLOG: usize = 4;
 /// Events claimed from the ring at a time.
-const CLAIM_BATCH: usize = kevent_reactor::BUSY_CLAIM;
+pub(crate) const CLAIM_BATCH: usize = kevent_reactor::BUSY_CLAIM;
 
 /// A worker's queue and identity, reachable from wakers on its thread.
 pub(crate) struct WorkerCtx {
@@ -85,12 +85,15 @@ pub(crate) fn current_index(shared: &Arc<Shared>) -> Option<usize> {
 pub(crate) struct Lent {
     /// The worker context to put back.
     ctx: Rc<WorkerCtx>,
+    /// Runs the tasks meanwhile when this is the only worker.
+    _stand_in: Option<super::stand_in::StandIn>,
 }
 
 /// Lends this worker thread to a blocking closure: the tasks queued on it
 /// (its LIFO slot included) move to the injector, where the other workers
-/// take them at once (one is woken), and the thread stops being a worker
-/// until the returned guard drops. `None` when this thread is no worker.
+/// take them at once (one is woken; with no other worker, a stand-in
+/// thread runs them), and the thread stops being a worker until the
+/// returned guard drops. `None` when this thread is no worker.
 pub(crate) fn lend_for_blocking() -> Option<Lent> {
     let ctx = current()?;
     let moved = {
@@ -104,7 +107,11 @@ pub(crate) fn lend_for_blocking() -> Option<Lent> {
         ctx.shared.notify_one(true);
     }
     WORKER.with(|w| *w.borrow_mut() = None);
-    Some(Lent { ctx })
+    let stand_in = super::stand_in::start(&ctx.shared);
+    Some(Lent {
+        ctx,
+        _stand_in: stand_in,
+    })
 }
 
 impl Drop for Lent {

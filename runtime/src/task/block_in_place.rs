@@ -13,10 +13,12 @@ use crate::scheduler::{worker, Flavor};
 /// until `f` returns: tasks it wakes meanwhile go to the other workers.
 /// Inside `f`, blocking calls such as `Handle::block_on` are allowed.
 /// I/O and timers of other tasks go on as whenever a task blocks its
-/// worker (README, "No single point of stall"). Unlike tokio, kevent
-/// starts no replacement thread: while `f` runs the runtime has one
-/// worker fewer, so in a runtime of one worker the other tasks wait for
-/// `f` to return.
+/// worker (README, "No single point of stall"). When this is the
+/// runtime's only worker, a stand-in thread runs the other tasks and
+/// serves the ring until `f` returns (it looks for newly queued tasks at
+/// least every millisecond). With more workers no thread is started: the
+/// others take the work, so the runtime has one worker fewer while `f`
+/// runs (tokio starts a replacement worker).
 ///
 /// Outside any runtime, or on a thread that is no worker (a multi-thread
 /// runtime's `block_on` caller, a blocking-pool thread), `f` simply runs.
