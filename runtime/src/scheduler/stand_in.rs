@@ -12,11 +12,12 @@
 //! It stops when the closure returns, after the task it is running (and
 //! goes on if the worker is lent again before it has stopped).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use kevent_reactor::Event;
+
+use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::{Flavor, Shared, NOTIFY};
 use crate::driver::slab::IoToken;
@@ -29,12 +30,54 @@ use crate::task::coop;
 const LOOK_AGAIN: Duration = Duration::from_millis(1);
 
 /// Whether a stand-in is wanted and whether its thread runs.
+///
+/// The handshake: a lender counts itself in `lent`, then starts a thread
+/// only if it turns `alive` on; a stopping stand-in turns `alive` off, then
+/// looks at `lent` once more and goes on if it can turn `alive` back on.
+/// So a worker lent while a stand-in stops is never left without one
+/// (loom model `a_lent_worker_always_has_a_stand_in` below).
 #[derive(Debug, Default)]
 pub(crate) struct State {
     /// Workers lent to `block_in_place` now (0 or 1).
     lent: AtomicUsize,
     /// A stand-in thread is running (it checks `lent` before it exits).
     alive: AtomicBool,
+}
+
+impl State {
+    /// A worker is lent: true if the caller must start the stand-in.
+    fn lend(&self) -> bool {
+        self.lent.fetch_add(1, Ordering::SeqCst);
+        self.alive
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    /// The lent worker is back.
+    fn give_back(&self) {
+        self.lent.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Whether the stand-in is still wanted.
+    fn wanted(&self) -> bool {
+        self.lent.load(Ordering::SeqCst) > 0
+    }
+
+    /// The stand-in stops serving: true if it must exit, false if a worker
+    /// was lent meanwhile and it goes on (it is counted alive again).
+    fn try_exit(&self) -> bool {
+        self.alive.store(false, Ordering::SeqCst);
+        !self.wanted()
+            || self
+                .alive
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+    }
+
+    /// Starting the thread failed: nobody is alive.
+    fn start_failed(&self) {
+        self.alive.store(false, Ordering::SeqCst);
+    }
 }
 
 /// A worker lent to a blocking closure; dropping it lets the stand-in stop.
@@ -45,7 +88,7 @@ pub(crate) struct StandIn {
 
 impl Drop for StandIn {
     fn drop(&mut self) {
-        self.shared.stand_in.lent.fetch_sub(1, Ordering::SeqCst);
+        self.shared.stand_in.give_back();
     }
 }
 
@@ -55,18 +98,12 @@ pub(crate) fn start(shared: &Arc<Shared>) -> Option<StandIn> {
     if shared.flavor != Flavor::MultiThread || shared.remotes.len() != 1 {
         return None;
     }
-    let state = &shared.stand_in;
-    state.lent.fetch_add(1, Ordering::SeqCst);
     let lent = StandIn {
         shared: shared.clone(),
     };
-    // A stand-in still running (stopping after the previous closure)
-    // sees `lent` again and goes on.
-    if state
-        .alive
-        .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-        .is_ok()
-    {
+    // A stand-in still running (stopping after the previous closure) sees
+    // the worker lent again and goes on.
+    if shared.stand_in.lend() {
         let handle = Handle {
             shared: shared.clone(),
         };
@@ -74,7 +111,7 @@ pub(crate) fn start(shared: &Arc<Shared>) -> Option<StandIn> {
             .name("kevent-stand-in".into())
             .spawn(move || stand_in_main(handle));
         if spawned.is_err() {
-            state.alive.store(false, Ordering::SeqCst);
+            shared.stand_in.start_failed();
         }
     }
     Some(lent)
@@ -92,14 +129,7 @@ fn stand_in_main(handle: Handle) {
         if let Ok(consumer) = shared.kevent.consumer_for(shared.remotes.len()) {
             run(&shared, consumer);
         }
-        state.alive.store(false, Ordering::SeqCst);
-        if state.lent.load(Ordering::SeqCst) == 0
-            || shared.shutdown.load(Ordering::Acquire)
-            || state
-                .alive
-                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-                .is_err()
-        {
+        if shared.shutdown.load(std::sync::atomic::Ordering::Acquire) || state.try_exit() {
             return;
         }
     }
@@ -139,5 +169,45 @@ fn run(shared: &Shared, mut consumer: kevent_reactor::Consumer) {
             let seen = consumer.front();
             let _ = consumer.wait(seen, 1, LOOK_AGAIN);
         }
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom {
+    //! The stand-in handshake under loom: a worker lent while the stand-in
+    //! stops must find it going on, or start a new one.
+    use super::State;
+    use crate::loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use crate::loom::sync::Arc;
+    use crate::loom::thread;
+
+    #[test]
+    fn a_lent_worker_always_has_a_stand_in() {
+        loom::model(|| {
+            let state = Arc::new(State::default());
+            // A stand-in is running for a closure that has just returned.
+            assert!(state.lend());
+            state.give_back();
+            // Stand-ins running at the end: the old one if it went on, plus
+            // any the lender started.
+            let running = Arc::new(AtomicUsize::new(1));
+            let (s, r) = (state.clone(), running.clone());
+            let stand_in = thread::spawn(move || {
+                if s.try_exit() {
+                    r.fetch_sub(1, SeqCst);
+                }
+            });
+            // The worker is lent again meanwhile.
+            if state.lend() {
+                running.fetch_add(1, SeqCst);
+            }
+            stand_in.join().unwrap();
+            assert!(state.wanted());
+            assert_eq!(
+                running.load(SeqCst),
+                1,
+                "a lent worker without exactly one stand-in"
+            );
+        });
     }
 }
