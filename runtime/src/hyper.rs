@@ -88,13 +88,13 @@ impl hyper::rt::Timer for Timer {
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
         Box::pin(HyperSleep {
-            inner: crate::time::sleep_until(deadline),
+            inner: crate::time::sleep_until(deadline.into()),
         })
     }
 
     fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
         match sleep.as_mut().downcast_mut_pin::<HyperSleep>() {
-            Some(s) => Pin::new(&mut s.get_mut().inner).reset(new_deadline),
+            Some(s) => Pin::new(&mut s.get_mut().inner).reset(new_deadline.into()),
             None => *sleep = self.sleep_until(new_deadline),
         }
     }

@@ -175,6 +175,9 @@ impl Registration {
         if !coop::poll_proceed(cx) {
             return Poll::Pending;
         }
+        if self.runtime_is_gone() {
+            return Poll::Ready(Err(crate::runtime::shut_down_error()));
+        }
         match self.io().poll_ready(cx, dir) {
             Poll::Ready(ev) => Poll::Ready(Ok(ev)),
             Poll::Pending => {
@@ -187,6 +190,14 @@ impl Registration {
                 Poll::Pending
             }
         }
+    }
+
+    /// Whether the runtime has shut down and this poll is not one of its
+    /// workers finishing its last task: no event would ever come.
+    fn runtime_is_gone(&self) -> bool {
+        let shared = &self.handle.shared;
+        shared.shutdown.load(std::sync::atomic::Ordering::Acquire)
+            && worker::current_index(shared).is_none()
     }
 
     /// Forgets readiness observed in `ev` (after an operation hit

@@ -107,6 +107,12 @@ impl BlockingPool {
         self.inner.state.lock().threads
     }
 
+    /// Whether a job is queued or running.
+    pub(crate) fn busy(&self) -> bool {
+        let state = self.inner.state.lock();
+        !state.queue.is_empty() || state.threads > state.idle
+    }
+
     /// Lets threads finish queued jobs and exit.
     pub(crate) fn shutdown(&self) {
         let mut state = self.inner.state.lock();

@@ -1,11 +1,13 @@
 //! Tasks: spawning, joining, yielding, and the blocking pool.
 
+mod block_in_place;
 pub(crate) mod blocking;
 pub(crate) mod coop;
 pub(crate) mod harness;
 mod id;
 mod join;
 mod join_set;
+mod local;
 mod task_local;
 mod yield_now;
 
@@ -16,10 +18,13 @@ use std::task::{Context, Poll};
 
 use async_task::WithInfo;
 
+pub use block_in_place::block_in_place;
+pub use coop::{consume_budget, unconstrained, Unconstrained};
 pub use id::{id, try_id, Id};
 use join::Caught;
 pub use join::{AbortHandle, JoinError, JoinHandle};
 pub use join_set::JoinSet;
+pub use local::{spawn_local, LocalEnterGuard, LocalSet};
 pub use task_local::{AccessError, LocalKey};
 
 /// The futures that task functions return.
