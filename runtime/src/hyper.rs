@@ -203,3 +203,6 @@ mod io_impls {
     hyper_stream!(TcpStream);
     hyper_stream!(UnixStream);
 }
+
+mod io;
+pub use io::Io;
