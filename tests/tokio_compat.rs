@@ -129,6 +129,17 @@ fn tokio_net_echo_inside_kevent_tasks() {
     }
 }
 
+/// The panic message of a task that failed.
+fn panic_message(err: kevent::task::JoinError) -> String {
+    assert!(err.is_panic(), "{err}");
+    let payload = err.into_panic();
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
 #[test]
 fn without_the_switch_tokio_calls_panic_with_tokios_message() {
     let rt = Builder::new_multi_thread()
@@ -136,22 +147,18 @@ fn without_the_switch_tokio_calls_panic_with_tokios_message() {
         .tokio_compat(false)
         .build()
         .unwrap();
-    let err = rt.block_on(async {
-        kevent::spawn(async { tokio::time::sleep(Duration::from_millis(1)).await })
-            .await
-            .unwrap_err()
+    let (sleep, spawn) = rt.block_on(async {
+        let sleep = kevent::spawn(async { tokio::time::sleep(Duration::from_millis(1)).await });
+        let spawn = kevent::spawn(async { drop(tokio::spawn(async {})) });
+        (sleep.await.unwrap_err(), spawn.await.unwrap_err())
     });
-    assert!(err.is_panic());
-    let payload = err.into_panic();
-    let msg = payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or_default();
-    assert!(
-        msg.contains("must be called from the context of a Tokio 1.x runtime"),
-        "{msg}"
-    );
+    for msg in [panic_message(sleep), panic_message(spawn)] {
+        eprintln!("tokio call without the switch: {msg}");
+        assert!(
+            msg.contains("must be called from the context of a Tokio 1.x runtime"),
+            "{msg}"
+        );
+    }
 }
 
 #[test]
