@@ -288,3 +288,45 @@ fn futures_rustls_over_kevent_streams_serves_http_through_hyper_io() {
         assert_eq!((status, &body[..]), (200, &b"over TLS"[..]));
     });
 }
+
+#[test]
+fn futures_rustls_serves_http2_chosen_by_alpn_through_hyper_io() {
+    let (server_cfg, client_cfg) = tls_configs(&[b"h2"]);
+    runtime().block_on(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        kevent::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let tls = futures_rustls::TlsAcceptor::from(server_cfg)
+                .accept(stream)
+                .await
+                .unwrap();
+            let service = hyper::service::service_fn(|req: Request<_>| async move {
+                let body = format!("{:?}", req.version());
+                Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from(
+                    body,
+                ))))
+            });
+            let _ = auto::Builder::new(Executor::new())
+                .serve_connection(Io::new(tls), service)
+                .await;
+        });
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let tls = futures_rustls::TlsConnector::from(client_cfg)
+            .connect(localhost(), stream)
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (mut send, conn) = hyper::client::conn::http2::handshake(Executor::new(), Io::new(tls))
+            .await
+            .unwrap();
+        kevent::spawn(conn);
+        let req = Request::get("https://localhost/")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let res = send.send_request(req).await.unwrap();
+        assert_eq!(res.version(), hyper::Version::HTTP_2);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"HTTP/2.0");
+    });
+}
