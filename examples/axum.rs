@@ -1,8 +1,12 @@
 //! An axum 0.8 application served on kevent: a `Router` with JSON, a path
-//! parameter (`/user/{id}`) and `/plaintext`, through hyper-util's auto
-//! builder (HTTP/1.1 and HTTP/2) and `TowerToHyperService`.
+//! parameter (`/user/{id}`), `/plaintext`, a WebSocket echo (`/ws`) and
+//! tower-http's `TimeoutLayer` (408 after `REQUEST_TIMEOUT_MS`, default
+//! 10 s; `/stuck` never answers), through hyper-util's auto builder
+//! (HTTP/1.1 with upgrades, and HTTP/2) and `TowerToHyperService`. The
+//! timeout layer and the WebSocket upgrade call tokio's timer and spawner:
+//! feature `tokio-compat` makes them work in kevent's tasks.
 //!
-//! `cargo run --release --example axum [ADDR]` (default 127.0.0.1:8080;
+//! `cargo run --release --features tokio-compat --example axum [ADDR]` (default 127.0.0.1:8080;
 //! workers from `KEVENT_WORKERS`, else one per CPU). Ctrl-C or SIGTERM stops
 //! accepting, lets in-flight requests finish, and exits 0.
 //! `examples/axum_tokio.rs` is the same server on tokio:
@@ -28,7 +32,7 @@ use kevent::{spawn, time};
 
 #[kevent::main]
 async fn main() -> io::Result<()> {
-    let router = app::app("kevent");
+    let router = app::app("kevent", app::request_timeout());
     let config = service::Config::from_env();
     // Listen for Ctrl-C and SIGTERM before announcing the address, so a
     // signal sent as soon as we are up is never lost.
@@ -66,7 +70,7 @@ async fn main() -> io::Result<()> {
                 backoff.reset();
                 let _ = stream.set_nodelay(true);
                 let service = TowerToHyperService::new(router.clone());
-                let conn = http.serve_connection(stream, service);
+                let conn = http.serve_connection_with_upgrades(stream, service);
                 let conn = graceful.watch(conn.into_owned());
                 spawn(async move {
                     let _ = conn.await;

@@ -1,7 +1,8 @@
 //! An axum 0.8 application served on tokio (the twin of `examples/axum.rs`,
 //! for side-by-side comparison): a `Router` with JSON, a path
-//! parameter (`/user/{id}`) and `/plaintext`, through hyper-util's auto
-//! builder (HTTP/1.1 and HTTP/2) and `TowerToHyperService`.
+//! parameter (`/user/{id}`), `/plaintext`, a WebSocket echo (`/ws`) and
+//! tower-http's `TimeoutLayer` (`/stuck`), through hyper-util's auto
+//! builder (HTTP/1.1 with upgrades, and HTTP/2) and `TowerToHyperService`.
 //!
 //! `cargo run --release --example axum_tokio [ADDR]` (default 127.0.0.1:8080;
 //! workers from `TOKIO_WORKER_THREADS`, else one per CPU). Ctrl-C or SIGTERM stops
@@ -29,7 +30,7 @@ use tokio::{spawn, time};
 
 #[tokio::main]
 async fn main() -> io::Result<()> {
-    let router = app::app("tokio");
+    let router = app::app("tokio", app::request_timeout());
     let config = service::Config::from_env();
     // Listen for Ctrl-C and SIGTERM before announcing the address, so a
     // signal sent as soon as we are up is never lost.
@@ -67,7 +68,7 @@ async fn main() -> io::Result<()> {
                 backoff.reset();
                 let _ = stream.set_nodelay(true);
                 let service = TowerToHyperService::new(router.clone());
-                let conn = http.serve_connection(TokioIo::new(stream), service);
+                let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());
                 spawn(async move {
                     let _ = conn.await;

@@ -15,6 +15,12 @@
 //!     assert_eq!(task.await.unwrap(), 42);
 //! }
 //! ```
+//!
+//! Feature `tokio-compat` (off by default) makes crates that call tokio's
+//! runtime from inside (tower-http's timeouts, axum's WebSocket upgrade and
+//! `serve`, hyper-util's `Client`, reqwest) work in kevent tasks, and gives
+//! kevent's streams tokio's io traits: see the README, "Using the tokio
+//! ecosystem", and `runtime::Builder::tokio_compat`.
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub use kevent_macros::{main, test};

@@ -1,12 +1,14 @@
 //! The axum example (`examples/axum.rs`) and its tokio twin
 //! (`examples/axum_tokio.rs`) as black boxes: started on an ephemeral port,
-//! checked with raw sockets, then stopped with SIGTERM or SIGINT.
+//! checked with raw sockets, then stopped with SIGTERM or SIGINT. The
+//! kevent server's timeout layer and WebSocket route need feature
+//! `tokio-compat` (this test's `required-features`).
 
 mod example_server;
 
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use example_server::{get, read_response, Resp, Server};
 
@@ -123,5 +125,61 @@ fn sigterm_drains_and_exits_zero() {
 fn sigint_drains_and_exits_zero() {
     for name in TWINS {
         drains_and_exits_zero_on(name, libc::SIGINT);
+    }
+}
+
+#[test]
+fn the_timeout_layer_answers_a_stuck_handler_408_and_keeps_serving() {
+    for name in TWINS {
+        let server = Server::start(name, &[("REQUEST_TIMEOUT_MS", "200")]);
+        let start = Instant::now();
+        let r = ask(&server, &["/stuck", "/plaintext"]);
+        let waited = start.elapsed();
+        assert_eq!(r[0].status, 408, "{name}");
+        assert!(waited >= Duration::from_millis(200), "{name}: {waited:?}");
+        assert_eq!(r[1].status, 200, "{name}: same connection after the 408");
+    }
+}
+
+/// One WebSocket frame from the client: FIN, `opcode`, masked `payload`
+/// (shorter than 126 bytes).
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    f
+}
+
+#[test]
+fn the_websocket_route_upgrades_and_echoes() {
+    for name in TWINS {
+        let server = Server::start(name, &[]);
+        let mut s = server.connect();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(
+            b"GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+              Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 101"), "{name}: {head}");
+        // RFC 6455's example key and its accept value.
+        assert!(
+            head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+            "{name}: {head}"
+        );
+        s.write_all(&client_frame(0x1, b"echo me")).unwrap();
+        let mut frame = [0u8; 9];
+        s.read_exact(&mut frame).unwrap();
+        assert_eq!(&frame[..2], &[0x81, 7], "{name}: one unmasked text frame");
+        assert_eq!(&frame[2..], b"echo me", "{name}");
     }
 }

@@ -181,3 +181,6 @@ mod io_impls {
     hyper_stream!(TcpStream);
     hyper_stream!(UnixStream);
 }
+
+mod io;
+pub use io::Io;

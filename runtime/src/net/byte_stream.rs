@@ -205,6 +205,10 @@ macro_rules! byte_stream {
 
         $crate::net::byte_stream::byte_stream!(@io $stream);
         $crate::net::byte_stream::byte_stream!(@io &$stream);
+        $crate::net::byte_stream::tokio_io!(@read $stream);
+        $crate::net::byte_stream::tokio_io!(@write $stream);
+        $crate::net::byte_stream::tokio_io!(@read &$stream);
+        $crate::net::byte_stream::tokio_io!(@write &$stream);
 
         impl TryFrom<$std> for $stream {
             type Error = ::std::io::Error;
@@ -376,6 +380,9 @@ macro_rules! borrowed_halves {
                 ::std::pin::Pin::new(&mut self.get_mut().0).poll_close(cx)
             }
         }
+
+        $crate::net::byte_stream::tokio_io!(@read ReadHalf<'_>);
+        $crate::net::byte_stream::tokio_io!(@write WriteHalf<'_>);
 
         impl AsRef<$stream> for ReadHalf<'_> {
             fn as_ref(&self) -> &$stream {
@@ -634,6 +641,9 @@ macro_rules! owned_halves {
             }
         }
 
+        $crate::net::byte_stream::tokio_io!(@read OwnedReadHalf);
+        $crate::net::byte_stream::tokio_io!(@write OwnedWriteHalf);
+
         impl AsRef<$stream> for OwnedReadHalf {
             fn as_ref(&self) -> &$stream {
                 &self.inner
@@ -648,4 +658,66 @@ macro_rules! owned_halves {
     };
 }
 
-pub(crate) use {borrowed_halves, byte_stream, owned_halves};
+/// tokio's `AsyncRead` (`@read`) or `AsyncWrite` (`@write`) for `$ty`, in
+/// terms of its futures-io impl (feature `tokio-compat`), so tokio-rustls,
+/// tokio-util's codecs and `axum::serve` take kevent's streams directly.
+/// Reads zero the part of tokio's buffer not yet initialised (once per
+/// buffer, tracked by `ReadBuf`); writes, vectored writes, flush and
+/// shutdown go straight through.
+macro_rules! tokio_io {
+    (@read $ty:ty) => {
+        #[cfg(feature = "tokio-compat")]
+        impl ::tokio::io::AsyncRead for $ty {
+            fn poll_read(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &mut ::tokio::io::ReadBuf<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                let dst = buf.initialize_unfilled();
+                let n = ::std::task::ready!(::futures_io::AsyncRead::poll_read(self, cx, dst))?;
+                buf.advance(n);
+                ::std::task::Poll::Ready(Ok(()))
+            }
+        }
+    };
+    (@write $ty:ty) => {
+        #[cfg(feature = "tokio-compat")]
+        impl ::tokio::io::AsyncWrite for $ty {
+            fn poll_write(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &[u8],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                ::futures_io::AsyncWrite::poll_write(self, cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                bufs: &[::std::io::IoSlice<'_>],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                ::futures_io::AsyncWrite::poll_write_vectored(self, cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+
+            fn poll_flush(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                ::futures_io::AsyncWrite::poll_flush(self, cx)
+            }
+
+            fn poll_shutdown(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                ::futures_io::AsyncWrite::poll_close(self, cx)
+            }
+        }
+    };
+}
+
+pub(crate) use {borrowed_halves, byte_stream, owned_halves, tokio_io};

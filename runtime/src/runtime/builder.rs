@@ -47,6 +47,9 @@ pub struct Builder {
     start_paused: bool,
     /// Scheduler intervals and park hooks.
     knobs: crate::scheduler::Knobs,
+    /// Whether to carry a tokio runtime for tokio-built crates.
+    #[cfg(feature = "tokio-compat")]
+    tokio_compat: bool,
 }
 
 impl Builder {
@@ -64,6 +67,8 @@ impl Builder {
             send_through_ring: None,
             start_paused: false,
             knobs: crate::scheduler::Knobs::default(),
+            #[cfg(feature = "tokio-compat")]
+            tokio_compat: true,
         }
     }
 
@@ -299,6 +304,35 @@ impl Builder {
         self
     }
 
+    /// Whether crates built for tokio work in this runtime's tasks (feature
+    /// `tokio-compat`; default yes): the runtime starts a tokio runtime of
+    /// one thread and enters its context on every thread that runs kevent
+    /// tasks, so `tokio::time`, `tokio::spawn`, `tokio::task::spawn_blocking`
+    /// and `tokio::net` (and tower-http's timeouts, axum's WebSocket
+    /// upgrade, hyper-util's `Client`, reqwest) find it instead of
+    /// panicking. tokio's timers, sockets and tasks run on tokio's thread;
+    /// kevent's own stay on kevent. `false`: no tokio thread, and those
+    /// calls panic as they do outside tokio. Not entered by
+    /// [`Runtime::enter`](super::Runtime::enter), only by the runtime's own
+    /// threads and `block_on`.
+    ///
+    /// ```
+    /// let rt = kevent_runtime::runtime::Builder::new_current_thread()
+    ///     .tokio_compat(true)
+    ///     .build()?;
+    /// rt.block_on(async {
+    ///     let started = std::time::Instant::now();
+    ///     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    ///     assert!(started.elapsed() >= std::time::Duration::from_millis(5));
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "tokio-compat")]
+    pub fn tokio_compat(&mut self, on: bool) -> &mut Self {
+        self.tokio_compat = on;
+        self
+    }
+
     /// Whether a data path goes through the ring: the builder's `setting`,
     /// else the environment variable `var` (`ring`, the default, or
     /// `readiness`).
@@ -363,11 +397,20 @@ impl Builder {
                         && self.flavor == Flavor::MultiThread,
                 ),
         )?;
+        // tokio-compat: tokio's runtime first, so that every kevent thread
+        // (workers, blocking pool) enters its context.
+        #[cfg_attr(not(feature = "tokio-compat"), allow(unused_mut))]
+        let mut thread_config = self.threads.clone();
+        #[cfg(feature = "tokio-compat")]
+        if self.tokio_compat {
+            let tokio = super::tokio_compat::TokioCompat::start(&self.thread_name)?;
+            thread_config.tokio = Some(Arc::new(tokio));
+        }
         let blocking = BlockingPool::new(
             self.max_blocking,
             self.keep_alive,
             self.thread_name.clone(),
-            self.threads.clone(),
+            thread_config.clone(),
         );
         let shared = Shared::new(kevent, workers, self.flavor, blocking)?;
         if self.start_paused {
@@ -384,9 +427,7 @@ impl Builder {
                 let shared = handle.shared.clone();
                 let handle2 = handle.clone();
                 let name = format!("{}-{}", self.thread_name, core_index(&core));
-                let spawned = self
-                    .threads
-                    .spawn(name, move || worker_main(handle2, shared, core));
+                let spawned = thread_config.spawn(name, move || worker_main(handle2, shared, core));
                 match spawned {
                     Ok(t) => threads.push(t),
                     Err(e) => {

@@ -4,6 +4,8 @@ mod builder;
 pub(crate) mod context;
 mod metrics;
 pub(crate) mod threads;
+#[cfg(feature = "tokio-compat")]
+pub(crate) mod tokio_compat;
 
 use std::fmt;
 use std::future::Future;
@@ -118,6 +120,13 @@ impl Handle {
         context::enter(self.clone())
     }
 
+    /// The tokio runtime this runtime carries (feature `tokio-compat`),
+    /// kept with the settings of the threads that enter it.
+    #[cfg(feature = "tokio-compat")]
+    fn tokio_compat(&self) -> Option<&tokio_compat::TokioCompat> {
+        self.shared.blocking.thread_config().tokio.as_deref()
+    }
+
     /// Runs a future to completion on this thread.
     ///
     /// # Panics
@@ -128,6 +137,8 @@ impl Handle {
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         let _driving = context::driving();
         let _enter = self.enter();
+        #[cfg(feature = "tokio-compat")]
+        let _tokio = self.tokio_compat().map(|t| t.handle().enter());
         if self.shared.flavor == Flavor::CurrentThread {
             return self.block_on_current_thread(future);
         }
@@ -389,6 +400,11 @@ impl Runtime {
             self.threads.clear();
         }
         shared.drop_all_tasks();
+        // After kevent's tasks, which may hold tokio's timers and sockets.
+        #[cfg(feature = "tokio-compat")]
+        if let Some(tokio) = self.handle.tokio_compat() {
+            tokio.shutdown(timeout);
+        }
     }
 }
 

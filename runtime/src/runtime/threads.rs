@@ -20,6 +20,10 @@ pub(crate) struct ThreadConfig {
     pub(crate) on_start: Option<Hook>,
     /// Runs last on every thread, as it stops.
     pub(crate) on_stop: Option<Hook>,
+    /// tokio's runtime, entered on every thread for its whole life
+    /// (feature `tokio-compat`).
+    #[cfg(feature = "tokio-compat")]
+    pub(crate) tokio: Option<Arc<super::tokio_compat::TokioCompat>>,
 }
 
 impl ThreadConfig {
@@ -36,7 +40,13 @@ impl ThreadConfig {
         }
         let on_start = self.on_start.clone();
         let on_stop = self.on_stop.clone();
+        #[cfg(feature = "tokio-compat")]
+        let tokio = self.tokio.clone();
         builder.spawn(move || {
+            // Entered before the start hook, so the hook may use tokio too;
+            // left after the stop hook (guards drop in reverse order).
+            #[cfg(feature = "tokio-compat")]
+            let _tokio = tokio.as_ref().map(|t| t.handle().enter());
             /// Runs the stop hook when the thread's work ends.
             struct Stop(Option<Hook>);
             impl Drop for Stop {

@@ -113,6 +113,12 @@ impl BlockingPool {
         !state.queue.is_empty() || state.threads > state.idle
     }
 
+    /// The settings the pool starts its threads with.
+    #[cfg(feature = "tokio-compat")]
+    pub(crate) fn thread_config(&self) -> &crate::runtime::threads::ThreadConfig {
+        &self.inner.threads
+    }
+
     /// Lets threads finish queued jobs and exit.
     pub(crate) fn shutdown(&self) {
         let mut state = self.inner.state.lock();
