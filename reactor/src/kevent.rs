@@ -1,5 +1,15 @@
 //! The ring context (`kevent_init`): the ring, the registrations, the
 //! sleeping consumers and the backend, and the `kevent_ctl` operations.
+//!
+//! What is here: registering sources (file descriptors, streams with their
+//! byte path, user events, timers, signals), turning harvested readiness
+//! into ring entries (`Inner::absorb`, `Inner::fire_timers`), placing them
+//! and waking consumers (`Inner::enqueue`, the wake-one policy), and the
+//! wakeups the harvester role and the timers ask for. The pieces it joins
+//! live beside it: `config.rs` (building a ring and its backend),
+//! `harvest.rs` (who may sleep in the backend), `overflow.rs`, `timer.rs`,
+//! `signal.rs`, `waiters.rs`, `ring.rs`, and the backends in `backend/`.
+//! ARCHITECTURE.md follows an event through them.
 
 use std::fmt;
 use std::io;

@@ -446,3 +446,134 @@ impl Socket {
         Ok(())
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    /// Readiness that is there until cleared (then the next poll is
+    /// `Pending`), counting the clears.
+    #[derive(Default)]
+    struct Counted {
+        /// A clear happened since the last poll.
+        cleared: Cell<bool>,
+        /// Clears so far.
+        clears: Cell<usize>,
+    }
+
+    impl Readiness for Counted {
+        type Event = ();
+
+        fn poll_ready(&self, _cx: &mut Context<'_>, _dir: Direction) -> Poll<io::Result<()>> {
+            if self.cleared.replace(false) {
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok(()))
+            }
+        }
+
+        fn current(&self, _dir: Direction) -> Option<()> {
+            Some(())
+        }
+
+        fn clear(&self, _ev: ()) {
+            self.cleared.set(true);
+            self.clears.set(self.clears.get() + 1);
+        }
+
+        fn clear_with_closed(&self, ev: ()) {
+            self.clear(ev);
+        }
+
+        fn ready(_ev: ()) -> Ready {
+            Ready::READABLE | Ready::WRITABLE
+        }
+    }
+
+    fn pair() -> (UnixStream, UnixStream) {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        (a, b)
+    }
+
+    fn read(io: &StreamIo, r: &Counted, n: usize, peek: bool) -> Poll<io::Result<Vec<u8>>> {
+        let mut buf = vec![MaybeUninit::uninit(); n];
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        io.poll_read(&mut cx, r, &mut buf, peek).map_ok(|got| {
+            // SAFETY: the read initialised the first `got` bytes.
+            buf[..got]
+                .iter()
+                .map(|b| unsafe { b.assume_init() })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn a_short_read_returns_at_once_and_forgets_the_readiness() {
+        let (a, mut b) = pair();
+        let io = StreamIo::socket(a.as_raw_fd());
+        let r = Counted::default();
+        b.write_all(b"abc").unwrap();
+        let got = read(&io, &r, 8, false);
+        assert!(matches!(&got, Poll::Ready(Ok(v)) if v == b"abc"), "{got:?}");
+        assert_eq!(r.clears.get(), 1, "the buffer was drained: no second recv");
+    }
+
+    #[test]
+    fn a_full_read_keeps_the_readiness() {
+        let (a, mut b) = pair();
+        let io = StreamIo::socket(a.as_raw_fd());
+        let r = Counted::default();
+        b.write_all(b"abcdef").unwrap();
+        let got = read(&io, &r, 3, false);
+        assert!(matches!(&got, Poll::Ready(Ok(v)) if v == b"abc"), "{got:?}");
+        assert_eq!(r.clears.get(), 0, "more may be there");
+    }
+
+    #[test]
+    fn a_read_that_would_block_forgets_the_readiness_and_waits() {
+        let (a, _b) = pair();
+        let io = StreamIo::socket(a.as_raw_fd());
+        let r = Counted::default();
+        assert!(read(&io, &r, 8, false).is_pending());
+        assert_eq!(r.clears.get(), 1);
+    }
+
+    #[test]
+    fn a_peek_leaves_the_bytes_for_the_next_read() {
+        let (a, mut b) = pair();
+        let io = StreamIo::socket(a.as_raw_fd());
+        let r = Counted::default();
+        b.write_all(b"abc").unwrap();
+        let peeked = read(&io, &r, 8, true);
+        assert!(
+            matches!(&peeked, Poll::Ready(Ok(v)) if v == b"abc"),
+            "{peeked:?}"
+        );
+        assert_eq!(r.clears.get(), 0, "a short peek keeps the readiness");
+        let got = read(&io, &r, 8, false);
+        assert!(matches!(&got, Poll::Ready(Ok(v)) if v == b"abc"), "{got:?}");
+    }
+
+    #[test]
+    fn a_socket_stream_writes_flushes_at_once_and_shuts_down() {
+        let (a, mut b) = pair();
+        let io = StreamIo::socket(a.as_raw_fd());
+        let r = Counted::default();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let bufs = [IoSlice::new(b"he"), IoSlice::new(b"llo")];
+        let sent = io.poll_write_vectored(&mut cx, &r, &bufs);
+        assert!(matches!(sent, Poll::Ready(Ok(5))), "{sent:?}");
+        assert!(matches!(io.poll_flush(&mut cx), Poll::Ready(Ok(()))));
+        io.check_raw(Interest::BOTH).unwrap();
+        io.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut b, &mut got).unwrap();
+        assert_eq!(got, b"hello", "all bytes, then end of stream");
+    }
+}
