@@ -118,3 +118,31 @@ fn ready_io_yields_once_the_budget_is_spent() {
         });
     }
 }
+
+/// A future that spends its whole budget every poll must not starve the
+/// timeout around it: the timeout's own timer is polled outside the budget
+/// when the future used it up.
+#[test]
+fn a_timeout_fires_around_a_future_that_spends_the_whole_budget() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for rt in runtimes() {
+            let r = rt.block_on(async {
+                kevent::spawn(kevent::time::timeout(Duration::from_millis(10), async {
+                    loop {
+                        consume_budget().await;
+                    }
+                }))
+                .await
+                .unwrap()
+            });
+            tx.send(r.is_err()).unwrap();
+        }
+    });
+    for _ in 0..2 {
+        let elapsed = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the timeout never fired: its timer was starved of budget");
+        assert!(elapsed);
+    }
+}

@@ -43,6 +43,11 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> bool {
     })
 }
 
+/// Whether the task being polled has budget left (always outside tasks).
+pub(crate) fn has_budget_remaining() -> bool {
+    LEFT.with(|l| l.get() > 0)
+}
+
 /// Runs `f` with no budget limit, restoring the caller's budget after.
 pub(crate) fn unlimited<R>(f: impl FnOnce() -> R) -> R {
     /// Restores the caller's budget even if `f` unwinds.

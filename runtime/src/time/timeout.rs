@@ -63,10 +63,19 @@ impl<T: Future> Future for Timeout<T> {
         let this = unsafe { self.get_unchecked_mut() };
         // SAFETY: see above; `value` stays in place inside the pinned Timeout.
         let value = unsafe { Pin::new_unchecked(&mut this.value) };
+        let had_budget = crate::task::coop::has_budget_remaining();
         if let Poll::Ready(v) = value.poll(cx) {
             return Poll::Ready(Ok(v));
         }
-        match this.delay.poll_elapsed(cx) {
+        // A future that spent the whole budget would otherwise leave none
+        // for the timer on every poll, and the timeout would never fire.
+        let delay = &mut this.delay;
+        let elapsed = if had_budget && !crate::task::coop::has_budget_remaining() {
+            crate::task::coop::unlimited(|| delay.poll_elapsed(cx))
+        } else {
+            delay.poll_elapsed(cx)
+        };
+        match elapsed {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed::new())),
             Poll::Pending => Poll::Pending,
         }
