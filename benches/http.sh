@@ -180,13 +180,16 @@ for s in $SERVERS; do [[ -n "${WORKER_VAR[$s]:-}" ]] || die "unknown server $s i
 declare -A BUILT
 for a in $APPS; do for s in $SERVERS; do BUILT[$a:$s]=1; done; done
 if [[ "$NO_BUILD" != 1 ]]; then
-    build_args=()
+    # The axum app's timeout layer and WebSocket route call tokio's timer
+    # and spawner: on kevent they need the tokio-compat feature (the tokio
+    # twin is the same code either way).
+    build_args=(--features tokio-compat)
     for a in $APPS; do for s in $SERVERS; do build_args+=(--example "${EXAMPLE[$a:$s]}"); done; done
     log "building: cargo build --release ${build_args[*]}"
     if ! cargo build --release "${build_args[@]}" >&2; then
         # Go on with whichever server builds, and say which did not.
         for a in $APPS; do for s in $SERVERS; do
-            if ! cargo build --release --example "${EXAMPLE[$a:$s]}" >/dev/null 2>&1; then
+            if ! cargo build --release --features tokio-compat --example "${EXAMPLE[$a:$s]}" >/dev/null 2>&1; then
                 BUILT[$a:$s]=0
                 BUILD_FAILED+="$a:$s "
                 log "!! $a on $s (examples/${EXAMPLE[$a:$s]}.rs) does not build; going on without it"
