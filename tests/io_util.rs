@@ -310,7 +310,6 @@ fn async_fd_clear_ready_matching_clears_only_the_side_named() {
         let mut guard = fd.ready(Interest::BOTH).await.unwrap();
         let mut seen = guard.ready();
         while !(seen.is_readable() && seen.is_writable()) {
-            drop(guard);
             guard = fd.ready(Interest::BOTH).await.unwrap();
             seen = guard.ready();
         }
