@@ -29,8 +29,7 @@ macro_rules! byte_stream {
                 // Bytes already received through the ring are not in the
                 // socket, and bytes written may still be on their way
                 // through it.
-                self.io.check_raw_read()?;
-                self.io.check_raw_write()?;
+                self.io.check_raw(::kevent_reactor::Interest::BOTH)?;
                 Ok(self.io.into_inner().into())
             }
 
@@ -174,13 +173,7 @@ macro_rules! byte_stream {
             /// Fails if using the socket itself for `interest` could lose or
             /// reorder bytes that went through the ring.
             fn check_raw(&self, interest: ::kevent_reactor::Interest) -> ::std::io::Result<()> {
-                if interest.is_readable() {
-                    self.io.check_raw_read()?;
-                }
-                if interest.is_writable() {
-                    self.io.check_raw_write()?;
-                }
-                Ok(())
+                self.io.check_raw(interest)
             }
 
             /// Splits into a read half and a write half borrowing the
@@ -198,10 +191,9 @@ macro_rules! byte_stream {
             }
 
             /// Shuts down part of the connection. The write side waits for
-            /// bytes still queued in the ring's outbox.
+            /// bytes still queued in the ring.
             pub(crate) fn shutdown_std(&self, how: ::std::net::Shutdown) -> ::std::io::Result<()> {
-                self.io
-                    .shutdown_with(how, |how| self.io.get_ref().shutdown(how))
+                self.io.shutdown(how)
             }
 
             /// The registered socket (for the hyper integration).

@@ -4,8 +4,6 @@ use std::io;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 
-use kevent_reactor::Interest;
-
 use crate::driver::slab::Direction;
 use crate::net::byte_stream::byte_stream;
 use crate::net::evented::Evented;
@@ -98,7 +96,7 @@ impl UnixStream {
             // multishot receive on a Unix stream socket was seen to miss
             // the peer's close (tests/net_unix.rs's two-mebibyte echo hung
             // about one run in six), so Unix streams keep recv(2).
-            io: Evented::new(stream, Interest::BOTH)?.without_ring_recv(),
+            io: Evented::new_stream(stream)?.without_ring_recv(),
         })
     }
 }

@@ -1,0 +1,219 @@
+//! File I/O benchmarks, `kevent::fs` against `tokio::fs`.
+//!
+//! Run with `cargo bench --bench fs`.
+//!
+//! Every group holds two functions, `kevent` and `tokio`, expanded from the
+//! same source text by [`suite!`]; both are multi-thread runtimes with 2
+//! workers (or `BENCH_WORKERS`), and the timed code runs in a spawned task.
+//! The files live in a directory under `BENCH_FS_DIR`, else the system's
+//! temporary directory (on the real disk here, not `/dev/shm`); the reads
+//! run from the page cache (the files are read once before timing), as
+//! most reads of small files do.
+//!
+//! On io_uring kevent submits the opens, reads, writes, closes and fsyncs
+//! to its file ring; tokio runs each call on its blocking pool. On mio
+//! (`KEVENT_BACKEND=mio`) or with `KEVENT_FS=blocking`, kevent uses its
+//! blocking pool too.
+//!
+//! # Groups
+//!
+//! * `fs_read_1000_files_4k`: `fs::read` of 1 000 files of 4 KiB, one
+//!   after the other.
+//! * `fs_read_64mib_in_64k_chunks`: one 64 MiB file read through a `File`
+//!   with a 64 KiB buffer.
+//! * `fs_write_sync_data_1000`: 1 000 writes of 128 bytes to one `File`,
+//!   each followed by `sync_data`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode};
+
+/// Small files read per iteration.
+const SMALL_FILES: usize = 1_000;
+/// Size of each small file.
+const SMALL_SIZE: usize = 4 * 1024;
+/// Size of the large file.
+const LARGE_SIZE: usize = 64 * 1024 * 1024;
+/// Read size for the large file.
+const CHUNK: usize = 64 * 1024;
+/// Writes (each followed by `sync_data`) per iteration.
+const SYNCED_WRITES: usize = 1_000;
+/// Bytes per synced write.
+const WRITE_SIZE: usize = 128;
+
+/// Worker threads of both runtimes: `BENCH_WORKERS`, else 2.
+fn workers() -> usize {
+    std::env::var("BENCH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(2)
+}
+
+/// The benchmark's files, made once.
+struct Fixture {
+    /// The directory holding them.
+    dir: PathBuf,
+    /// The small files.
+    small: Arc<Vec<PathBuf>>,
+    /// The large file.
+    large: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let base = std::env::var_os("BENCH_FS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = base.join(format!("kevent-bench-fs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let small: Vec<PathBuf> = (0..SMALL_FILES)
+            .map(|i| {
+                let p = dir.join(format!("small{i:04}"));
+                std::fs::write(&p, vec![i as u8; SMALL_SIZE]).unwrap();
+                p
+            })
+            .collect();
+        let large = dir.join("large");
+        std::fs::write(&large, vec![7u8; LARGE_SIZE]).unwrap();
+        // Into the page cache.
+        for p in small.iter().chain([&large]) {
+            std::fs::read(p).unwrap();
+        }
+        Fixture {
+            dir,
+            small: Arc::new(small),
+            large,
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Expands the whole suite for one runtime crate, as a module named `$m`.
+macro_rules! suite {
+    ($m:ident, $krate:ident) => {
+        mod $m {
+            use super::*;
+            use ::$krate as krate;
+            use krate::io::{AsyncReadExt, AsyncWriteExt};
+
+            /// The function's name inside each group.
+            const NAME: &str = stringify!($krate);
+
+            fn runtime() -> krate::runtime::Runtime {
+                krate::runtime::Builder::new_multi_thread()
+                    .worker_threads(workers())
+                    .enable_all()
+                    .build()
+                    .expect("build the runtime")
+            }
+
+            pub fn read_small_files(
+                g: &mut BenchmarkGroup<'_, WallTime>,
+                files: &Arc<Vec<PathBuf>>,
+            ) {
+                let rt = runtime();
+                g.bench_function(NAME, |b| {
+                    b.iter(|| {
+                        let files = files.clone();
+                        rt.block_on(rt.spawn(async move {
+                            let mut total = 0;
+                            for p in files.iter() {
+                                total += krate::fs::read(p).await.unwrap().len();
+                            }
+                            assert_eq!(total, SMALL_FILES * SMALL_SIZE);
+                        }))
+                        .unwrap();
+                    })
+                });
+            }
+
+            pub fn read_large_file(g: &mut BenchmarkGroup<'_, WallTime>, path: &Path) {
+                let rt = runtime();
+                g.bench_function(NAME, |b| {
+                    b.iter(|| {
+                        let path = path.to_owned();
+                        rt.block_on(rt.spawn(async move {
+                            let mut f = krate::fs::File::open(&path).await.unwrap();
+                            let mut buf = vec![0u8; CHUNK];
+                            let mut total = 0;
+                            loop {
+                                let n = f.read(&mut buf).await.unwrap();
+                                if n == 0 {
+                                    break;
+                                }
+                                total += n;
+                            }
+                            assert_eq!(total, LARGE_SIZE);
+                        }))
+                        .unwrap();
+                    })
+                });
+            }
+
+            pub fn write_sync_data(g: &mut BenchmarkGroup<'_, WallTime>, dir: &Path) {
+                let rt = runtime();
+                let path = dir.join(concat!("synced-", stringify!($krate)));
+                g.bench_function(NAME, |b| {
+                    b.iter(|| {
+                        let path = path.clone();
+                        rt.block_on(rt.spawn(async move {
+                            let mut f = krate::fs::File::create(&path).await.unwrap();
+                            let line = [b'x'; WRITE_SIZE];
+                            for _ in 0..SYNCED_WRITES {
+                                f.write_all(&line).await.unwrap();
+                                f.sync_data().await.unwrap();
+                            }
+                        }))
+                        .unwrap();
+                    })
+                });
+            }
+        }
+    };
+}
+
+suite!(on_kevent, kevent);
+suite!(on_tokio, tokio);
+
+/// Opens a group configured for a noisy 2-core machine; iterations are
+/// long, so flat sampling with few samples.
+fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    g
+}
+
+fn fs(c: &mut Criterion) {
+    let fx = Fixture::new();
+
+    let mut g = group(c, "fs_read_1000_files_4k");
+    on_kevent::read_small_files(&mut g, &fx.small);
+    on_tokio::read_small_files(&mut g, &fx.small);
+    g.finish();
+
+    let mut g = group(c, "fs_read_64mib_in_64k_chunks");
+    on_kevent::read_large_file(&mut g, &fx.large);
+    on_tokio::read_large_file(&mut g, &fx.large);
+    g.finish();
+
+    let mut g = group(c, "fs_write_sync_data_1000");
+    on_kevent::write_sync_data(&mut g, &fx.dir);
+    on_tokio::write_sync_data(&mut g, &fx.dir);
+    g.finish();
+}
+
+criterion_group!(benches, fs);
+criterion_main!(benches);
