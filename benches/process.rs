@@ -9,8 +9,8 @@
 //! one task on the runtime: spawn `true` (no pipes, inherited standard
 //! streams) and wait for its exit. Most of an iteration is the kernel's
 //! `fork`/`exec`/`exit`; what the runtimes add is noticing the exit (kevent:
-//! a pidfd registered with the ring; tokio: `SIGCHLD` through its signal
-//! driver, or a pidfd where its version has them) and reaping.
+//! a pidfd registered with the ring; tokio 1.54: a pidfd on its epoll
+//! driver, `SIGCHLD` where it cannot) and reaping.
 
 use std::time::Duration;
 

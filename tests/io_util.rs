@@ -299,3 +299,27 @@ fn ready_reports_closed_and_error_bits_and_interests_combine() {
     assert_eq!(both, Interest::BOTH);
     assert_eq!(Interest::READABLE.add(Interest::WRITABLE), both);
 }
+
+#[test]
+fn async_fd_clear_ready_matching_clears_only_the_side_named() {
+    each_flavor(|| async {
+        let (a, mut b) = nonblocking_pair();
+        let fd = AsyncFd::new(a).unwrap();
+        b.write_all(b"x").unwrap();
+        // Both sides ready: readable (a byte waits) and writable (room).
+        let mut guard = fd.ready(Interest::BOTH).await.unwrap();
+        let mut seen = guard.ready();
+        while !(seen.is_readable() && seen.is_writable()) {
+            guard = fd.ready(Interest::BOTH).await.unwrap();
+            seen = guard.ready();
+        }
+        guard.clear_ready_matching(kevent::io::Ready::WRITABLE);
+        assert!(guard.ready().is_readable() && !guard.ready().is_writable());
+        // The write side's readiness is gone: only a new event brings it
+        // back; the read side's stays.
+        let read_still = timeout(Duration::from_secs(1), fd.readable()).await;
+        assert!(read_still.is_ok(), "clearing the write side cleared reads");
+        let write_now = timeout(Duration::from_millis(30), fd.writable()).await;
+        assert!(write_now.is_err(), "the write side's readiness survived");
+    });
+}

@@ -285,3 +285,19 @@ fn try_read_buf_appends_on_streams_and_their_read_halves() {
         }
     });
 }
+
+#[test]
+fn udp_socket_sets_tos_and_traffic_class() {
+    each_flavor(|| async {
+        let v4 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        v4.set_tos_v4(0x28).unwrap();
+        assert_eq!(v4.tos_v4().unwrap(), 0x28);
+        assert!(v4.set_tclass_v6(0x20).is_err(), "an IPv6 option on IPv4");
+        let Ok(v6) = UdpSocket::bind("[::1]:0").await else {
+            eprintln!("no IPv6 loopback here: traffic class not checked");
+            return;
+        };
+        v6.set_tclass_v6(0x20).unwrap();
+        assert_eq!(v6.tclass_v6().unwrap(), 0x20);
+    });
+}

@@ -334,3 +334,22 @@ fn a_child_held_by_a_task_at_runtime_shutdown_is_killed_and_reaped_later() {
         }
     });
 }
+
+#[test]
+fn spawning_outside_a_runtime_panics_before_starting_the_program() {
+    let marker = std::env::temp_dir().join(format!("kevent-spawn-outside-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let panic = std::panic::catch_unwind(|| {
+        let _ = Command::new("touch").arg(&marker).spawn();
+    })
+    .expect_err("spawn outside a runtime must panic");
+    let msg = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    assert!(msg.contains("no kevent runtime"), "{msg}");
+    // Had `touch` started, it would have made the file by now.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!marker.exists(), "the program ran although spawn panicked");
+}

@@ -354,6 +354,23 @@ macro_rules! guard {
                 }
             }
 
+            /// Forgets the readiness seen in the directions `ready` names
+            /// (readable and closed-for-reading bits: the read side;
+            /// writable and closed-for-writing bits: the write side).
+            pub fn clear_ready_matching(&mut self, ready: Ready) {
+                let sides = [
+                    ready.intersects(Ready::READABLE | Ready::READ_CLOSED),
+                    ready.intersects(Ready::WRITABLE | Ready::WRITE_CLOSED),
+                ];
+                for (ev, clear) in self.events.iter_mut().zip(sides) {
+                    if clear {
+                        if let Some(ev) = ev.take() {
+                            self.fd.reg.clear_readiness(ev);
+                        }
+                    }
+                }
+            }
+
             /// Keeps the readiness (the default when the guard drops).
             pub fn retain_ready(&mut self) {
                 self.events = [None, None];

@@ -8,6 +8,7 @@ use crate::driver::slab::Direction;
 use crate::net::addr::{each_addr, first_addr, ToSocketAddrs};
 use crate::net::datagram::datagram_socket;
 use crate::net::evented::Evented;
+use crate::net::sockopt;
 
 /// A UDP socket (tokio's `UdpSocket`).
 ///
@@ -133,6 +134,34 @@ impl UdpSocket {
     /// Like [`recv`](UdpSocket::recv), but leaves the datagram queued.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.io.io(Direction::Read, |s| s.peek(buf)).await
+    }
+
+    /// Sets `IP_TOS`, the type-of-service byte of outgoing IPv4 datagrams.
+    pub fn set_tos_v4(&self, tos: u32) -> io::Result<()> {
+        let tos = tos.min(libc::c_int::MAX as u32) as libc::c_int;
+        sockopt::set_int(self.io.get_ref(), libc::IPPROTO_IP, libc::IP_TOS, tos)
+    }
+
+    /// Reads `IP_TOS`.
+    pub fn tos_v4(&self) -> io::Result<u32> {
+        sockopt::int(self.io.get_ref(), libc::IPPROTO_IP, libc::IP_TOS).map(|v| v as u32)
+    }
+
+    /// Sets `IPV6_TCLASS`, the traffic class of outgoing IPv6 datagrams (an
+    /// IPv6 socket only).
+    pub fn set_tclass_v6(&self, tclass: u32) -> io::Result<()> {
+        let tclass = tclass.min(libc::c_int::MAX as u32) as libc::c_int;
+        sockopt::set_int(
+            self.io.get_ref(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_TCLASS,
+            tclass,
+        )
+    }
+
+    /// Reads `IPV6_TCLASS`.
+    pub fn tclass_v6(&self) -> io::Result<u32> {
+        sockopt::int(self.io.get_ref(), libc::IPPROTO_IPV6, libc::IPV6_TCLASS).map(|v| v as u32)
     }
 
     /// Sets `SO_BROADCAST`: whether sends to broadcast addresses are

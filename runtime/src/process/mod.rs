@@ -235,6 +235,8 @@ impl Command {
     /// Outside a kevent runtime.
     #[track_caller]
     pub fn spawn(&mut self) -> io::Result<Child> {
+        // Outside a runtime, panic before there is a child to leave behind.
+        drop(crate::driver::current_handle());
         exit::sweep_orphans();
         let mut std = self.std.spawn()?;
         let stdin = std.stdin.take();
