@@ -412,6 +412,28 @@ fn path_calls_create_copy_link_rename_and_remove() {
             ErrorKind::AlreadyExists
         );
         fs::create_dir(dir.join("a/d")).await.unwrap();
+        fs::DirBuilder::new()
+            .recursive(true)
+            .create(&deep)
+            .await
+            .unwrap();
+        let err = fs::DirBuilder::new().create(&deep).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(dir.join("a/m"))
+                .await
+                .unwrap();
+            let mode = fs::metadata(dir.join("a/m"))
+                .await
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
 
         let src = deep.join("src");
         fs::write(&src, b"payload").await.unwrap();
