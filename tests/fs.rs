@@ -546,3 +546,34 @@ fn on_io_uring_file_io_takes_no_blocking_thread() {
         assert_eq!(threads, 0, "file I/O went to the blocking pool");
     });
 }
+
+#[test]
+fn many_tasks_reading_writing_and_syncing_at_once_all_see_their_own_bytes() {
+    // More concurrent `fs::read`s than the file ring has direct slots,
+    // and fsyncs (completed by the kernel's workers) waiting side by side.
+    each_flavor(|| async {
+        let dir = std::sync::Arc::new(TempDir::new("concurrent"));
+        let mut tasks = Vec::new();
+        for t in 0..150u64 {
+            let dir = dir.clone();
+            tasks.push(kevent::spawn(async move {
+                let path = dir.join(&format!("t{t}"));
+                let data = pattern(t, 1000 + t as usize * 97);
+                fs::write(&path, &data).await.unwrap();
+                assert!(fs::read(&path).await.unwrap() == data, "task {t}: fs::read");
+                let mut f = OpenOptions::new().append(true).open(&path).await.unwrap();
+                f.write_all(b"end").await.unwrap();
+                f.sync_data().await.unwrap();
+                let mut expect = data;
+                expect.extend_from_slice(b"end");
+                assert!(
+                    fs::read(&path).await.unwrap() == expect,
+                    "task {t}: after append"
+                );
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+}
