@@ -18,7 +18,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub use kevent_macros::{main, test};
-pub use kevent_runtime::{fs, io, net, runtime, signal, spawn, sync, task, time};
+pub use kevent_runtime::{fs, io, net, process, runtime, signal, spawn, sync, task, time};
 pub use kevent_runtime::{join, pin, select, task_local, try_join};
 
 /// hyper integration: executor and timer (feature `hyper`, on by default).

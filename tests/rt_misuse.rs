@@ -150,7 +150,7 @@ fn timers_outside_a_runtime_panic() {
     watchdog(|| {
         let msg = panic_message_of(|| sleep(ms(1)));
         assert!(msg.contains(NO_RUNTIME), "sleep: {msg}");
-        let msg = panic_message_of(|| kevent::time::sleep_until(std::time::Instant::now()));
+        let msg = panic_message_of(|| kevent::time::sleep_until(kevent::time::Instant::now()));
         assert!(msg.contains(NO_RUNTIME), "sleep_until: {msg}");
         let msg = panic_message_of(|| kevent::time::timeout(ms(1), async {}));
         assert!(msg.contains(NO_RUNTIME), "timeout: {msg}");
@@ -205,4 +205,66 @@ async fn dropping_a_runtime_inside_a_task_panics(_: Flavor) {
     let msg = panic_text(&*err.into_panic());
     assert!(msg.contains(DROP_INSIDE), "{msg}");
     assert_eq!(kevent::spawn(async { 2 }).await.unwrap(), 2);
+}
+
+/// The whole text of each misuse message, as users see it: what went
+/// wrong and what to do instead.
+#[test]
+fn misuse_messages_say_what_to_do() {
+    let rt = Builder::new_current_thread().build().unwrap();
+    let msg = panic_message_of(|| rt.block_on(async { rt.block_on(async {}) }));
+    assert_eq!(
+        msg,
+        "Cannot start a runtime from within a runtime: `block_on` was called on a thread that \
+         is already driving asynchronous tasks (inside `block_on`, `#[kevent::main]` or a \
+         task). Use `.await` instead, or run the blocking code with \
+         `kevent::task::spawn_blocking` (or, on a multi-thread runtime, inside \
+         `kevent::task::block_in_place`)."
+    );
+    let msg = panic_message_of(Handle::current);
+    assert_eq!(
+        msg,
+        "there is no kevent runtime on this thread: `Handle::current()` must be called from \
+         inside `#[kevent::main]`, `Runtime::block_on`, a task, or after `Runtime::enter`"
+    );
+    let msg = panic_message_of(|| kevent::spawn(async {}));
+    assert_eq!(
+        msg,
+        "`kevent::spawn` called outside a kevent runtime: call it from inside \
+         `#[kevent::main]`, `Runtime::block_on` or another task, or keep a \
+         `kevent::runtime::Handle` and use `Handle::spawn`"
+    );
+    let msg = panic_message_of(|| sleep(ms(1)));
+    assert_eq!(
+        msg,
+        "there is no kevent runtime on this thread: I/O resources and timers must be created \
+         inside `#[kevent::main]`, `Runtime::block_on`, a task, or after `Runtime::enter`"
+    );
+}
+
+#[test]
+fn enter_guards_dropped_out_of_order_panic_clearly() {
+    let a = Builder::new_current_thread().build().unwrap();
+    let b = Builder::new_current_thread().build().unwrap();
+    let guard_a = a.enter();
+    let guard_b = b.enter();
+    let msg = panic_message_of(move || drop(guard_a));
+    assert_eq!(
+        msg,
+        "runtime enter guards dropped out of order: an `EnterGuard` (from `Runtime::enter` or \
+         `Handle::enter`) was dropped while a guard entered after it was still alive. Drop \
+         guards in the reverse order of their creation (keep each in a scope of its own)."
+    );
+    // The later guard still holds: `b` is current until it drops, then none.
+    assert_eq!(Handle::current().id(), b.handle().id());
+    drop(guard_b);
+    assert!(Handle::try_current().is_err());
+    // In order, nothing to say.
+    let ga = a.enter();
+    let gb = b.enter();
+    assert_eq!(Handle::current().id(), b.handle().id());
+    drop(gb);
+    assert_eq!(Handle::current().id(), a.handle().id());
+    drop(ga);
+    assert!(Handle::try_current().is_err());
 }

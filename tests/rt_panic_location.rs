@@ -90,7 +90,7 @@ fn using_the_runtime_from_outside_it_panics_at_the_caller() {
     assert_panics_here("spawn_blocking", || kevent::task::spawn_blocking(|| ()));
     assert_panics_here("sleep", || kevent::time::sleep(Duration::from_millis(1)));
     assert_panics_here("sleep_until", || {
-        kevent::time::sleep_until(std::time::Instant::now())
+        kevent::time::sleep_until(kevent::time::Instant::now())
     });
     assert_panics_here("timeout", || {
         kevent::time::timeout(Duration::from_millis(1), async {})

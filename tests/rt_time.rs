@@ -7,11 +7,12 @@
 #[macro_use]
 mod common;
 
+use kevent::time::Instant;
 use std::future::pending;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{ms, DropCounter, Flavor};
 use futures::poll;

@@ -332,7 +332,7 @@ fn client_process() {
             let mut sent = 0;
             let mut failed = Vec::new();
             for (i, c) in clients.into_iter().enumerate() {
-                match kevent::time::timeout_at(deadline, c).await {
+                match kevent::time::timeout_at(deadline.into(), c).await {
                     Ok(r) => match r.unwrap() {
                         Ok(n) => sent += n,
                         Err(e) => failed.push((i, e)),

@@ -232,7 +232,7 @@ impl Consumer {
                     return Ok(WaitStatus::TimedOut);
                 }
             }
-            if inner.try_harvest_role() {
+            if inner.harvest.try_take() {
                 inner.waiters.prepare(self.id, true);
                 if inner.ring.front() != seen
                     || inner.waiters.broadcasts() != broadcasts
@@ -277,12 +277,12 @@ impl Consumer {
                     }
                 }
             } else {
-                inner.want_harvest_role();
-                if inner.try_harvest_role() {
+                inner.harvest.want();
+                if inner.harvest.try_take() {
                     // Back to the top to take it as holder; our own want
                     // stays set until someone leaves (waking whoever else
                     // wants it now would only have it park again).
-                    inner.drop_harvest_role();
+                    inner.harvest.step_aside();
                     continue;
                 }
                 inner.waiters.prepare(self.id, false);
@@ -295,8 +295,8 @@ impl Consumer {
                 }
                 // The holder may have released the role between our retry
                 // and `prepare`: its wakeup then found nobody asleep. Pairs
-                // with the fence in `release_harvest_role` (and `prepare`'s).
-                if !inner.harvest_role_taken() {
+                // with the fence in `HarvestRole::release` (and `prepare`'s).
+                if !inner.harvest.is_taken() {
                     inner.waiters.cancel(self.id);
                     continue;
                 }
@@ -349,7 +349,7 @@ impl Consumer {
         // waits for the role): then it must sleep in the backend, or I/O
         // goes unwatched. Pairs with the fence in `prepare`: either we see
         // it asleep, or its re-check sees the role free.
-        inner.drop_harvest_role();
+        inner.harvest.step_aside();
         if !inner.waiters.others_busy(self.id) {
             inner.hand_off_harvest_role(self.id);
         }
@@ -377,7 +377,7 @@ impl Consumer {
         if inner.backend.drain_now(&mut self.harvested)?.is_some() {
             self.stats.harvests += 1;
             published += inner.absorb(&self.harvested, Some(self.id));
-        } else if inner.try_harvest_role() {
+        } else if inner.harvest.try_take() {
             self.stats.harvests += 1;
             let polled = inner
                 .backend

@@ -36,6 +36,18 @@ impl Interest {
     pub fn with(self, other: Interest) -> Interest {
         Interest(self.0 | other.0)
     }
+
+    /// Both interests combined (tokio's name for [`Interest::with`]).
+    pub const fn add(self, other: Interest) -> Interest {
+        Interest(self.0 | other.0)
+    }
+}
+
+impl std::ops::BitOr for Interest {
+    type Output = Interest;
+    fn bitor(self, rhs: Interest) -> Interest {
+        self.add(rhs)
+    }
 }
 
 impl fmt::Debug for Interest {
@@ -103,6 +115,23 @@ impl Ready {
         self.intersects(Ready(
             Self::WRITABLE.0 | Self::WRITE_CLOSED.0 | Self::ERROR.0,
         ))
+    }
+
+    /// Closed for reading: the peer will send nothing more (reads see end
+    /// of file once the buffered bytes are read).
+    pub fn is_read_closed(self) -> bool {
+        self.contains(Self::READ_CLOSED)
+    }
+
+    /// Closed for writing: writes will fail (reset, shut down, or no
+    /// reader left on a pipe).
+    pub fn is_write_closed(self) -> bool {
+        self.contains(Self::WRITE_CLOSED)
+    }
+
+    /// An error condition is pending (for a socket, in `SO_ERROR`).
+    pub fn is_error(self) -> bool {
+        self.contains(Self::ERROR)
     }
 
     /// The raw bits.

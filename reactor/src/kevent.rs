@@ -1,108 +1,25 @@
 //! The ring context (`kevent_init`): the ring, the registrations, the
 //! sleeping consumers and the backend, and the `kevent_ctl` operations.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
-use crate::backend::mio::MioBackend;
-use crate::backend::user::UserBackend;
-use crate::backend::Backend as BackendImpl;
+use crate::backend::Poller;
+use crate::config::{make_backend, Config};
 use crate::consumer::Consumer;
 use crate::event::{Flags, Hint, Interest, Ready, Token};
-use crate::loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use crate::loom::Mutex;
+use crate::harvest::HarvestRole;
+use crate::loom::sync::atomic::{fence, Ordering};
+use crate::overflow::Overflow;
 use crate::registration::{Key, Kind, Slab};
 use crate::ring::Ring;
-use crate::signal::SignalPipe;
-use crate::timer::{Deadline, Timers};
+use crate::signal::Signals;
+use crate::stream::StreamIo;
+use crate::timer::{Deadline, TimerQueue};
 use crate::waiters::{Waiters, Woken};
-
-/// Which backend feeds the ring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Backend {
-    /// io_uring where the kernel offers it, else mio (one log line says so).
-    #[default]
-    Auto,
-    /// mio: epoll on Linux, kqueue on macOS and the BSDs.
-    Mio,
-    /// io_uring (Linux): the kernel fills the completion ring (multishot
-    /// poll), so harvesting costs no syscall. An error where unavailable.
-    Uring,
-    /// No OS sources at all: user events, timers only. The ring as an
-    /// in-process event queue.
-    UserSpace,
-}
-
-/// How to build a [`Kevent`].
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Ring slots (rounded up to a power of two).
-    pub capacity: usize,
-    /// The most consumers that may be attached at once.
-    pub max_consumers: usize,
-    /// Which backend feeds the ring.
-    pub backend: Backend,
-    /// Most OS events one harvest collects.
-    pub events_per_poll: usize,
-    /// Whether [`Kevent::arm_recv`] may receive through the ring (io_uring);
-    /// `false` keeps every socket on readiness.
-    pub recv_through_ring: bool,
-    /// Whether [`Kevent::new_outbox`] may send through the ring (io_uring);
-    /// `false` keeps every socket writing on readiness.
-    pub send_through_ring: bool,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            capacity: 1024,
-            max_consumers: 64,
-            backend: Backend::Auto,
-            events_per_poll: 1024,
-            recv_through_ring: true,
-            send_through_ring: true,
-        }
-    }
-}
-
-impl Config {
-    /// Sets the ring's capacity.
-    pub fn capacity(mut self, capacity: usize) -> Config {
-        self.capacity = capacity;
-        self
-    }
-
-    /// Sets the maximum number of consumers.
-    pub fn max_consumers(mut self, n: usize) -> Config {
-        self.max_consumers = n;
-        self
-    }
-
-    /// Chooses the backend.
-    pub fn backend(mut self, backend: Backend) -> Config {
-        self.backend = backend;
-        self
-    }
-
-    /// Lets stream sockets receive through the ring where the backend can
-    /// (default `true`).
-    pub fn recv_through_ring(mut self, on: bool) -> Config {
-        self.recv_through_ring = on;
-        self
-    }
-
-    /// Lets stream sockets send through the ring where the backend can
-    /// (default `true`).
-    pub fn send_through_ring(mut self, on: bool) -> Config {
-        self.send_through_ring = on;
-        self
-    }
-}
 
 /// Counters of a whole ring.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -154,10 +71,19 @@ impl fmt::Debug for Kevent {
 }
 
 thread_local! {
-    /// The ring (its `Inner`'s address) this thread last consumed from;
-    /// 0: none. Lets the backend make a consuming thread the owner of the
-    /// requests it submits (see `Backend::arm_recv`).
+    /// The ring (its `Inner::id`) this thread last consumed from; 0: none.
+    /// Lets the backend make a consuming thread the owner of the requests
+    /// it submits (see `Backend::register`).
     static CONSUMING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Ring ids (`Inner::id`).
+static NEXT_RING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
+/// The calling thread consumes from the ring `ring` (an `Inner::id`): it
+/// claimed events with one of its consumers, which is still attached.
+pub(crate) fn consumes(ring: usize) -> bool {
+    CONSUMING.with(|c| c.get()) == ring
 }
 
 /// An identity of the calling thread, unique among live threads (never 0):
@@ -176,32 +102,18 @@ pub(crate) struct Inner {
     /// The consumers and their sleep states.
     pub(crate) waiters: Waiters,
     /// The OS readiness source.
-    pub(crate) backend: Box<dyn BackendImpl>,
+    pub(crate) backend: Arc<dyn Poller>,
+    /// This ring's identity among the rings of the process (never 0): what
+    /// a consuming thread's `CONSUMING` holds.
+    id: usize,
     /// Entries that found the ring full, oldest first.
-    overflow: Mutex<VecDeque<u64>>,
-    /// `overflow.len()`, readable without the lock.
-    overflow_len: AtomicUsize,
-    /// Entries that ever went to overflow.
-    overflowed: AtomicU64,
-    /// Someone holds the harvester role.
-    harvesting: AtomicBool,
-    /// A consumer parked because the role was taken and wants it handed over.
-    harvest_wanted: AtomicBool,
+    overflow: Overflow,
+    /// Who harvests (see `harvest.rs`).
+    pub(crate) harvest: HarvestRole,
     /// The armed timers.
-    timers: Mutex<Timers>,
-    /// The nearest timer deadline in nanoseconds since `base` (u64::MAX: none).
-    next_timer: AtomicU64,
-    /// When the harvester's current sleep in the backend ends, in
-    /// nanoseconds since `base`; `u64::MAX`: no deadline; 0: nobody sleeps
-    /// in the backend (arming a timer then needs no wakeup: whoever harvests
-    /// next reads the new deadline).
-    harvest_until: AtomicU64,
-    /// Time zero for the atomics above.
-    base: Instant,
-    /// The self-pipe for signals, created on first use.
-    signals: OnceLock<(SignalPipe, Key)>,
-    /// Signal registrations: (signal number, key).
-    signal_regs: Mutex<Vec<(i32, Key)>>,
+    timers: TimerQueue,
+    /// The signal registrations and their self-pipe.
+    signals: Signals,
     /// [`Config::recv_through_ring`].
     recv_through_ring: bool,
     /// [`Config::send_through_ring`].
@@ -211,25 +123,19 @@ pub(crate) struct Inner {
 impl Kevent {
     /// Creates a ring (`kevent_init`).
     pub fn new(config: Config) -> io::Result<Kevent> {
-        let backend = make_backend(&config)?;
-        let base = Instant::now();
+        let id = NEXT_RING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let backend = make_backend(&config, id)?;
         Ok(Kevent {
             inner: Arc::new(Inner {
                 ring: Ring::new(config.capacity),
                 regs: Slab::new(),
                 waiters: Waiters::new(config.max_consumers),
                 backend,
-                overflow: Mutex::new(VecDeque::new()),
-                overflow_len: AtomicUsize::new(0),
-                overflowed: AtomicU64::new(0),
-                harvesting: AtomicBool::new(false),
-                harvest_wanted: AtomicBool::new(false),
-                timers: Mutex::new(Timers::new(base)),
-                next_timer: AtomicU64::new(u64::MAX),
-                harvest_until: AtomicU64::new(0),
-                base,
-                signals: OnceLock::new(),
-                signal_regs: Mutex::new(Vec::new()),
+                id,
+                overflow: Overflow::new(),
+                harvest: HarvestRole::new(),
+                timers: TimerQueue::new(),
+                signals: Signals::new(),
                 recv_through_ring: config.recv_through_ring,
                 send_through_ring: config.send_through_ring,
             }),
@@ -284,7 +190,7 @@ impl Kevent {
     pub fn stats(&self) -> RingStats {
         RingStats {
             published: self.inner.ring.front(),
-            overflowed: self.inner.overflowed.load(Ordering::Relaxed),
+            overflowed: self.inner.overflow.total(),
             backend_syscalls: self.inner.backend.syscalls(),
             registrations: self.inner.regs.len(),
             wakeups: self.inner.waiters.total_wakeups(),
@@ -299,9 +205,40 @@ impl Kevent {
     /// Watches a raw file descriptor. The caller keeps it open until
     /// [`Kevent::deregister`].
     pub fn register_fd(&self, fd: RawFd, token: Token, interest: Interest) -> io::Result<Key> {
+        self.register_with(fd, token, interest, false)
+    }
+
+    /// Watches a listening socket's raw descriptor, as
+    /// [`Kevent::register_fd`] does, but so that nothing the backend has
+    /// in flight keeps the socket open: its port is free as soon as the
+    /// descriptor is closed or its process exits (on io_uring, listeners
+    /// are watched through an epoll set the ring polls; see
+    /// ARCHITECTURE.md).
+    pub fn register_listener_fd(
+        &self,
+        fd: RawFd,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<Key> {
+        self.register_with(fd, token, interest, true)
+    }
+
+    fn register_with(
+        &self,
+        fd: RawFd,
+        token: Token,
+        interest: Interest,
+        listener: bool,
+    ) -> io::Result<Key> {
         let (key, _) = self.inner.regs.insert(Kind::Fd, token.0, Flags::NONE, fd)?;
         let here = self.inner.consumes_here();
-        if let Err(e) = self.inner.backend.register(fd, key.entry(), interest, here) {
+        let backend = &self.inner.backend;
+        let registered = if listener {
+            backend.register_listener(fd, key.entry(), interest, here)
+        } else {
+            backend.register(fd, key.entry(), interest, here)
+        };
+        if let Err(e) = registered {
             self.inner.regs.remove(key);
             return Err(e);
         }
@@ -322,75 +259,29 @@ impl Kevent {
             .reregister(reg.fd(), key.entry(), interest, self.inner.consumes_here())
     }
 
-    /// Makes a stream socket's registration receive through the ring: the
-    /// backend receives its bytes as they arrive into the returned inbox
-    /// and posts the registration readable; [`Kevent::recv`] then reads
-    /// them without a syscall. `Ok(None)` when the backend cannot (mio);
-    /// keep reading the socket on readiness then. Calling it again returns
-    /// the same inbox. Once armed, read the socket only through
-    /// [`Kevent::recv`]: bytes already in the inbox are no longer in the
-    /// socket.
-    pub fn arm_recv(&self, key: Key) -> io::Result<Option<std::sync::Arc<crate::Inbox>>> {
-        let fd = self.stream_fd(key, "arm_recv")?;
-        if !self.inner.recv_through_ring {
-            return Ok(None);
-        }
-        let here = self.inner.consumes_here();
-        self.inner.backend.arm_recv(fd, key.entry(), here)
-    }
-
-    /// The descriptor of the stream socket registered as `key`, for `op`.
-    fn stream_fd(&self, key: Key, op: &str) -> io::Result<std::os::fd::RawFd> {
-        let reg = self.inner.regs.get(key).ok_or_else(stale)?;
-        if reg.kind() != Kind::Fd {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("kevent: {op} takes a stream socket's registration"),
-            ));
-        }
-        Ok(reg.fd())
-    }
-
-    /// Reads up to `dst.len()` received bytes from `inbox` (armed for
-    /// `key` by [`Kevent::arm_recv`]), or peeks at them. `Ok(0)` at end of
-    /// stream, `WouldBlock` when nothing has arrived: wait for the
-    /// registration's next readable event. Resumes a receive paused by a
-    /// full inbox once it has drained.
-    pub fn recv(
+    /// Watches a stream socket (TCP or Unix) and hands out its byte path:
+    /// every read, write, flush and shutdown of the stream goes through the
+    /// returned [`StreamIo`], which moves the bytes as this ring's backend
+    /// does (on readiness, or through io_uring's inbox and outbox, as
+    /// [`Config::recv_through_ring`] and [`Config::send_through_ring`]
+    /// allow). The caller keeps `fd` open while the `StreamIo` lives and
+    /// until [`Kevent::deregister`].
+    pub fn register_stream(
         &self,
-        key: Key,
-        inbox: &crate::Inbox,
-        dst: &mut [std::mem::MaybeUninit<u8>],
-        peek: bool,
-    ) -> io::Result<usize> {
-        let here = self.inner.consumes_here();
-        let taken = inbox.take(dst, peek, here.then(thread_tag));
-        if taken.cancel {
-            self.inner.backend.cancel_recv(key.entry(), here)?;
-        }
-        if taken.resume {
-            self.inner.backend.resume_recv(key.entry(), here)?;
-        }
-        taken.result
-    }
-
-    /// An outbox for the stream socket registered as `key`, to send
-    /// through the ring (see [`Outbox`](crate::Outbox)); `None` where the
-    /// backend cannot or [`Config::send_through_ring`] is off: write to the
-    /// socket on readiness then.
-    pub fn new_outbox(&self, key: Key) -> io::Result<Option<std::sync::Arc<crate::Outbox>>> {
-        let fd = self.stream_fd(key, "new_outbox")?;
-        if !self.inner.send_through_ring {
-            return Ok(None);
-        }
-        self.inner.backend.new_outbox(fd, key.entry())
-    }
-
-    /// Starts sending what `outbox` holds (after a write that asked for
-    /// it); each completion wakes the writer waiting on the outbox.
-    pub fn start_send(&self, outbox: &std::sync::Arc<crate::Outbox>) -> io::Result<()> {
-        let here = self.inner.consumes_here();
-        self.inner.backend.start_send(outbox, here)
+        fd: &impl AsRawFd,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<(Key, StreamIo)> {
+        let fd = fd.as_raw_fd();
+        let key = self.register_fd(fd, token, interest)?;
+        let inner = &self.inner;
+        let io = inner.backend.clone().stream(
+            fd,
+            key.entry(),
+            inner.recv_through_ring,
+            inner.send_through_ring,
+        );
+        Ok((key, io))
     }
 
     /// Removes a registration of any kind. Entries still queued for it are
@@ -404,11 +295,11 @@ impl Kevent {
                 .backend
                 .deregister(fd, key.entry(), inner.consumes_here()),
             Kind::Timer => {
-                inner.timers.lock().disarm(key);
+                inner.timers.disarm(key);
                 Ok(())
             }
             Kind::Signal => {
-                inner.signal_regs.lock().retain(|&(_, k)| k != key);
+                inner.signals.remove(key);
                 Ok(())
             }
             Kind::User => Ok(()),
@@ -499,7 +390,7 @@ impl Kevent {
                 "kevent: disarm_timer takes a timer registration",
             ));
         }
-        self.inner.timers.lock().disarm(key);
+        self.inner.timers.disarm(key);
         reg.clear_pending(key);
         Ok(())
     }
@@ -508,13 +399,12 @@ impl Kevent {
     /// Installs a process-wide handler for it; the signal's default action
     /// no longer happens.
     pub fn add_signal(&self, token: Token, signo: i32) -> io::Result<Key> {
-        crate::signal::install(signo)?;
-        self.inner.signal_pipe()?;
-        let (key, _) = self
-            .inner
+        let inner = &self.inner;
+        inner.signals.watch(signo, &inner.regs, &*inner.backend)?;
+        let (key, _) = inner
             .regs
             .insert(Kind::Signal, token.0, Flags::NONE, signo)?;
-        self.inner.signal_regs.lock().push((signo, key));
+        inner.signals.add(signo, key);
         Ok(key)
     }
 
@@ -522,44 +412,6 @@ impl Kevent {
     pub fn is_registered(&self, key: Key) -> bool {
         self.inner.regs.get(key).is_some()
     }
-}
-
-/// Builds the backend `config` asks for. `Auto` takes io_uring when this
-/// kernel offers what the backend needs and falls back to mio with one log
-/// line otherwise (old kernel, `ENOSYS`/`EPERM` from seccomp,
-/// `kernel.io_uring_disabled`).
-fn make_backend(config: &Config) -> io::Result<Box<dyn BackendImpl>> {
-    match config.backend {
-        Backend::Mio => Ok(Box::new(MioBackend::new(config.events_per_poll)?)),
-        Backend::UserSpace => Ok(Box::new(UserBackend::new())),
-        #[cfg(target_os = "linux")]
-        Backend::Uring => {
-            crate::backend::uring::probe()?;
-            Ok(Box::new(crate::backend::uring::UringBackend::new()?))
-        }
-        #[cfg(not(target_os = "linux"))]
-        Backend::Uring => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "kevent: io_uring is Linux-only; use Backend::Auto or Backend::Mio",
-        )),
-        Backend::Auto => {
-            #[cfg(target_os = "linux")]
-            match crate::backend::uring::probe()
-                .and_then(|()| crate::backend::uring::UringBackend::new())
-            {
-                Ok(b) => return Ok(Box::new(b)),
-                Err(e) => log_fallback(&e),
-            }
-            Ok(Box::new(MioBackend::new(config.events_per_poll)?))
-        }
-    }
-}
-
-/// Says once per process that io_uring was refused and mio is used.
-#[cfg(target_os = "linux")]
-fn log_fallback(e: &io::Error) {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| eprintln!("kevent: io_uring unavailable ({e}); using mio (epoll)"));
 }
 
 fn stale() -> io::Error {
@@ -570,23 +422,11 @@ fn stale() -> io::Error {
 }
 
 impl Inner {
-    fn nanos(&self, at: Instant) -> u64 {
-        at.saturating_duration_since(self.base)
-            .as_nanos()
-            .min(u64::MAX as u128 - 1) as u64
-    }
-
     fn arm_timer(&self, key: Key, at: Instant) {
-        let next = {
-            let mut timers = self.timers.lock();
-            timers.arm(key, at);
-            let next = timers.next_deadline().map_or(u64::MAX, |d| self.nanos(d));
-            self.next_timer.store(next, Ordering::SeqCst);
-            next
-        };
+        let next = self.timers.arm(key, at);
         // A harvester sleeping past the new deadline must recompute its
         // timeout: wake the backend.
-        if next < self.harvest_until.load(Ordering::SeqCst) {
+        if self.harvest.sleeps_past(next) {
             let _ = self.backend.wake();
         }
         // Likewise a consumer parked in its place (see `watch_timers`).
@@ -598,12 +438,12 @@ impl Inner {
     /// due earlier wakes it (or another such watcher). Returns false if one
     /// was armed meanwhile: recompute the deadline.
     pub(crate) fn watch_timers(&self, id: usize, until: Option<Instant>) -> bool {
-        let n = until.map_or(u64::MAX, |u| self.nanos(u).max(1));
+        let n = until.map_or(u64::MAX, |u| self.timers.nanos(u).max(1));
         self.waiters.watch(id, n);
         // Pairs with `arm_timer`: it stores the new deadline, then reads
         // ours; we store ours, then read the deadline.
         fence(Ordering::SeqCst);
-        self.next_timer.load(Ordering::SeqCst) >= n
+        self.timers.next_nanos() >= n
     }
 
     /// `id` stops watching the timers.
@@ -613,28 +453,15 @@ impl Inner {
 
     /// The instant of the nearest timer, if any.
     pub(crate) fn next_timer(&self) -> Option<Instant> {
-        match self.next_timer.load(Ordering::SeqCst) {
-            u64::MAX => None,
-            n => Some(self.base + Duration::from_nanos(n)),
-        }
+        self.timers.next()
     }
 
     /// Fires due timers; returns how many entries were published.
     pub(crate) fn fire_timers(&self, publisher: Option<usize>) -> usize {
-        let next = self.next_timer.load(Ordering::SeqCst);
-        if next == u64::MAX {
-            return 0;
-        }
-        let now = Instant::now();
-        if self.nanos(now) < next {
-            return 0;
-        }
         let mut expired = Vec::new();
-        {
-            let mut timers = self.timers.lock();
-            timers.expire(now, &mut expired);
-            let next = timers.next_deadline().map_or(u64::MAX, |d| self.nanos(d));
-            self.next_timer.store(next, Ordering::SeqCst);
+        self.timers.expire_due(&mut expired);
+        if expired.is_empty() {
+            return 0;
         }
         let entries: Vec<u64> = expired
             .into_iter()
@@ -649,38 +476,21 @@ impl Inner {
         entries.len()
     }
 
-    fn signal_pipe(&self) -> io::Result<&(SignalPipe, Key)> {
-        if let Some(p) = self.signals.get() {
-            return Ok(p);
-        }
-        let pipe = SignalPipe::new()?;
-        let (key, _) = self
-            .regs
-            .insert(Kind::Fd, usize::MAX, Flags::NONE, pipe.read)?;
-        self.backend
-            .register(pipe.read, key.entry(), Interest::READABLE, false)?;
-        if self.signals.set((pipe, key)).is_err() {
-            // Lost a race with another thread; ours is dropped and closed.
-            self.regs.remove(key);
-        }
-        Ok(self.signals.get().expect("signal pipe just set"))
-    }
-
     /// This thread consumes from this ring (it claimed events with one of
     /// its consumers, which is still attached).
     pub(crate) fn consumes_here(&self) -> bool {
-        CONSUMING.with(|c| c.get()) == self as *const Inner as usize
+        consumes(self.id)
     }
 
     /// Marks this thread as one that consumes from this ring.
     pub(crate) fn mark_consuming(&self) {
-        CONSUMING.with(|c| c.set(self as *const Inner as usize));
+        CONSUMING.with(|c| c.set(self.id));
     }
 
     /// Unmarks this thread if it was marked for this ring.
     pub(crate) fn unmark_consuming(&self) {
         CONSUMING.with(|c| {
-            if c.get() == self as *const Inner as usize {
+            if c.get() == self.id {
                 c.set(0);
             }
         });
@@ -688,12 +498,11 @@ impl Inner {
 
     /// Turns harvested OS readiness into ring entries.
     pub(crate) fn absorb(&self, harvested: &[(u64, Ready)], publisher: Option<usize>) -> usize {
-        let signal_entry = self.signals.get().map(|(_, k)| k.entry());
+        let signal_entry = self.signals.entry();
         let mut entries = Vec::with_capacity(harvested.len());
         for &(entry, ready) in harvested {
             if Some(entry) == signal_entry {
-                let arrived = self.signals.get().map_or(0, |(p, _)| p.drain());
-                self.signals_arrived(arrived, &mut entries);
+                self.signals.arrived(&self.regs, &mut entries);
                 continue;
             }
             let key = Key::from_entry(entry);
@@ -705,22 +514,6 @@ impl Inner {
         }
         self.enqueue(&entries, publisher);
         entries.len()
-    }
-
-    fn signals_arrived(&self, arrived: u64, entries: &mut Vec<u64>) {
-        if arrived == 0 {
-            return;
-        }
-        for &(signo, key) in self.signal_regs.lock().iter() {
-            let bit = 1u64 << signo;
-            if arrived & bit != 0 {
-                if let Some(reg) = self.regs.get(key) {
-                    if reg.mark_ready(key, Ready::SIGNAL, bit) {
-                        entries.push(key.entry());
-                    }
-                }
-            }
-        }
     }
 
     /// Puts entries of registrations that just became queued into the
@@ -803,45 +596,14 @@ impl Inner {
 
     /// Pushes one entry into the ring, or into overflow when it is full.
     fn push(&self, entry: u64) {
-        if self.overflow_len.load(Ordering::SeqCst) == 0 && self.ring.push(entry).is_ok() {
-            return;
-        }
-        {
-            let mut overflow = self.overflow.lock();
-            overflow.push_back(entry);
-            self.overflow_len.fetch_add(1, Ordering::SeqCst);
-        }
-        self.overflowed.fetch_add(1, Ordering::Relaxed);
-        // Pairs with the fence in `after_commit`: either we see the slot a
-        // consumer just committed, or it sees our overflow entry.
-        fence(Ordering::SeqCst);
-        self.drain_overflow();
-    }
-
-    /// Moves overflow entries into the ring while it has room. FIFO: the
-    /// oldest overflow entry goes first. Returns how many moved.
-    pub(crate) fn drain_overflow(&self) -> usize {
-        if self.overflow_len.load(Ordering::SeqCst) == 0 {
-            return 0;
-        }
-        let mut overflow = self.overflow.lock();
-        let mut moved = 0;
-        while let Some(&entry) = overflow.front() {
-            if self.ring.push(entry).is_err() {
-                break;
-            }
-            overflow.pop_front();
-            self.overflow_len.fetch_sub(1, Ordering::SeqCst);
-            moved += 1;
-        }
-        moved
+        self.overflow.push(&self.ring, entry);
     }
 
     /// After a consumer committed slots: refill from overflow and wake.
     pub(crate) fn after_commit(&self, publisher: usize) {
-        // Pairs with the fence in `push` (see there).
+        // Pairs with the fence in `Overflow::push` (see there).
         fence(Ordering::SeqCst);
-        let moved = self.drain_overflow();
+        let moved = self.overflow.drain(&self.ring);
         if moved > 1 || (moved == 1 && self.waiters.any_sleeping()) {
             fence(Ordering::SeqCst);
             if let Some(w) = self.waiters.wake_one(None) {
@@ -852,69 +614,36 @@ impl Inner {
     }
 
     pub(crate) fn overflow_pending(&self) -> bool {
-        self.overflow_len.load(Ordering::SeqCst) > 0
-    }
-
-    /// Tries to take the harvester role.
-    pub(crate) fn try_harvest_role(&self) -> bool {
-        !self.harvesting.load(Ordering::Relaxed)
-            && self
-                .harvesting
-                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
+        self.overflow.pending()
     }
 
     /// Consumer `by` gives the harvester role back; if a consumer parked
     /// wanting it, wakes one (never `by`) so that somebody keeps watching
     /// the backend and the timers.
     pub(crate) fn release_harvest_role(&self, by: usize) {
-        self.harvest_until.store(0, Ordering::SeqCst);
-        self.harvesting.store(false, Ordering::SeqCst);
-        // Pairs with the fence in `want_harvest_role`: either the parker's
-        // retry sees the role free, or we see that it wants the role.
-        fence(Ordering::SeqCst);
-        if self.harvest_wanted.swap(false, Ordering::SeqCst) {
-            if let Some(w) = self.waiters.wake_one_but(None, by) {
-                self.reach(w);
-            }
+        if self.harvest.release() {
+            self.wake_one_but(by);
         }
-    }
-
-    /// Gives the harvester role back without waking anyone, by a consumer
-    /// that goes on waiting (it takes the role again or watches the timers
-    /// while parked); `hand_off_harvest_role` wakes a wanter when it leaves.
-    pub(crate) fn drop_harvest_role(&self) {
-        self.harvest_until.store(0, Ordering::SeqCst);
-        self.harvesting.store(false, Ordering::SeqCst);
-        // Pairs with the fence in `prepare` (see `park_while_others_run`).
-        fence(Ordering::SeqCst);
     }
 
     /// Consumer `by` leaves `wait`: if a consumer parked wanting the role,
     /// wakes one (never `by`) to take it over.
     pub(crate) fn hand_off_harvest_role(&self, by: usize) {
-        if self.harvest_wanted.load(Ordering::SeqCst)
-            && self.harvest_wanted.swap(false, Ordering::SeqCst)
-        {
-            if let Some(w) = self.waiters.wake_one_but(None, by) {
-                self.reach(w);
-            }
+        if self.harvest.hand_off() {
+            self.wake_one_but(by);
         }
     }
 
-    /// Someone holds the harvester role.
-    pub(crate) fn harvest_role_taken(&self) -> bool {
-        self.harvesting.load(Ordering::SeqCst)
+    fn wake_one_but(&self, by: usize) {
+        if let Some(w) = self.waiters.wake_one_but(None, by) {
+            self.reach(w);
+        }
     }
 
-    /// A consumer that could not take the role asks for it before parking.
-    pub(crate) fn want_harvest_role(&self) {
-        self.harvest_wanted.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-    }
-
+    /// The harvester sleeps in the backend until `until` (`None`: no
+    /// deadline).
     pub(crate) fn set_harvest_until(&self, until: Option<Instant>) {
-        let n = until.map_or(u64::MAX, |u| self.nanos(u).max(1));
-        self.harvest_until.store(n, Ordering::SeqCst);
+        let n = until.map_or(u64::MAX, |u| self.timers.nanos(u).max(1));
+        self.harvest.set_sleep_until(n);
     }
 }

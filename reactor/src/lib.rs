@@ -34,25 +34,30 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod backend;
+mod config;
 mod consumer;
 mod event;
-mod inbox;
+mod harvest;
 mod kevent;
-mod loom;
-mod outbox;
+#[doc(hidden)]
+pub mod loom;
+mod overflow;
 mod registration;
 mod ring;
 mod signal;
+mod stream;
 pub mod syscalls;
 mod timer;
 mod waiters;
 mod wheel;
 
+#[cfg(target_os = "linux")]
+pub use crate::backend::uring::OUTBOX_LIMIT;
+pub use crate::config::{Backend, Config};
 pub use crate::consumer::{Consumer, ConsumerStats, WaitStatus};
 pub use crate::event::{Event, Flags, Hint, Interest, Ready, Token};
-pub use crate::inbox::Inbox;
-pub use crate::kevent::{Backend, Config, Kevent, RingStats};
-pub use crate::outbox::{Outbox, OUTBOX_LIMIT};
+pub use crate::kevent::{Kevent, RingStats};
 pub use crate::registration::Key;
+pub use crate::stream::{Direction, Readiness, StreamIo};
 pub use crate::timer::{Deadline, Timeout};
 pub use crate::waiters::BUSY_CLAIM;

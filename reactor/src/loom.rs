@@ -1,19 +1,48 @@
 //! The loom shim: the same code runs on std and, under `--cfg loom`, on loom's
 //! model-checked primitives. Everything concurrent in this crate imports its
-//! atomics, locks and threads from here and nowhere else.
+//! atomics, locks and threads from here and nowhere else, with two kinds of
+//! exception, each marked where it is: `static`s (loom's atomics cannot be
+//! built in a constant: id counters, and the signal handler's state, which
+//! must be plain atomics anyway) and memory shared with the kernel (the
+//! buffer ring's tail). The runtime crate uses this shim too (it re-exports
+//! it as `kevent_reactor::loom`, hidden from the docs).
+
+#![allow(unused_imports)]
 
 #[cfg(loom)]
-pub(crate) use loom::sync;
+pub use loom::{cell, hint, sync, thread};
 
 #[cfg(not(loom))]
-pub(crate) mod sync {
-    pub(crate) use std::sync::*;
+pub mod sync {
+    pub use std::sync::*;
+}
+#[cfg(not(loom))]
+pub use std::{hint, thread};
+#[cfg(not(loom))]
+pub mod cell {
+    /// std stand-in for loom's `UnsafeCell` with its closure API.
+    #[derive(Debug, Default)]
+    pub struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+    impl<T> UnsafeCell<T> {
+        /// Wraps `v`.
+        pub const fn new(v: T) -> Self {
+            Self(std::cell::UnsafeCell::new(v))
+        }
+        /// Runs `f` with a shared pointer to the value.
+        pub fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+        /// Runs `f` with a mutable pointer to the value.
+        pub fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
 }
 
 /// A mutex with parking_lot's infallible `lock`, backed by loom's mutex when
 /// model checking so loom sees every acquisition.
 #[derive(Debug, Default)]
-pub(crate) struct Mutex<T> {
+pub struct Mutex<T> {
     /// The wrapped lock.
     #[cfg(not(loom))]
     inner: parking_lot::Mutex<T>,
@@ -23,12 +52,13 @@ pub(crate) struct Mutex<T> {
 }
 
 #[cfg(not(loom))]
-pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+pub type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
 #[cfg(loom)]
-pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+pub type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
 
 impl<T> Mutex<T> {
-    pub(crate) fn new(value: T) -> Self {
+    /// A lock around `value`.
+    pub fn new(value: T) -> Self {
         Mutex {
             #[cfg(not(loom))]
             inner: parking_lot::Mutex::new(value),
@@ -37,11 +67,20 @@ impl<T> Mutex<T> {
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+    /// Locks it (never poisoned).
+    pub fn lock(&self) -> MutexGuard<'_, T> {
         #[cfg(not(loom))]
         return self.inner.lock();
         #[cfg(loom)]
         return self.inner.lock().unwrap();
+    }
+
+    /// The lock if it is free now.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        #[cfg(not(loom))]
+        return self.inner.try_lock();
+        #[cfg(loom)]
+        return self.inner.try_lock().ok();
     }
 }
 
@@ -50,7 +89,14 @@ impl<T> Mutex<T> {
 /// x86_64's adjacent-line prefetcher).
 #[derive(Debug, Default)]
 #[repr(align(128))]
-pub(crate) struct CachePadded<T>(pub(crate) T);
+pub struct CachePadded<T>(pub T);
+
+impl<T> CachePadded<T> {
+    /// Pads `value`.
+    pub const fn new(value: T) -> Self {
+        CachePadded(value)
+    }
+}
 
 impl<T> std::ops::Deref for CachePadded<T> {
     type Target = T;
@@ -62,7 +108,7 @@ impl<T> std::ops::Deref for CachePadded<T> {
 /// A condition variable paired with [`Mutex`]: parking_lot's normally,
 /// loom's under model checking (where timed waits are plain waits).
 #[derive(Debug, Default)]
-pub(crate) struct Condvar {
+pub struct Condvar {
     /// The wrapped condition variable.
     #[cfg(not(loom))]
     inner: parking_lot::Condvar,
@@ -72,13 +118,14 @@ pub(crate) struct Condvar {
 }
 
 impl Condvar {
-    pub(crate) fn new() -> Self {
+    /// A condition variable nobody waits on.
+    pub fn new() -> Self {
         Self::default()
     }
 
     /// Waits for a notification or until `deadline`; true when the deadline passed.
     #[cfg(not(loom))]
-    pub(crate) fn wait_until<T>(
+    pub fn wait_until<T>(
         &self,
         guard: &mut MutexGuard<'_, T>,
         deadline: Option<std::time::Instant>,
@@ -94,7 +141,7 @@ impl Condvar {
 
     /// Waits for a notification; loom has no clock, so deadlines are ignored.
     #[cfg(loom)]
-    pub(crate) fn wait_until<'a, T>(
+    pub fn wait_until<'a, T>(
         &self,
         guard: MutexGuard<'a, T>,
         _deadline: Option<std::time::Instant>,
@@ -102,7 +149,8 @@ impl Condvar {
         (self.inner.wait(guard).unwrap(), false)
     }
 
-    pub(crate) fn notify_one(&self) {
+    /// Wakes one waiter.
+    pub fn notify_one(&self) {
         self.inner.notify_one();
     }
 }

@@ -9,7 +9,15 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::OnceLock;
+// The statics below are std's (see `loom.rs`): built in constants, and
+// touched by the signal handler.
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+
+use crate::backend::Poller;
+use crate::event::{Flags, Interest, Ready};
+use crate::loom::Mutex;
+use crate::registration::{Key, Kind, Slab};
 
 /// Highest signal number handled (Linux has 64; bit `n` of a u64 payload).
 pub(crate) const MAX_SIGNAL: usize = 63;
@@ -97,7 +105,7 @@ pub(crate) struct SignalPipe {
     /// Index in `PIPES`.
     slot: usize,
     /// The counters as last seen by this ring.
-    seen: parking_lot::Mutex<[u64; MAX_SIGNAL + 1]>,
+    seen: Mutex<[u64; MAX_SIGNAL + 1]>,
 }
 
 impl SignalPipe {
@@ -135,7 +143,7 @@ impl SignalPipe {
             read: fds[0],
             write: fds[1],
             slot,
-            seen: parking_lot::Mutex::new(seen),
+            seen: Mutex::new(seen),
         })
     }
 
@@ -170,6 +178,79 @@ impl Drop for SignalPipe {
         unsafe {
             libc::close(self.read);
             libc::close(self.write);
+        }
+    }
+}
+
+/// A ring's signal registrations and the self-pipe that tells it of
+/// arrivals (the ring's glue for this module).
+#[derive(Debug)]
+pub(crate) struct Signals {
+    /// The self-pipe and its registration, made at the first watch.
+    pipe: OnceLock<(SignalPipe, Key)>,
+    /// Signal registrations: (signal number, key).
+    regs: Mutex<Vec<(i32, Key)>>,
+}
+
+impl Signals {
+    pub(crate) fn new() -> Signals {
+        Signals {
+            pipe: OnceLock::new(),
+            regs: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Installs the handler for `signo` and, the first time, makes the
+    /// self-pipe and registers it in `regs` and with `backend`.
+    pub(crate) fn watch(&self, signo: i32, regs: &Slab, backend: &dyn Poller) -> io::Result<()> {
+        install(signo)?;
+        if self.pipe.get().is_some() {
+            return Ok(());
+        }
+        let pipe = SignalPipe::new()?;
+        let (key, _) = regs.insert(Kind::Fd, usize::MAX, Flags::NONE, pipe.read)?;
+        // Left for a consumer to submit (`here: false`), whichever thread
+        // adds the first signal.
+        backend.register(pipe.read, key.entry(), Interest::READABLE, false)?;
+        if self.pipe.set((pipe, key)).is_err() {
+            // Lost a race with another thread; ours is dropped and closed.
+            regs.remove(key);
+        }
+        Ok(())
+    }
+
+    /// Delivers `signo` to the registration `key` from now on.
+    pub(crate) fn add(&self, signo: i32, key: Key) {
+        self.regs.lock().push((signo, key));
+    }
+
+    /// Stops delivering to the registration `key`.
+    pub(crate) fn remove(&self, key: Key) {
+        self.regs.lock().retain(|&(_, k)| k != key);
+    }
+
+    /// The self-pipe's ring entry, once it exists.
+    pub(crate) fn entry(&self) -> Option<u64> {
+        self.pipe.get().map(|(_, k)| k.entry())
+    }
+
+    /// The self-pipe was readable: drains it and marks the registrations
+    /// of the signals that arrived ready, pushing the entries that became
+    /// queued.
+    pub(crate) fn arrived(&self, regs: &Slab, entries: &mut Vec<u64>) {
+        let arrived = self.pipe.get().map_or(0, |(p, _)| p.drain());
+        if arrived == 0 {
+            return;
+        }
+        for &(signo, key) in self.regs.lock().iter() {
+            let bit = 1u64 << signo;
+            if arrived & bit != 0 {
+                if let Some(reg) = regs.get(key) {
+                    if reg.mark_ready(key, Ready::SIGNAL, bit) {
+                        entries.push(key.entry());
+                    }
+                }
+            }
         }
     }
 }

@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::loom::sync::atomic::{AtomicU64, Ordering};
+use crate::loom::Mutex;
 use crate::registration::Key;
 use crate::wheel::{TimerKey, Wheel};
 
@@ -41,6 +43,83 @@ impl From<Duration> for Deadline {
 impl From<Instant> for Deadline {
     fn from(i: Instant) -> Deadline {
         Deadline::At(i)
+    }
+}
+
+/// A ring's armed timers, with the nearest deadline readable without the
+/// lock (what bounds the harvester's sleep).
+#[derive(Debug)]
+pub(crate) struct TimerQueue {
+    /// The armed timers.
+    timers: Mutex<Timers>,
+    /// The nearest deadline in nanoseconds since `base` (u64::MAX: none).
+    next: AtomicU64,
+    /// Time zero for `next` and for the ring's other deadlines in
+    /// nanoseconds (see [`TimerQueue::nanos`]).
+    base: Instant,
+}
+
+impl TimerQueue {
+    pub(crate) fn new() -> TimerQueue {
+        let base = Instant::now();
+        TimerQueue {
+            timers: Mutex::new(Timers::new(base)),
+            next: AtomicU64::new(u64::MAX),
+            base,
+        }
+    }
+
+    /// `at` in nanoseconds since the queue's time zero (at most
+    /// `u64::MAX - 1`: `u64::MAX` means "none").
+    pub(crate) fn nanos(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.base)
+            .as_nanos()
+            .min(u64::MAX as u128 - 1) as u64
+    }
+
+    /// Arms `key` to fire at `at` (moving it if armed); returns the nearest
+    /// deadline now, in nanoseconds.
+    pub(crate) fn arm(&self, key: Key, at: Instant) -> u64 {
+        let mut timers = self.timers.lock();
+        timers.arm(key, at);
+        let next = timers.next_deadline().map_or(u64::MAX, |d| self.nanos(d));
+        self.next.store(next, Ordering::SeqCst);
+        next
+    }
+
+    /// Disarms `key`, if armed.
+    pub(crate) fn disarm(&self, key: Key) {
+        self.timers.lock().disarm(key);
+    }
+
+    /// The nearest deadline in nanoseconds (`u64::MAX`: none).
+    pub(crate) fn next_nanos(&self) -> u64 {
+        self.next.load(Ordering::SeqCst)
+    }
+
+    /// The instant of the nearest deadline, if any.
+    pub(crate) fn next(&self) -> Option<Instant> {
+        match self.next_nanos() {
+            u64::MAX => None,
+            n => Some(self.base + Duration::from_nanos(n)),
+        }
+    }
+
+    /// Moves the timers that are due into `out` (without taking the lock
+    /// when none can be).
+    pub(crate) fn expire_due(&self, out: &mut Vec<Key>) {
+        let next = self.next_nanos();
+        if next == u64::MAX {
+            return;
+        }
+        let now = Instant::now();
+        if self.nanos(now) < next {
+            return;
+        }
+        let mut timers = self.timers.lock();
+        timers.expire(now, out);
+        let next = timers.next_deadline().map_or(u64::MAX, |d| self.nanos(d));
+        self.next.store(next, Ordering::SeqCst);
     }
 }
 

@@ -285,26 +285,67 @@ fn a_socket_deregistered_while_readiness_fires_is_closed() {
     );
 }
 
+/// Readiness for driving a [`kevent_reactor::StreamIo`] by hand: always
+/// ready, except that the first poll after a clear reports `Pending` (so a
+/// read that would block returns instead of spinning).
+#[derive(Default)]
+struct Retry {
+    /// A clear happened since the last poll.
+    cleared: std::cell::Cell<bool>,
+}
+
+impl kevent_reactor::Readiness for Retry {
+    type Event = ();
+
+    fn poll_ready(
+        &self,
+        _cx: &mut std::task::Context<'_>,
+        _dir: kevent_reactor::Direction,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.cleared.replace(false) {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    fn current(&self, _dir: kevent_reactor::Direction) -> Option<()> {
+        Some(())
+    }
+
+    fn clear(&self, _ev: ()) {
+        self.cleared.set(true);
+    }
+
+    fn clear_with_closed(&self, _ev: ()) {
+        self.cleared.set(true);
+    }
+
+    fn ready(_ev: ()) -> Ready {
+        Ready::READABLE | Ready::WRITABLE
+    }
+}
+
 /// A stream receiving through the ring (io_uring) gets every byte in order,
 /// 8 MiB through a 256 KiB inbox that pauses and resumes the receive,
-/// then end-of-stream. On mio `arm_recv` declines and nothing changes.
+/// then end-of-stream. (On mio the stream reads its socket: the runtime's
+/// tests cover that path.)
 #[test]
 fn a_stream_receives_through_the_ring_in_order_then_eof() {
     use std::mem::MaybeUninit;
+    use std::task::{Context, Waker};
 
     let kq = mio_ring(64);
     let (a, b) = pair();
-    let key = kq.register(&a, Token(9), Interest::BOTH).unwrap();
-    let Some(inbox) = kq.arm_recv(key).unwrap() else {
-        assert_ne!(
-            kq.backend_name(),
-            "io_uring",
-            "io_uring receives through the ring"
-        );
+    let (key, io) = kq.register_stream(&a, Token(9), Interest::BOTH).unwrap();
+    if kq.backend_name() != "io_uring" {
         return;
-    };
-    let same = kq.arm_recv(key).unwrap().unwrap();
-    assert!(std::sync::Arc::ptr_eq(&inbox, &same));
+    }
+    let r = Retry::default();
+    let mut buf = vec![MaybeUninit::uninit(); 3000];
+    // The first read arms the receive; nothing has arrived yet.
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(io.poll_read(&mut cx, &r, &mut buf, false).is_pending());
     const TOTAL: usize = 8 << 20;
     let writer = thread::spawn(move || {
         let mut b = b;
@@ -317,9 +358,7 @@ fn a_stream_receives_through_the_ring_in_order_then_eof() {
     });
     let mut c = kq.consumer().unwrap();
     let mut got = Vec::with_capacity(TOTAL);
-    let mut buf = vec![MaybeUninit::uninit(); 3000];
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut eof = false;
     // Read slowly at first so the inbox fills past its mark.
     // (The harvester is this thread's consumer: let it harvest meanwhile.)
     let until = Instant::now() + Duration::from_millis(150);
@@ -329,9 +368,20 @@ fn a_stream_receives_through_the_ring_in_order_then_eof() {
     }
     // Not all 8 MiB: receiving paused past the inbox's mark (256 KiB, plus
     // what was in flight: at most the 2 MiB buffer pool) and the rest waits
-    // in the kernel.
-    let held = inbox.len();
-    eprintln!("inbox holds {held} bytes unread");
+    // in the kernel. Nothing harvests while this thread reads, so what it
+    // reads before `WouldBlock` is what the inbox held.
+    let mut read = |got: &mut Vec<u8>| loop {
+        match io.try_read(&r, &mut buf) {
+            Ok(0) => return true,
+            // SAFETY: the read initialised the first n bytes.
+            Ok(n) => got.extend(buf[..n].iter().map(|b| unsafe { b.assume_init() })),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) => panic!("recv: {e}"),
+        }
+    };
+    let mut eof = read(&mut got);
+    let held = got.len();
+    eprintln!("inbox held {held} bytes unread");
     assert!(held < 3 << 20, "the inbox did not pause: {held} bytes");
     while !eof {
         assert!(
@@ -339,22 +389,9 @@ fn a_stream_receives_through_the_ring_in_order_then_eof() {
             "stalled after {} bytes",
             got.len()
         );
-        loop {
-            match kq.recv(key, &inbox, &mut buf, false) {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
-                // SAFETY: recv initialised the first n bytes.
-                Ok(n) => got.extend(buf[..n].iter().map(|b| unsafe { b.assume_init() })),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => panic!("recv: {e}"),
-            }
-        }
-        if !eof {
-            let ev = next_events(&mut c, Duration::from_millis(200));
-            c.commit(ev.len());
-        }
+        let ev = next_events(&mut c, Duration::from_millis(200));
+        c.commit(ev.len());
+        eof = read(&mut got);
     }
     writer.join().unwrap();
     assert_eq!(got.len(), TOTAL);
@@ -362,6 +399,7 @@ fn a_stream_receives_through_the_ring_in_order_then_eof() {
         got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8),
         "bytes out of order"
     );
+    drop(io);
     kq.deregister(key).unwrap();
 }
 
@@ -387,15 +425,12 @@ fn a_send_finishing_late_reaches_its_parked_writer_through_the_harvester() {
 
     let kq = mio_ring(64);
     let (a, b) = pair();
-    let key = kq.register(&a, Token(5), Interest::READABLE).unwrap();
-    let Some(outbox) = kq.new_outbox(key).unwrap() else {
-        assert_ne!(
-            kq.backend_name(),
-            "io_uring",
-            "io_uring sends through the ring"
-        );
+    let (key, io) = kq
+        .register_stream(&a, Token(5), Interest::READABLE)
+        .unwrap();
+    if kq.backend_name() != "io_uring" {
         return;
-    };
+    }
     // Another consumer takes the harvester role and sleeps in the backend.
     let stop = kq.add_user(Token(99), Flags::NONE).unwrap();
     let harvester = {
@@ -422,8 +457,8 @@ fn a_send_finishing_late_reaches_its_parked_writer_through_the_harvester() {
     let data: Vec<u8> = (0..kevent_reactor::OUTBOX_LIMIT)
         .map(|i| (i % 251) as u8)
         .collect();
-    assert_eq!(outbox.write(&data).unwrap(), Some((data.len(), true)));
-    kq.start_send(&outbox).unwrap();
+    // Queued whole in the stream's outbox, and the send started.
+    assert_eq!(io.try_write(&Retry::default(), &data).unwrap(), data.len());
     // As a runtime's worker does before it goes idle: submit what this
     // thread queued.
     c.harvest().unwrap();
@@ -441,10 +476,7 @@ fn a_send_finishing_late_reaches_its_parked_writer_through_the_harvester() {
     let waker = Waker::from(flag.clone());
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut waits = 0;
-    while outbox
-        .poll_drained(&mut Context::from_waker(&waker))
-        .is_pending()
-    {
+    while io.poll_flush(&mut Context::from_waker(&waker)).is_pending() {
         assert!(
             Instant::now() < deadline,
             "the send's completion never reached anyone"

@@ -88,13 +88,13 @@ impl hyper::rt::Timer for Timer {
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
         Box::pin(HyperSleep {
-            inner: crate::time::sleep_until(deadline),
+            inner: crate::time::sleep_until(deadline.into()),
         })
     }
 
     fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
         match sleep.as_mut().downcast_mut_pin::<HyperSleep>() {
-            Some(s) => Pin::new(&mut s.get_mut().inner).reset(new_deadline),
+            Some(s) => Pin::new(&mut s.get_mut().inner).reset(new_deadline.into()),
             None => *sleep = self.sleep_until(new_deadline),
         }
     }
@@ -110,42 +110,20 @@ mod io_impls {
 
     use hyper::rt::ReadBufCursor;
 
-    use crate::driver::slab::Direction;
     use crate::net::evented::Evented;
     use crate::net::{TcpStream, UnixStream};
 
-    /// Reads into hyper's buffer without zeroing it first: `recv(2)` writes
+    /// Reads into hyper's buffer without zeroing it first: the read writes
     /// the bytes, and only the bytes it reports are marked filled.
     fn poll_read_uninit<S: AsRawFd>(
         io: &Evented<S>,
         cx: &mut Context<'_>,
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        // SAFETY: the slice is only written (by the inbox's copy or recv(2)
-        // below) and never read; `advance` then marks exactly the bytes
-        // written.
-        let dst = unsafe { buf.as_mut() };
-        if let Some(inbox) = io.registration().stream_inbox() {
-            let n = ready!(io.poll_recv(cx, inbox, dst, false))?;
-            // SAFETY: the inbox initialised the first `n` bytes.
-            unsafe { buf.advance(n) };
-            return Poll::Ready(Ok(()));
-        }
-        let len = dst.len();
-        let ptr = dst.as_mut_ptr();
-        let res = io.poll_transfer(cx, Direction::Read, len, |s| {
-            // SAFETY: `ptr` points to `len` writable bytes owned by the
-            // cursor for the duration of this call; recv writes at most
-            // `len` of them.
-            let r = unsafe { libc::recv(s.as_raw_fd(), ptr.cast(), len, 0) };
-            if r < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(r as usize)
-            }
-        });
-        let n = ready!(io.eof_after_own_sends(cx, len, res))?;
-        // SAFETY: recv initialised the first `n` bytes of the cursor.
+        // SAFETY: the slice is only written (by the read below) and never
+        // read; `advance` then marks exactly the bytes written.
+        let n = ready!(io.poll_read_uninit(cx, unsafe { buf.as_mut() }))?;
+        // SAFETY: the read initialised the first `n` bytes of the cursor.
         unsafe { buf.advance(n) };
         Poll::Ready(Ok(()))
     }

@@ -28,6 +28,7 @@ pub mod hyper;
 pub mod io;
 mod loom;
 pub mod net;
+pub mod process;
 pub mod runtime;
 mod scheduler;
 pub mod signal;

@@ -29,25 +29,35 @@ pub fn example_path(name: &str) -> PathBuf {
 
 impl Server {
     pub fn start(example: &str, envs: &[(&str, &str)]) -> Server {
+        Server::start_on(example, "127.0.0.1:0", envs).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts `example` listening on `addr`; `Err` with what it printed
+    /// when it did not come up (a port still in use, say).
+    pub fn start_on(example: &str, addr: &str, envs: &[(&str, &str)]) -> Result<Server, String> {
         let path = example_path(example);
         assert!(path.exists(), "build the example first: {}", path.display());
         let mut child = Command::new(path)
-            .arg("127.0.0.1:0")
+            .arg(addr)
             .envs(envs.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let first = lines.next().expect("server printed nothing").unwrap();
-        let addr = first
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-            .parse()
-            .unwrap();
+        let first = match lines.next() {
+            Some(Ok(line)) => line,
+            _ => String::from("(nothing)"),
+        };
+        let Some(addr) = first.strip_prefix("listening on http://") else {
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            return Err(format!("server did not start ({status}): {first}"));
+        };
+        let addr = addr.parse().unwrap();
         // Keep draining stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server { child, addr }
+        Ok(Server { child, addr })
     }
 
     pub fn connect(&self) -> TcpStream {

@@ -11,14 +11,14 @@ use std::time::Duration;
 use mio::unix::SourceFd;
 use mio::{Events, Poll, Registry, Token, Waker};
 
-use super::Backend;
+use super::Poller;
 use crate::event::{Interest, Ready};
 
 /// The token of the backend's own waker; entries never take this value
 /// because no registration has slab index `u32::MAX`.
 const WAKER: Token = Token(usize::MAX);
 
-/// mio's poller behind the [`Backend`] trait.
+/// mio's poller behind the [`Poller`] trait.
 #[derive(Debug)]
 pub(crate) struct MioBackend {
     /// The poller and its event buffer; locked only by the harvester.
@@ -96,7 +96,7 @@ fn ready_of_epoll(bits: u32) -> Ready {
     ready
 }
 
-impl Backend for MioBackend {
+impl Poller for MioBackend {
     fn register(&self, fd: RawFd, entry: u64, interest: Interest, _here: bool) -> io::Result<()> {
         self.registry.register(
             &mut SourceFd(&fd),

@@ -8,82 +8,58 @@
 use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::event::{Interest, Ready};
-use crate::inbox::Inbox;
+use crate::stream::StreamIo;
 
+mod listen_set;
 pub(crate) mod mio;
-#[cfg(target_os = "linux")]
-mod send_ring;
 #[cfg(target_os = "linux")]
 pub(crate) mod uring;
 pub(crate) mod user;
 
 /// A source of OS readiness for the ring.
-pub(crate) trait Backend: Send + Sync + fmt::Debug {
+pub(crate) trait Poller: Send + Sync + fmt::Debug {
     /// Starts watching `fd` for `interest`, reporting it as `entry`.
-    /// `here`: the calling thread consumes from the ring (see
-    /// [`Backend::arm_recv`]). A thread that does not must never enter the
-    /// kernel for the ring: its enter would submit whatever other threads
-    /// queued and make it their owner, and the kernel then runs their
+    /// `here`: the calling thread consumes from the ring. A thread that
+    /// does not must never enter the kernel for the ring: its enter would
+    /// submit whatever other threads queued and make it their owner, and the kernel then runs their
     /// completion work on it (interrupting its own blocking calls: a
     /// `read` with a timeout returns `EINTR`).
     fn register(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()>;
+    /// Starts watching the listening socket `fd`, as `register` does, but
+    /// without the backend holding a reference to its file: once `fd` is
+    /// closed (or its process exits) its port is free at once, whatever
+    /// the backend still has in flight.
+    fn register_listener(
+        &self,
+        fd: RawFd,
+        entry: u64,
+        interest: Interest,
+        here: bool,
+    ) -> io::Result<()> {
+        self.register(fd, entry, interest, here)
+    }
     /// Changes the interest of a watched `fd` (`here` as for `register`).
     fn reregister(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()>;
     /// Stops watching `fd`, registered as `entry`.
     /// `here` as for `register`.
     fn deregister(&self, fd: RawFd, entry: u64, here: bool) -> io::Result<()>;
-    /// Makes the stream socket `fd` (registered as `entry`) receive
-    /// through the ring into the returned inbox. `None`: this backend
-    /// cannot; the caller keeps reading on readiness.
-    ///
-    /// `here`: the calling thread consumes from the ring, so the backend
-    /// may make it the owner of the request (io_uring runs a request's
-    /// completion work on the thread that submitted it; a worker that runs
-    /// the socket's task then posts its completions itself).
-    fn arm_recv(
-        &self,
+    /// The byte path of the stream socket `fd`, registered as `entry`:
+    /// on readiness unless the backend moves bytes itself. `ring_recv` and
+    /// `ring_send` say whether the ring's config lets it receive and send
+    /// for the stream.
+    fn stream(
+        self: Arc<Self>,
         fd: RawFd,
         entry: u64,
-        here: bool,
-    ) -> io::Result<Option<std::sync::Arc<Inbox>>> {
-        let _ = (fd, entry, here);
-        Ok(None)
-    }
-    /// Receives again for `entry` (its inbox drained below the mark, or
-    /// its receive moves to this thread); `here` as for `arm_recv`.
-    fn resume_recv(&self, entry: u64, here: bool) -> io::Result<()> {
-        let _ = (entry, here);
-        Ok(())
-    }
-    /// Cancels `entry`'s receive; its last completion wakes the reader,
-    /// who re-arms it from its own thread (see `Inbox::take`).
-    fn cancel_recv(&self, entry: u64, here: bool) -> io::Result<()> {
-        let _ = (entry, here);
-        Ok(())
-    }
-    /// An outbox for the stream socket `fd` registered as `entry`, to send
-    /// through the ring; `None` where the backend cannot.
-    fn new_outbox(
-        &self,
-        _fd: RawFd,
-        _entry: u64,
-    ) -> io::Result<Option<std::sync::Arc<crate::outbox::Outbox>>> {
-        Ok(None)
-    }
-
-    /// Starts sending what `outbox` holds, unless a send is in flight.
-    fn start_send(
-        &self,
-        _outbox: &std::sync::Arc<crate::outbox::Outbox>,
-        _here: bool,
-    ) -> io::Result<()> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "this backend does not send through the ring",
-        ))
+        ring_recv: bool,
+        ring_send: bool,
+    ) -> StreamIo {
+        let _ = (entry, ring_recv, ring_send);
+        StreamIo::socket(fd)
     }
 
     /// Waits up to `timeout` (`None`: forever) for readiness, appending it to

@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use super::Backend;
+use super::Poller;
 use crate::event::{Interest, Ready};
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::loom::{Condvar, Mutex};
@@ -40,7 +40,7 @@ fn unsupported() -> io::Error {
     )
 }
 
-impl Backend for UserBackend {
+impl Poller for UserBackend {
     fn register(&self, _: RawFd, _: u64, _: Interest, _: bool) -> io::Result<()> {
         Err(unsupported())
     }

@@ -24,6 +24,7 @@
 //! | `flavor` | `"multi_thread"` or `"current_thread"` | `"multi_thread"` for `main`, `"current_thread"` for `test` |
 //! | `worker_threads` | integer literal > 0, `multi_thread` only | the runtime's default |
 //! | `crate` | path to the `kevent` crate, as a string | `"::kevent"` |
+//! | `start_paused` | `true` or `false`, `current_thread` only | `false` |
 #![warn(missing_docs, rust_2018_idioms)]
 
 use proc_macro::TokenStream;
@@ -46,6 +47,8 @@ use syn::{
 /// - `flavor = "multi_thread"` (default) or `flavor = "current_thread"`
 /// - `worker_threads = N`: number of worker threads, `multi_thread` only
 /// - `crate = "path"`: where to find `kevent` if it was renamed
+/// - `start_paused = true`: start with the clock paused (`current_thread` only;
+///   see `kevent::time::pause`)
 ///
 /// # Examples
 ///
@@ -105,6 +108,9 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// - `flavor = "current_thread"` (default) or `flavor = "multi_thread"`
 /// - `worker_threads = N`: number of worker threads, `multi_thread` only
 /// - `crate = "path"`: where to find `kevent` if it was renamed
+/// - `start_paused = true`: start with the clock paused, so that sleeps end
+///   as soon as every task waits (`current_thread` only; see
+///   `kevent::time::pause`)
 ///
 /// # Examples
 ///
@@ -149,6 +155,8 @@ struct Config {
     flavor: Flavor,
     worker_threads: Option<LitInt>,
     crate_path: Option<Path>,
+    /// `start_paused = true`, with the literal's span.
+    start_paused: Option<syn::LitBool>,
 }
 
 impl Config {
@@ -160,6 +168,7 @@ impl Config {
             },
             worker_threads: None,
             crate_path: None,
+            start_paused: None,
         }
     }
 }
@@ -263,9 +272,13 @@ fn parse_config(args: TokenStream2, kind: Kind) -> syn::Result<Config> {
 
     for option in options {
         let name = path_to_string(option.path());
-        if !matches!(name.as_str(), "flavor" | "worker_threads" | "crate") {
+        if !matches!(
+            name.as_str(),
+            "flavor" | "worker_threads" | "crate" | "start_paused"
+        ) {
             let msg = format!(
-                "unknown option `{name}`, expected one of: `flavor`, `worker_threads`, `crate`"
+                "unknown option `{name}`, expected one of: `flavor`, `worker_threads`, `crate`, \
+                 `start_paused`"
             );
             return Err(syn::Error::new_spanned(option.path(), msg));
         }
@@ -328,6 +341,16 @@ fn parse_config(args: TokenStream2, kind: Kind) -> syn::Result<Config> {
                     }
                 }
             }
+            "start_paused" => {
+                let msg = "`start_paused` expects `true` or `false`";
+                match value {
+                    Expr::Lit(syn::ExprLit {
+                        lit: Lit::Bool(lit),
+                        ..
+                    }) => config.start_paused = Some(lit.clone()),
+                    _ => return Err(syn::Error::new_spanned(value, msg)),
+                }
+            }
             _ => {
                 let msg = "`crate` expects a path to the `kevent` crate as a string, \
                            e.g. `crate = \"my_kevent\"`";
@@ -357,6 +380,14 @@ fn parse_config(args: TokenStream2, kind: Kind) -> syn::Result<Config> {
             )
         };
         return Err(syn::Error::new(lit.span(), msg));
+    }
+    if let (Flavor::MultiThread, Some(lit)) = (config.flavor, &config.start_paused) {
+        if lit.value {
+            let msg = "`start_paused` is only valid with the `current_thread` flavor (a \
+                       multi-thread runtime's clock cannot be paused); add \
+                       `flavor = \"current_thread\"`";
+            return Err(syn::Error::new(lit.span(), msg));
+        }
     }
     Ok(config)
 }
@@ -442,6 +473,7 @@ fn generate(input: ItemFn, config: Config, kind: Kind) -> TokenStream2 {
         Flavor::CurrentThread => quote!(new_current_thread),
     };
     let worker_threads = config.worker_threads.map(|n| quote!(.worker_threads(#n)));
+    let start_paused = config.start_paused.map(|b| quote!(.start_paused(#b)));
     let test_attr = (kind == Kind::Test).then(|| quote!(#[::core::prelude::v1::test]));
 
     quote! {
@@ -457,6 +489,7 @@ fn generate(input: ItemFn, config: Config, kind: Kind) -> TokenStream2 {
             {
                 return #krate::runtime::Builder::#builder()
                     #worker_threads
+                    #start_paused
                     .enable_all()
                     .build()
                     .expect("failed to build the kevent runtime")

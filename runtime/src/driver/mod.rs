@@ -5,13 +5,11 @@
 pub(crate) mod slab;
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use kevent_reactor::{Flags, Inbox, Interest, Key, Token};
+use kevent_reactor::{Flags, Interest, Key, Ready, StreamIo, Token};
 
 use crate::runtime::Handle;
 use crate::scheduler::worker;
@@ -32,12 +30,6 @@ pub(crate) struct Registration {
     /// A timer whose ring registration goes back to the runtime's pool on
     /// drop instead of being removed (hyper arms one per request).
     pooled_timer: bool,
-    /// A stream's inbox once it receives through the ring (set at its
-    /// first read; `None` inside when the ring cannot).
-    inbox: OnceLock<Option<Arc<Inbox>>>,
-    /// A stream's outbox once it sends through the ring (set at its first
-    /// write; `None` inside when it writes to the socket itself).
-    outbox: OnceLock<Option<Arc<kevent_reactor::Outbox>>>,
 }
 
 /// Most idle timer registrations a runtime keeps for reuse.
@@ -56,8 +48,6 @@ impl Registration {
                 token,
                 hint: std::sync::atomic::AtomicUsize::new(usize::MAX),
                 pooled_timer: false,
-                inbox: OnceLock::new(),
-                outbox: OnceLock::new(),
             }),
             Err(e) => {
                 handle.shared.io.release(token);
@@ -76,6 +66,44 @@ impl Registration {
             .kevent
             .register_fd(fd, Token(token.to_usize()), interest);
         Self::finish(handle, token, key)
+    }
+
+    /// Registers a listening socket with the current runtime, so that no
+    /// request in flight keeps it (and its port) open once it is closed.
+    #[track_caller]
+    pub(crate) fn new_listener_fd(fd: RawFd, interest: Interest) -> io::Result<Registration> {
+        let handle = current_handle();
+        let token = Self::alloc(&handle)?;
+        let key = handle
+            .shared
+            .kevent
+            .register_listener_fd(fd, Token(token.to_usize()), interest);
+        Self::finish(handle, token, key)
+    }
+
+    /// Registers a stream socket with the current runtime; its bytes move
+    /// through the returned [`StreamIo`], polled with this registration as
+    /// its [`Readiness`](kevent_reactor::Readiness).
+    #[track_caller]
+    pub(crate) fn new_stream(
+        fd: RawFd,
+        interest: Interest,
+    ) -> io::Result<(Registration, StreamIo)> {
+        let handle = current_handle();
+        let token = Self::alloc(&handle)?;
+        let registered =
+            handle
+                .shared
+                .kevent
+                .register_stream(&fd, Token(token.to_usize()), interest);
+        let (key, stream) = match registered {
+            Ok(registered) => registered,
+            Err(e) => {
+                handle.shared.io.release(token);
+                return Err(e);
+            }
+        };
+        Ok((Self::finish(handle, token, Ok(key))?, stream))
     }
 
     /// Registers a file descriptor with `handle`'s runtime.
@@ -106,8 +134,6 @@ impl Registration {
                         token,
                         hint: std::sync::atomic::AtomicUsize::new(usize::MAX),
                         pooled_timer: true,
-                        inbox: OnceLock::new(),
-                        outbox: OnceLock::new(),
                     });
                 }
             }
@@ -149,6 +175,9 @@ impl Registration {
         if !coop::poll_proceed(cx) {
             return Poll::Pending;
         }
+        if self.runtime_is_gone() {
+            return Poll::Ready(Err(crate::runtime::shut_down_error()));
+        }
         match self.io().poll_ready(cx, dir) {
             Poll::Ready(ev) => Poll::Ready(Ok(ev)),
             Poll::Pending => {
@@ -161,6 +190,14 @@ impl Registration {
                 Poll::Pending
             }
         }
+    }
+
+    /// Whether the runtime has shut down and this poll is not one of its
+    /// workers finishing its last task: no event would ever come.
+    fn runtime_is_gone(&self) -> bool {
+        let shared = &self.handle.shared;
+        shared.shutdown.load(std::sync::atomic::Ordering::Acquire)
+            && worker::current_index(shared).is_none()
     }
 
     /// Forgets readiness observed in `ev` (after an operation hit
@@ -210,83 +247,6 @@ impl Registration {
         res
     }
 
-    /// The inbox of a stream socket receiving through the ring, arming
-    /// the receive on first use; `None` where the ring cannot (mio, or
-    /// turned off): read the socket on readiness then.
-    pub(crate) fn stream_inbox(&self) -> Option<&Arc<Inbox>> {
-        self.inbox
-            .get_or_init(|| self.handle.shared.kevent.arm_recv(self.key).ok().flatten())
-            .as_ref()
-    }
-
-    /// The outbox of a stream socket sending through the ring, made at
-    /// its first write; `None` where the ring cannot (mio, or turned off):
-    /// write to the socket on readiness then.
-    pub(crate) fn stream_outbox(&self) -> Option<&Arc<kevent_reactor::Outbox>> {
-        self.outbox
-            .get_or_init(|| {
-                self.handle
-                    .shared
-                    .kevent
-                    .new_outbox(self.key)
-                    .ok()
-                    .flatten()
-            })
-            .as_ref()
-    }
-
-    /// The outbox if the stream already sends through the ring.
-    pub(crate) fn armed_outbox(&self) -> Option<&Arc<kevent_reactor::Outbox>> {
-        self.outbox.get().and_then(Option::as_ref)
-    }
-
-    /// Starts a send of what `outbox` holds.
-    pub(crate) fn start_send(&self, outbox: &Arc<kevent_reactor::Outbox>) -> io::Result<()> {
-        self.handle.shared.kevent.start_send(outbox)
-    }
-
-    /// Keeps the stream on readiness: [`Registration::stream_inbox`] will
-    /// return `None`.
-    pub(crate) fn without_ring_recv(&self) {
-        let _ = self.inbox.set(None);
-    }
-
-    /// The inbox if the stream already receives through the ring.
-    pub(crate) fn armed_inbox(&self) -> Option<&Arc<Inbox>> {
-        self.inbox.get().and_then(Option::as_ref)
-    }
-
-    /// Reads (or peeks at) bytes the ring received into `inbox`; on
-    /// `WouldBlock` forgets the read readiness `ev` acted on, closed bits
-    /// included (the receive reports end-of-stream itself).
-    pub(crate) fn recv(
-        &self,
-        inbox: &Inbox,
-        dst: &mut [MaybeUninit<u8>],
-        peek: bool,
-        ev: ReadyEvent,
-    ) -> io::Result<usize> {
-        let res = self.handle.shared.kevent.recv(self.key, inbox, dst, peek);
-        if matches!(&res, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            self.io().clear_with_closed(ev);
-        }
-        res
-    }
-
-    /// [`Registration::recv`] now if the read side looks ready;
-    /// `WouldBlock` otherwise.
-    pub(crate) fn try_recv(&self, inbox: &Inbox, dst: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
-        match self.current_read() {
-            Some(ev) => self.recv(inbox, dst, false, ev),
-            None => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
-
-    /// The read side's readiness, without registering anyone.
-    pub(crate) fn current_read(&self) -> Option<ReadyEvent> {
-        self.io().current(Direction::Read)
-    }
-
     /// Waits until ready in `dir`.
     pub(crate) async fn ready(&self, dir: Direction) -> io::Result<ReadyEvent> {
         std::future::poll_fn(|cx| self.poll_ready(cx, dir)).await
@@ -294,8 +254,45 @@ impl Registration {
 
     /// Moves a timer to a new deadline and withdraws an expiry not yet seen.
     pub(crate) fn reset_timer(&self, deadline: Instant) -> io::Result<()> {
-        self.io().clear_all(kevent_reactor::Ready::TIMER);
+        self.io().clear_all(Ready::TIMER);
         self.handle.shared.kevent.reset_timer(self.key, deadline)
+    }
+}
+
+/// A stream's readiness, as its [`StreamIo`] waits on it and clears it.
+impl kevent_reactor::Readiness for Registration {
+    type Event = ReadyEvent;
+
+    fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        dir: kevent_reactor::Direction,
+    ) -> Poll<io::Result<ReadyEvent>> {
+        Registration::poll_ready(self, cx, direction(dir))
+    }
+
+    fn current(&self, dir: kevent_reactor::Direction) -> Option<ReadyEvent> {
+        self.io().current(direction(dir))
+    }
+
+    fn clear(&self, ev: ReadyEvent) {
+        self.io().clear(ev);
+    }
+
+    fn clear_with_closed(&self, ev: ReadyEvent) {
+        self.io().clear_with_closed(ev);
+    }
+
+    fn ready(ev: ReadyEvent) -> Ready {
+        ev.ready
+    }
+}
+
+/// The runtime's name for a stream direction.
+fn direction(dir: kevent_reactor::Direction) -> Direction {
+    match dir {
+        kevent_reactor::Direction::Read => Direction::Read,
+        kevent_reactor::Direction::Write => Direction::Write,
     }
 }
 

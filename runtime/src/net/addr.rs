@@ -89,6 +89,28 @@ where
     }))
 }
 
+/// The socket addresses `host` names (tokio's `lookup_host`): a literal
+/// address as is, a host name (`"localhost:80"`, `("localhost", 80)`)
+/// through the system resolver on the blocking pool.
+///
+/// ```
+/// # kevent_runtime::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// let addrs: Vec<_> = kevent_runtime::net::lookup_host("127.0.0.1:80").await?.collect();
+/// assert_eq!(addrs, ["127.0.0.1:80".parse().unwrap()]);
+/// # Ok::<(), std::io::Error>(())
+/// # })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Panics
+///
+/// Outside a kevent runtime, for a name that needs a lookup.
+pub async fn lookup_host<T: ToSocketAddrs>(
+    host: T,
+) -> io::Result<impl Iterator<Item = SocketAddr>> {
+    Ok(resolve(host).await?.into_iter())
+}
+
 /// Resolves `addr` to its first address (`send_to`'s rule).
 pub(crate) async fn first_addr<A: ToSocketAddrs>(addr: A) -> io::Result<SocketAddr> {
     resolve(addr)

@@ -29,8 +29,7 @@ macro_rules! byte_stream {
                 // Bytes already received through the ring are not in the
                 // socket, and bytes written may still be on their way
                 // through it.
-                self.io.check_raw_read()?;
-                self.io.check_raw_write()?;
+                self.io.check_raw(::kevent_reactor::Interest::BOTH)?;
                 Ok(self.io.into_inner().into())
             }
 
@@ -112,6 +111,13 @@ macro_rules! byte_stream {
                 self.io.try_read_vectored(bufs)
             }
 
+            /// [`try_read`](Self::try_read) into `buf`'s spare capacity
+            /// (appended after its length; 64 bytes are reserved if it has
+            /// none), as tokio's `try_read_buf` does with a `BufMut`.
+            pub fn try_read_buf(&self, buf: &mut ::std::vec::Vec<u8>) -> ::std::io::Result<usize> {
+                $crate::net::datagram::into_spare(buf, |dst| self.io.try_read(dst).map(|n| (n, n)))
+            }
+
             /// Writes what the send buffer takes without waiting;
             /// `WouldBlock` when it is full.
             pub fn try_write(&self, buf: &[u8]) -> ::std::io::Result<usize> {
@@ -167,13 +173,7 @@ macro_rules! byte_stream {
             /// Fails if using the socket itself for `interest` could lose or
             /// reorder bytes that went through the ring.
             fn check_raw(&self, interest: ::kevent_reactor::Interest) -> ::std::io::Result<()> {
-                if interest.is_readable() {
-                    self.io.check_raw_read()?;
-                }
-                if interest.is_writable() {
-                    self.io.check_raw_write()?;
-                }
-                Ok(())
+                self.io.check_raw(interest)
             }
 
             /// Splits into a read half and a write half borrowing the
@@ -191,10 +191,9 @@ macro_rules! byte_stream {
             }
 
             /// Shuts down part of the connection. The write side waits for
-            /// bytes still queued in the ring's outbox.
+            /// bytes still queued in the ring.
             pub(crate) fn shutdown_std(&self, how: ::std::net::Shutdown) -> ::std::io::Result<()> {
-                self.io
-                    .shutdown_with(how, |how| self.io.get_ref().shutdown(how))
+                self.io.shutdown(how)
             }
 
             /// The registered socket (for the hyper integration).
@@ -432,6 +431,11 @@ macro_rules! borrowed_halves {
                 bufs: &mut [::std::io::IoSliceMut<'_>],
             ) -> ::std::io::Result<usize> {
                 self.$field.try_read_vectored(bufs)
+            }
+
+            #[doc = concat!("See [`", stringify!($stream), "::try_read_buf`].")]
+            pub fn try_read_buf(&self, buf: &mut ::std::vec::Vec<u8>) -> ::std::io::Result<usize> {
+                self.$field.try_read_buf(buf)
             }
         }
     };

@@ -118,6 +118,54 @@ macro_rules! datagram_socket {
                     .try_io($crate::driver::slab::Direction::Read, |s| s.recv_from(buf))
             }
 
+            /// Receives one datagram from the connected peer into `buf`'s
+            /// spare capacity (appended after its length; 64 bytes are
+            /// reserved if it has none), as tokio's `recv_buf` does with a
+            /// `BufMut`; bytes past the capacity are discarded.
+            pub async fn recv_buf(
+                &self,
+                buf: &mut ::std::vec::Vec<u8>,
+            ) -> ::std::io::Result<usize> {
+                self.io
+                    .io($crate::driver::slab::Direction::Read, |s| {
+                        $crate::net::datagram::into_spare(buf, |dst| s.recv(dst).map(|n| (n, n)))
+                    })
+                    .await
+            }
+
+            /// [`recv_buf`](Self::recv_buf) without waiting; `WouldBlock`
+            /// if no datagram is queued.
+            pub fn try_recv_buf(&self, buf: &mut ::std::vec::Vec<u8>) -> ::std::io::Result<usize> {
+                self.io.try_io($crate::driver::slab::Direction::Read, |s| {
+                    $crate::net::datagram::into_spare(buf, |dst| s.recv(dst).map(|n| (n, n)))
+                })
+            }
+
+            /// [`recv_buf`](Self::recv_buf) with the sender's address.
+            pub async fn recv_buf_from(
+                &self,
+                buf: &mut ::std::vec::Vec<u8>,
+            ) -> ::std::io::Result<(usize, $addr)> {
+                self.io
+                    .io($crate::driver::slab::Direction::Read, |s| {
+                        $crate::net::datagram::into_spare(buf, |dst| {
+                            s.recv_from(dst).map(|r| (r.0, r))
+                        })
+                    })
+                    .await
+            }
+
+            /// [`recv_buf_from`](Self::recv_buf_from) without waiting;
+            /// `WouldBlock` if no datagram is queued.
+            pub fn try_recv_buf_from(
+                &self,
+                buf: &mut ::std::vec::Vec<u8>,
+            ) -> ::std::io::Result<(usize, $addr)> {
+                self.io.try_io($crate::driver::slab::Direction::Read, |s| {
+                    $crate::net::datagram::into_spare(buf, |dst| s.recv_from(dst).map(|r| (r.0, r)))
+                })
+            }
+
             /// Waits until a datagram may be queued; the readiness may be
             /// spurious.
             pub async fn readable(&self) -> ::std::io::Result<()> {
@@ -247,3 +295,23 @@ macro_rules! datagram_socket {
 }
 
 pub(crate) use datagram_socket;
+
+/// Runs `recv` on `buf`'s spare capacity (64 bytes reserved if it has
+/// none, as `bytes`' `BufMut` for `Vec` does) and keeps the `n` bytes it
+/// reports, where `recv` returns `(n, result)`.
+///
+/// The spare capacity is zeroed first: `recv` takes an initialised slice.
+pub(crate) fn into_spare<R>(
+    buf: &mut Vec<u8>,
+    recv: impl FnOnce(&mut [u8]) -> std::io::Result<(usize, R)>,
+) -> std::io::Result<R> {
+    if buf.capacity() == buf.len() {
+        buf.reserve(64);
+    }
+    let len = buf.len();
+    buf.resize(buf.capacity(), 0);
+    let res = recv(&mut buf[len..]);
+    let n = res.as_ref().map_or(0, |(n, _)| *n);
+    buf.truncate(len + n);
+    res.map(|(_, r)| r)
+}

@@ -1,22 +1,23 @@
 //! A nonblocking mio socket tied to the ring: the wait-try-clear loop every
-//! socket type shares.
+//! socket type shares, and a stream's byte path.
 //!
 //! The ring reports readiness edges. A socket operation runs once its
 //! direction looks ready; when it hits `WouldBlock`, the readiness it acted
 //! on is cleared (unless a newer event arrived meanwhile) and the task waits
-//! for the next edge.
+//! for the next edge. A stream's reads and writes go through the
+//! [`StreamIo`] its backend handed out, which does the same on readiness or
+//! moves the bytes through the ring (ARCHITECTURE.md, section 4), with the
+//! registration as its [`Readiness`](kevent_reactor::Readiness).
 
 use std::future::poll_fn;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::{ManuallyDrop, MaybeUninit};
-use std::os::fd::{AsRawFd, FromRawFd};
-use std::task::{ready, Context, Poll};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::task::{Context, Poll};
 
-use std::sync::Arc;
+use kevent_reactor::{Interest, Ready, StreamIo};
 
-use kevent_reactor::{Inbox, Interest, Outbox, Ready};
-
-use crate::driver::slab::{Direction, ReadyEvent};
+use crate::driver::slab::Direction;
 use crate::driver::Registration;
 
 /// The one direction `interest` names, for `try_io`-style calls.
@@ -36,20 +37,11 @@ pub(crate) fn direction(interest: Interest) -> Direction {
     }
 }
 
-/// An initialised buffer as the `MaybeUninit` slice the inbox copies into.
-pub(crate) fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
-    // SAFETY: same layout, and the inbox only ever writes initialised bytes
+/// An initialised buffer as the `MaybeUninit` slice a read fills.
+fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: same layout, and a read only ever writes initialised bytes
     // into it, so the caller's slice stays initialised.
     unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
-}
-
-/// The error for a raw read of a stream that receives through the ring.
-fn received_through_ring() -> io::Error {
-    io::Error::other(
-        "this stream receives through the ring (io_uring), so its bytes are not in the socket \
-         any more: read it with read/try_read/peek, or build the runtime with \
-         `recv_through_ring(false)` (KEVENT_RECV=readiness) to read its socket directly",
-    )
 }
 
 /// A nonblocking socket registered with the current runtime's ring.
@@ -60,25 +52,27 @@ pub(crate) struct Evented<S: AsRawFd> {
     reg: ManuallyDrop<Registration>,
     /// The nonblocking socket (an fd wrapper: mio's sockets).
     io: ManuallyDrop<S>,
+    /// How a stream's bytes move (a plain socket's for listeners and
+    /// datagram sockets, which use only the readiness above).
+    bytes: StreamIo,
 }
 
 impl<S: AsRawFd> Drop for Evented<S> {
     fn drop(&mut self) {
-        let outbox = self.reg.armed_outbox().cloned();
         // SAFETY: `reg` is dropped here only, and not used after.
         unsafe { ManuallyDrop::drop(&mut self.reg) };
-        match outbox {
-            // Bytes still queued for the ring: the outbox takes the fd and
-            // closes it after the last one is sent. `S` is an fd wrapper,
-            // so forgetting it leaks nothing but the fd the outbox owns.
-            Some(outbox) if matches!(outbox.drained(), Ok(false)) => {
-                let fd = self.io.as_raw_fd();
-                // SAFETY: `io` owns `fd`, and is never dropped (so never
-                // closes it): ownership moves to the outbox.
-                outbox.adopt(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
-            }
+        let fd = self.io.as_raw_fd();
+        // Bytes still queued for the ring: the byte path takes the fd and
+        // closes it after the last one is sent. `S` is an fd wrapper, so
+        // forgetting it leaks nothing but the fd handed over.
+        // SAFETY: `io` owns `fd`, and is then never dropped (so never
+        // closes it): ownership moves to the byte path.
+        let handed_over = self
+            .bytes
+            .close_after_sends(|| unsafe { OwnedFd::from_raw_fd(fd) });
+        if !handed_over {
             // SAFETY: `io` is dropped here only, and not used after.
-            _ => unsafe { ManuallyDrop::drop(&mut self.io) },
+            unsafe { ManuallyDrop::drop(&mut self.io) };
         }
     }
 }
@@ -91,10 +85,41 @@ impl<S: AsRawFd> Evented<S> {
     /// Outside a kevent runtime.
     #[track_caller]
     pub(crate) fn new(io: S, interest: Interest) -> io::Result<Evented<S>> {
-        let reg = Registration::new_fd(io.as_raw_fd(), interest)?;
+        let fd = io.as_raw_fd();
+        let reg = Registration::new_fd(fd, interest)?;
         Ok(Evented {
             reg: ManuallyDrop::new(reg),
             io: ManuallyDrop::new(io),
+            bytes: StreamIo::socket(fd),
+        })
+    }
+
+    /// Registers the stream socket `io` (already nonblocking) with the
+    /// current runtime, its bytes moving as the ring's backend moves them.
+    ///
+    /// # Panics
+    ///
+    /// Outside a kevent runtime.
+    #[track_caller]
+    pub(crate) fn new_stream(io: S) -> io::Result<Evented<S>> {
+        let (reg, bytes) = Registration::new_stream(io.as_raw_fd(), Interest::BOTH)?;
+        Ok(Evented {
+            reg: ManuallyDrop::new(reg),
+            io: ManuallyDrop::new(io),
+            bytes,
+        })
+    }
+
+    /// Registers the listening socket `io` (already nonblocking): its port
+    /// is free as soon as it is closed, whatever the ring holds.
+    #[track_caller]
+    pub(crate) fn new_listener(io: S) -> io::Result<Evented<S>> {
+        let fd = io.as_raw_fd();
+        let reg = Registration::new_listener_fd(fd, Interest::READABLE)?;
+        Ok(Evented {
+            reg: ManuallyDrop::new(reg),
+            io: ManuallyDrop::new(io),
+            bytes: StreamIo::socket(fd),
         })
     }
 }
@@ -103,7 +128,7 @@ impl<S: AsRawFd> Evented<S> {
     /// Keeps this stream's reads on readiness (`recv(2)`), never through
     /// the ring.
     pub(crate) fn without_ring_recv(self) -> Evented<S> {
-        self.reg.without_ring_recv();
+        self.bytes.without_ring_recv();
         self
     }
 
@@ -118,7 +143,7 @@ impl<S: AsRawFd> Evented<S> {
     }
 
     /// Leaves the ring and hands back the socket (callers check first that
-    /// no bytes wait in an outbox: `check_raw_write`).
+    /// no bytes wait in the ring: `check_raw`).
     pub(crate) fn into_inner(self) -> S {
         let mut this = ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped, so each field is taken once:
@@ -135,12 +160,10 @@ impl<S: AsRawFd> Evented<S> {
         cx: &mut Context<'_>,
         dir: Direction,
     ) -> Poll<io::Result<()>> {
-        if dir == Direction::Write {
-            if let Some(outbox) = self.reg.armed_outbox() {
-                return outbox.poll_writable(cx).map(Ok);
-            }
+        match dir {
+            Direction::Read => self.reg.poll_ready(cx, dir).map_ok(|_| ()),
+            Direction::Write => self.bytes.poll_write_ready(cx, &*self.reg).map_ok(|_| ()),
         }
-        self.reg.poll_ready(cx, dir).map_ok(|_| ())
     }
 
     /// Waits until `dir` looks ready.
@@ -162,14 +185,8 @@ impl<S: AsRawFd> Evented<S> {
             }
         }
         if interest.is_writable() {
-            // Sending through the ring, writable unless a write found the
-            // outbox full since the last send completed.
-            if let Some(outbox) = self.reg.armed_outbox() {
-                if outbox.poll_writable(cx).is_ready() {
-                    ready |= Ready::WRITABLE;
-                }
-            } else if let Poll::Ready(ev) = self.reg.poll_ready(cx, Direction::Write)? {
-                ready |= ev.ready;
+            if let Poll::Ready(r) = self.bytes.poll_write_ready(cx, &*self.reg)? {
+                ready |= r;
             }
         }
         if ready.is_empty() {
@@ -182,86 +199,6 @@ impl<S: AsRawFd> Evented<S> {
     /// Waits until any direction in `interest` looks ready.
     pub(crate) async fn ready(&self, interest: Interest) -> io::Result<Ready> {
         poll_fn(|cx| self.poll_ready(cx, interest)).await
-    }
-
-    /// Reads (or peeks at) a stream's bytes received through the ring.
-    pub(crate) fn poll_recv(
-        &self,
-        cx: &mut Context<'_>,
-        inbox: &Inbox,
-        dst: &mut [MaybeUninit<u8>],
-        peek: bool,
-    ) -> Poll<io::Result<usize>> {
-        let len = dst.len();
-        let res = self.poll_inbox(cx, |ev| self.reg.recv(inbox, dst, peek, ev));
-        self.eof_after_own_sends(cx, len, res)
-    }
-
-    /// Holds back the peer's end of stream (a read of `len > 0` bytes that
-    /// returned 0) while this stream's own sends through the ring are not
-    /// seen done: see [`Outbox::poll_peer_eof`].
-    pub(crate) fn eof_after_own_sends(
-        &self,
-        cx: &mut Context<'_>,
-        len: usize,
-        res: Poll<io::Result<usize>>,
-    ) -> Poll<io::Result<usize>> {
-        if let Poll::Ready(Ok(0)) = res {
-            if len > 0 {
-                if let Some(outbox) = self.reg.armed_outbox() {
-                    ready!(outbox.poll_peer_eof(cx));
-                }
-            }
-        }
-        res
-    }
-
-    /// Waits for the read side and runs `take` (an inbox read, which
-    /// clears the readiness it acted on when it would block) until it does
-    /// not return `WouldBlock`.
-    fn poll_inbox(
-        &self,
-        cx: &mut Context<'_>,
-        mut take: impl FnMut(ReadyEvent) -> io::Result<usize>,
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            let ev = ready!(self.reg.poll_ready(cx, Direction::Read))?;
-            match take(ev) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                res => return Poll::Ready(res),
-            }
-        }
-    }
-
-    /// Reads from the inbox into `bufs` in order, as far as it has bytes.
-    fn recv_vectored(
-        &self,
-        inbox: &Inbox,
-        bufs: &mut [IoSliceMut<'_>],
-        ev: ReadyEvent,
-    ) -> io::Result<usize> {
-        let mut total = 0;
-        for buf in bufs.iter_mut().filter(|b| !b.is_empty()) {
-            let len = buf.len();
-            let n = self.reg.recv(inbox, as_uninit(buf), false, ev)?;
-            total += n;
-            // Stop before a call that could only block, or consume the
-            // error meant for the next read.
-            if n < len || inbox.is_empty() {
-                break;
-            }
-        }
-        Ok(total)
-    }
-
-    /// Fails if reading the socket itself could lose or reorder bytes: the
-    /// stream receives through the ring (`try_io`/`async_io` reads,
-    /// `into_std`).
-    pub(crate) fn check_raw_read(&self) -> io::Result<()> {
-        match self.reg.armed_inbox() {
-            Some(_) => Err(received_through_ring()),
-            None => Ok(()),
-        }
     }
 
     /// Runs `op` when `dir` is ready, waiting again whenever it would block.
@@ -287,23 +224,11 @@ impl<S: AsRawFd> Evented<S> {
         poll_fn(|cx| self.poll_io(cx, dir, &mut op)).await
     }
 
-    /// Runs `op` now if `dir` looks ready; `WouldBlock` otherwise.
-    pub(crate) fn try_io<R>(
-        &self,
-        dir: Direction,
-        op: impl FnOnce(&S) -> io::Result<R>,
-    ) -> io::Result<R> {
-        self.reg.try_io(dir, || {
-            kevent_reactor::syscalls::count(1);
-            op(&self.io)
-        })
-    }
-
-    /// Like [`Evented::poll_io`] for a byte-stream transfer of `len` bytes.
-    /// A short transfer means the kernel buffer was drained (or filled), so
-    /// the next attempt would block: the readiness is cleared at once,
-    /// saving that syscall. An event arriving meanwhile advances the tick
-    /// and survives the clear.
+    /// Waits for `dir` and runs `op` (a `read(2)`/`write(2)` of `len`
+    /// bytes on a descriptor that is no socket: a pipe) until it does not
+    /// block. A short transfer means the kernel buffer was drained (or
+    /// filled), so the readiness is cleared at once, saving the syscall
+    /// that would block; an event arriving meanwhile survives the clear.
     pub(crate) fn poll_transfer(
         &self,
         cx: &mut Context<'_>,
@@ -312,7 +237,7 @@ impl<S: AsRawFd> Evented<S> {
         mut op: impl FnMut(&S) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
         loop {
-            let ev = ready!(self.reg.poll_ready(cx, dir))?;
+            let ev = std::task::ready!(self.reg.poll_ready(cx, dir))?;
             kevent_reactor::syscalls::count(1);
             match op(&self.io) {
                 Ok(n) if n > 0 && n < len => {
@@ -324,188 +249,108 @@ impl<S: AsRawFd> Evented<S> {
             }
         }
     }
+
+    /// Runs `op` now if `dir` looks ready; `WouldBlock` otherwise.
+    pub(crate) fn try_io<R>(
+        &self,
+        dir: Direction,
+        op: impl FnOnce(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.reg.try_io(dir, || {
+            kevent_reactor::syscalls::count(1);
+            op(&self.io)
+        })
+    }
 }
 
-impl<S: AsRawFd> Evented<S>
-where
-    for<'a> &'a S: Read + Write,
-{
-    /// `AsyncRead::poll_read` for a byte stream.
+/// A byte stream's reads and writes, through its [`StreamIo`].
+impl<S: AsRawFd> Evented<S> {
+    /// `AsyncRead::poll_read`.
     pub(crate) fn poll_read(
         &self,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        if let Some(inbox) = self.reg.stream_inbox() {
-            return self.poll_recv(cx, inbox, as_uninit(buf), false);
-        }
-        let len = buf.len();
-        let res = self.poll_transfer(cx, Direction::Read, len, |mut io| io.read(buf));
-        self.eof_after_own_sends(cx, len, res)
+        self.bytes.poll_read(cx, &*self.reg, as_uninit(buf), false)
     }
 
-    /// `AsyncRead::poll_read_vectored` for a byte stream.
+    /// `AsyncRead::poll_read` into a buffer that is only written (hyper's).
+    #[cfg_attr(not(feature = "hyper"), allow(dead_code))]
+    pub(crate) fn poll_read_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        dst: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        self.bytes.poll_read(cx, &*self.reg, dst, false)
+    }
+
+    /// Reads without removing the bytes from the stream.
+    pub(crate) fn poll_peek(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.bytes.poll_read(cx, &*self.reg, as_uninit(buf), true)
+    }
+
+    /// `AsyncRead::poll_read_vectored`.
     pub(crate) fn poll_read_vectored(
         &self,
         cx: &mut Context<'_>,
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
-        let len = bufs.iter().map(|b| b.len()).sum();
-        let res = if let Some(inbox) = self.reg.stream_inbox() {
-            self.poll_inbox(cx, |ev| self.recv_vectored(inbox, bufs, ev))
-        } else {
-            self.poll_transfer(cx, Direction::Read, len, |mut io| io.read_vectored(bufs))
-        };
-        self.eof_after_own_sends(cx, len, res)
+        self.bytes.poll_read_vectored(cx, &*self.reg, bufs)
     }
 
-    /// `AsyncWrite::poll_write` for a byte stream.
+    /// `AsyncWrite::poll_write`.
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if let Some(outbox) = self.reg.stream_outbox() {
-            return Self::poll_outbox(cx, outbox, || self.send_now(outbox, buf));
-        }
-        self.poll_transfer(cx, Direction::Write, buf.len(), |mut io| io.write(buf))
+        self.bytes.poll_write(cx, &*self.reg, buf)
     }
 
-    /// `AsyncWrite::poll_write_vectored` for a byte stream.
+    /// `AsyncWrite::poll_write_vectored`.
     pub(crate) fn poll_write_vectored(
         &self,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if let Some(outbox) = self.reg.stream_outbox() {
-            return Self::poll_outbox(cx, outbox, || self.send_vectored_now(outbox, bufs));
-        }
-        let len = bufs.iter().map(|b| b.len()).sum();
-        self.poll_transfer(cx, Direction::Write, len, |mut io| io.write_vectored(bufs))
+        self.bytes.poll_write_vectored(cx, &*self.reg, bufs)
     }
 
-    /// Reads now if the socket looks readable; `WouldBlock` otherwise.
+    /// Reads now if the stream looks readable; `WouldBlock` otherwise.
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(inbox) = self.reg.armed_inbox() {
-            return self.reg.try_recv(inbox, as_uninit(buf));
-        }
-        self.try_io(Direction::Read, |mut io| io.read(buf))
+        self.bytes.try_read(&*self.reg, as_uninit(buf))
     }
 
     /// Vectored [`Evented::try_read`].
     pub(crate) fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        if let Some(inbox) = self.reg.armed_inbox() {
-            return match self.reg.current_read() {
-                Some(ev) => self.recv_vectored(inbox, bufs, ev),
-                None => Err(io::ErrorKind::WouldBlock.into()),
-            };
-        }
-        self.try_io(Direction::Read, |mut io| io.read_vectored(bufs))
+        self.bytes.try_read_vectored(&*self.reg, bufs)
     }
 
-    /// Writes now if the socket looks writable (or, sending through the
-    /// ring, if its outbox has room); `WouldBlock` otherwise.
+    /// Writes now if the stream looks writable; `WouldBlock` otherwise.
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(outbox) = self.reg.stream_outbox() {
-            return self.send_now(outbox, buf);
-        }
-        self.try_io(Direction::Write, |mut io| io.write(buf))
+        self.bytes.try_write(&*self.reg, buf)
     }
 
     /// Vectored [`Evented::try_write`].
     pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        if let Some(outbox) = self.reg.stream_outbox() {
-            return self.send_vectored_now(outbox, bufs);
-        }
-        self.try_io(Direction::Write, |mut io| io.write_vectored(bufs))
+        self.bytes.try_write_vectored(&*self.reg, bufs)
     }
 
-    /// Queues as much of `buf` as the outbox takes and starts a send if
-    /// none is in flight; `WouldBlock` when the outbox is full.
-    fn send_now(&self, outbox: &Arc<Outbox>, buf: &[u8]) -> io::Result<usize> {
-        match outbox.write(buf)? {
-            Some((n, start)) => {
-                if start {
-                    self.reg.start_send(outbox)?;
-                }
-                Ok(n)
-            }
-            None => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
-
-    /// [`send_now`](Evented::send_now) for slices in order, as far as the
-    /// outbox takes them, all in one batch (one send for a response handed
-    /// over as headers and body); `WouldBlock` only if it took nothing.
-    fn send_vectored_now(&self, outbox: &Arc<Outbox>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match outbox.write_vectored(bufs)? {
-            Some((n, start)) => {
-                if start {
-                    self.reg.start_send(outbox)?;
-                }
-                Ok(n)
-            }
-            None => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
-
-    /// Runs `send` (a queueing write), waiting for room in the outbox (a
-    /// completion of the send in flight) while it would block.
-    fn poll_outbox(
-        cx: &mut Context<'_>,
-        outbox: &Outbox,
-        mut send: impl FnMut() -> io::Result<usize>,
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            match send() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                res => return Poll::Ready(res),
-            }
-            ready!(outbox.poll_room(cx))?;
-        }
-    }
-
-    /// `AsyncWrite::poll_flush`: waits until the ring has sent what was
-    /// written through it (at once when the stream writes its socket).
+    /// `AsyncWrite::poll_flush`.
     pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.reg.armed_outbox() {
-            Some(outbox) => outbox.poll_drained(cx),
-            None => Poll::Ready(Ok(())),
-        }
+        self.bytes.poll_flush(cx)
     }
 
-    /// Shuts down part of the connection with `shutdown`; the write side
-    /// only after the bytes queued in the outbox are sent (as the kernel
-    /// sends its buffer before the FIN).
-    pub(crate) fn shutdown_with(
-        &self,
-        how: std::net::Shutdown,
-        shutdown: impl Fn(std::net::Shutdown) -> io::Result<()>,
-    ) -> io::Result<()> {
-        use std::net::Shutdown;
-        let Some(outbox) = self.reg.armed_outbox() else {
-            return shutdown(how);
-        };
-        if how == Shutdown::Read {
-            return shutdown(how);
-        }
-        if outbox.shutdown_write()? {
-            return shutdown(how);
-        }
-        // Deferred: the outbox shuts the write side once drained.
-        if how == Shutdown::Both {
-            shutdown(Shutdown::Read)?;
-        }
-        Ok(())
+    /// Shuts down part of the connection (the write side after the bytes
+    /// still queued in the ring).
+    pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        self.bytes.shutdown(how)
     }
 
-    /// Fails if writing the socket itself could reorder bytes: bytes
-    /// written through the ring are still being sent (`try_io`/`async_io`
-    /// writes, `into_std`).
-    pub(crate) fn check_raw_write(&self) -> io::Result<()> {
-        match self.reg.armed_outbox() {
-            Some(outbox) if !outbox.drained()? => Err(io::Error::other(
-                "bytes written to this stream are still being sent through the ring (io_uring): \
-                 flush it before writing its socket directly, or build the runtime with \
-                 `send_through_ring(false)` (KEVENT_SEND=readiness)",
-            )),
-            _ => Ok(()),
-        }
+    /// Fails if using the socket itself for `interest` (`try_io`,
+    /// `async_io`, `into_std`) could lose or reorder bytes that went
+    /// through the ring.
+    pub(crate) fn check_raw(&self, interest: Interest) -> io::Result<()> {
+        self.bytes.check_raw(interest)
     }
 }

@@ -189,3 +189,79 @@ pub(crate) fn listen(socket: &impl AsFd, backlog: u32) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+/// The peer's credentials on a connected Unix socket (`SO_PEERCRED`):
+/// process id, user id, group id, as they were when it connected.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn peer_cred(socket: &impl AsFd) -> io::Result<(libc::pid_t, libc::uid_t, libc::gid_t)> {
+    let cred: libc::ucred = get(socket, libc::SOL_SOCKET, libc::SO_PEERCRED)?;
+    Ok((cred.pid, cred.uid, cred.gid))
+}
+
+/// `path` as a Unix socket address, with its length; a path starting with
+/// a NUL byte names the abstract namespace (Linux).
+fn raw_unix_addr(path: &std::path::Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    use std::os::unix::ffi::OsStrExt;
+
+    // SAFETY: all-zero is a valid `sockaddr_un` (integers and a byte array).
+    let mut addr: libc::sockaddr_un = unsafe { mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    let abstract_name = bytes.first() == Some(&0);
+    // A filesystem path needs room for its terminating NUL.
+    if bytes.is_empty() || bytes.len() + usize::from(!abstract_name) > addr.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a Unix socket path must be non-empty and shorter than 108 bytes",
+        ));
+    }
+    if !abstract_name && bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a Unix socket path must not contain NUL bytes",
+        ));
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let base = mem::size_of::<libc::sa_family_t>();
+    let len = base + bytes.len() + usize::from(!abstract_name);
+    Ok((addr, len as libc::socklen_t))
+}
+
+/// `call` (bind(2) or connect(2)) on `socket` with the Unix address `path`.
+fn with_unix_addr(
+    socket: &impl AsFd,
+    path: &std::path::Path,
+    call: unsafe extern "C" fn(libc::c_int, *const libc::sockaddr, libc::socklen_t) -> libc::c_int,
+) -> io::Result<()> {
+    let (addr, len) = raw_unix_addr(path)?;
+    // SAFETY: `addr` holds a valid Unix socket address of `len` bytes,
+    // which is all `call` reads; the fd is borrowed for the call.
+    let rc = unsafe {
+        call(
+            socket.as_fd().as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// bind(2) to a Unix socket path.
+pub(crate) fn bind_unix(socket: &impl AsFd, path: &std::path::Path) -> io::Result<()> {
+    with_unix_addr(socket, path, libc::bind)
+}
+
+/// connect(2) of a nonblocking Unix socket to `path`: `Ok` once started
+/// (`EINPROGRESS`) or done; a full backlog fails with `WouldBlock`.
+pub(crate) fn start_connect_unix(socket: &impl AsFd, path: &std::path::Path) -> io::Result<()> {
+    match with_unix_addr(socket, path, libc::connect) {
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(()),
+        r => r,
+    }
+}

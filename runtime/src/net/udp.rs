@@ -106,6 +106,30 @@ impl UdpSocket {
         self.io.try_io(Direction::Read, |s| s.peek_from(buf))
     }
 
+    /// The sender of the next queued datagram, which stays queued. Waits
+    /// for one.
+    pub async fn peek_sender(&self) -> io::Result<SocketAddr> {
+        self.io
+            .io(Direction::Read, |s| s.peek_from(&mut []))
+            .await
+            .map(|(_, a)| a)
+    }
+
+    /// Polling form of [`peek_sender`](UdpSocket::peek_sender).
+    pub fn poll_peek_sender(&self, cx: &mut Context<'_>) -> Poll<io::Result<SocketAddr>> {
+        self.io
+            .poll_io(cx, Direction::Read, |s| s.peek_from(&mut []))
+            .map_ok(|(_, a)| a)
+    }
+
+    /// [`peek_sender`](UdpSocket::peek_sender) without waiting;
+    /// `WouldBlock` if no datagram is queued.
+    pub fn try_peek_sender(&self) -> io::Result<SocketAddr> {
+        self.io
+            .try_io(Direction::Read, |s| s.peek_from(&mut []))
+            .map(|(_, a)| a)
+    }
+
     /// Like [`recv`](UdpSocket::recv), but leaves the datagram queued.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.io.io(Direction::Read, |s| s.peek(buf)).await

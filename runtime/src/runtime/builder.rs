@@ -43,6 +43,10 @@ pub struct Builder {
     recv_through_ring: Option<bool>,
     /// Send through the ring; `None`: `KEVENT_SEND` or yes.
     send_through_ring: Option<bool>,
+    /// Start with the clock paused (current-thread only).
+    start_paused: bool,
+    /// Scheduler intervals and park hooks.
+    knobs: crate::scheduler::Knobs,
 }
 
 impl Builder {
@@ -58,6 +62,8 @@ impl Builder {
             threads: ThreadConfig::default(),
             recv_through_ring: None,
             send_through_ring: None,
+            start_paused: false,
+            knobs: crate::scheduler::Knobs::default(),
         }
     }
 
@@ -128,6 +134,57 @@ impl Builder {
         self
     }
 
+    /// Runs `f` on a worker thread each time it is about to sleep in the
+    /// ring for lack of work (in a current-thread runtime: the thread in
+    /// `block_on`).
+    pub fn on_thread_park<F>(&mut self, f: F) -> &mut Builder
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.knobs.on_park = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on a worker thread each time it wakes from sleeping in the
+    /// ring.
+    pub fn on_thread_unpark<F>(&mut self, f: F) -> &mut Builder
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.knobs.on_unpark = Some(Arc::new(f));
+        self
+    }
+
+    /// Every `ticks` tasks, a worker takes work from the global injector
+    /// (tasks spawned or woken outside the workers) before its own queue,
+    /// so remote work is not starved by a busy local queue. Default 61.
+    ///
+    /// # Panics
+    ///
+    /// If `ticks` is 0.
+    #[track_caller]
+    pub fn global_queue_interval(&mut self, ticks: u32) -> &mut Builder {
+        assert!(ticks > 0, "global_queue_interval must be greater than 0");
+        self.knobs.global_queue_interval = ticks;
+        self
+    }
+
+    /// Every `ticks` tasks, a busy worker harvests the ring without
+    /// sleeping (asks the backend what is ready and dispatches the I/O,
+    /// timer and signal events), so I/O is not starved by a stream of ready
+    /// tasks. A worker with nothing to run harvests at once, whatever this
+    /// is. Default 61.
+    ///
+    /// # Panics
+    ///
+    /// If `ticks` is 0.
+    #[track_caller]
+    pub fn event_interval(&mut self, ticks: u32) -> &mut Builder {
+        assert!(ticks > 0, "event_interval must be greater than 0");
+        self.knobs.event_interval = ticks;
+        self
+    }
+
     /// Accepted so tokio code compiles unchanged: I/O, time and signals are
     /// always enabled in kevent.
     pub fn enable_all(&mut self) -> &mut Builder {
@@ -141,6 +198,15 @@ impl Builder {
 
     /// Accepted for tokio compatibility; timers are always enabled.
     pub fn enable_time(&mut self) -> &mut Builder {
+        self
+    }
+
+    /// Starts the runtime with its clock paused, as if the first thing
+    /// its `block_on` did was [`time::pause`](crate::time::pause): timers
+    /// fire as soon as every task waits, without real time passing.
+    /// Current-thread runtimes only (`build` fails otherwise).
+    pub fn start_paused(&mut self, paused: bool) -> &mut Builder {
+        self.start_paused = paused;
         self
     }
 
@@ -268,12 +334,25 @@ impl Builder {
     /// Builds the runtime and, for the multi-thread flavor, starts its
     /// workers.
     pub fn build(&mut self) -> io::Result<Runtime> {
+        if self.start_paused && self.flavor != Flavor::CurrentThread {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "start_paused(true) needs a current-thread runtime: a multi-thread runtime's \
+                 clock cannot be paused (use Builder::new_current_thread)",
+            ));
+        }
         let workers = self.worker_count()?;
         let backend = self.backend_choice()?;
         let kevent = Kevent::new(
             Config::default()
                 .capacity(self.ring_capacity)
-                .max_consumers(workers)
+                // One worker: a slot more for the stand-in that runs its
+                // tasks while it is lent to `block_in_place`.
+                .max_consumers(if self.flavor == Flavor::MultiThread && workers == 1 {
+                    2
+                } else {
+                    workers
+                })
                 .backend(backend.into())
                 .recv_through_ring(Self::ring_choice(self.recv_through_ring, "KEVENT_RECV")?)
                 // A current-thread runtime drives the ring only inside
@@ -291,6 +370,11 @@ impl Builder {
             self.threads.clone(),
         );
         let shared = Shared::new(kevent, workers, self.flavor, blocking)?;
+        if self.start_paused {
+            crate::time::clock::start_paused(&shared.clock);
+        }
+        // Before any worker starts: each reads them as it enters.
+        let _ = shared.knobs.set(self.knobs.clone());
         let handle = Handle { shared };
         let mut threads = Vec::new();
         if self.flavor == Flavor::MultiThread {

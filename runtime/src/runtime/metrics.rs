@@ -23,6 +23,10 @@ pub struct WorkerMetrics {
     /// `io_uring_enter`, eventfd), submissions, socket reads and writes.
     /// Updated when the worker parks or every 61 ticks.
     pub syscalls: u64,
+    /// Times it woke from sleeping in the ring.
+    pub unparks: u64,
+    /// Time it spent awake, up to its last sleep in the ring.
+    pub busy: std::time::Duration,
 }
 
 /// A snapshot of the runtime's metrics.
@@ -54,6 +58,47 @@ impl RuntimeMetrics {
         self.workers.len()
     }
 
+    /// Tasks alive (tokio's name for [`alive_tasks`](Self::alive_tasks)).
+    pub fn num_alive_tasks(&self) -> usize {
+        self.alive_tasks
+    }
+
+    /// Tasks waiting in the global injector (tokio's name for
+    /// [`injected_tasks`](Self::injected_tasks)).
+    pub fn global_queue_depth(&self) -> usize {
+        self.injected_tasks
+    }
+
+    /// Times worker `worker` slept in the ring.
+    ///
+    /// # Panics
+    ///
+    /// If there is no such worker.
+    pub fn worker_park_count(&self, worker: usize) -> u64 {
+        self.workers[worker].parks
+    }
+
+    /// Times worker `worker` went to sleep plus times it woke: even while
+    /// it is awake, odd while it sleeps (tokio's meaning).
+    ///
+    /// # Panics
+    ///
+    /// If there is no such worker.
+    pub fn worker_park_unpark_count(&self, worker: usize) -> u64 {
+        let w = &self.workers[worker];
+        w.parks + w.unparks.min(w.parks)
+    }
+
+    /// Time worker `worker` spent awake (running tasks and harvesting the
+    /// ring), counted up to its last sleep.
+    ///
+    /// # Panics
+    ///
+    /// If there is no such worker.
+    pub fn worker_total_busy_duration(&self, worker: usize) -> std::time::Duration {
+        self.workers[worker].busy
+    }
+
     /// Sum of all workers' polls.
     pub fn total_polls(&self) -> u64 {
         self.workers.iter().map(|w| w.polls).sum()
@@ -76,6 +121,10 @@ pub(crate) fn snapshot(shared: &Shared) -> RuntimeMetrics {
                 wakeups_sent: r.counters.notifies.load(Ordering::Relaxed),
                 woken: woken.get(i).copied().unwrap_or(0),
                 syscalls: r.counters.syscalls.load(Ordering::Relaxed),
+                unparks: r.counters.unparks.load(Ordering::Relaxed),
+                busy: std::time::Duration::from_nanos(
+                    r.counters.busy_nanos.load(Ordering::Relaxed),
+                ),
             })
             .collect(),
         alive_tasks: shared.owned.len(),

@@ -203,6 +203,47 @@ impl Handle {
     pub fn metrics(&self) -> RuntimeMetrics {
         metrics::snapshot(&self.shared)
     }
+
+    /// This runtime's id, unique among the runtimes of the process.
+    pub fn id(&self) -> Id {
+        Id(self.shared.id)
+    }
+}
+
+/// A runtime's id (`Handle::id`), unique in the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(u64);
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The error an I/O resource returns once its runtime has shut down.
+#[derive(Debug)]
+struct ShutDown;
+
+impl fmt::Display for ShutDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "the kevent runtime this I/O resource belongs to has shut down: keep the \
+             `Runtime` alive while its sockets are used",
+        )
+    }
+}
+
+impl std::error::Error for ShutDown {}
+
+/// The error of I/O on a resource whose runtime has shut down.
+pub(crate) fn shut_down_error() -> std::io::Error {
+    std::io::Error::other(ShutDown)
+}
+
+/// Whether `err` says that the resource's runtime has shut down (I/O on a
+/// socket whose runtime was dropped), as tokio's `is_rt_shutdown_err`.
+pub fn is_rt_shutdown_err(err: &std::io::Error) -> bool {
+    err.get_ref().is_some_and(|e| e.is::<ShutDown>())
 }
 
 /// Wakes a thread parked in [`park_on`].
@@ -271,6 +312,11 @@ impl fmt::Debug for Runtime {
 }
 
 impl Runtime {
+    /// A snapshot of the runtime's metrics (as `Handle::metrics`).
+    pub fn metrics(&self) -> RuntimeMetrics {
+        self.handle.metrics()
+    }
+
     fn from_parts(handle: Handle, threads: Vec<ThreadHandle<()>>) -> Runtime {
         Runtime { handle, threads }
     }

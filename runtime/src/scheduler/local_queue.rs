@@ -99,13 +99,13 @@
 
 use std::fmt;
 use std::mem::MaybeUninit;
-use std::ops::Deref;
 
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::atomic::AtomicU32;
 use crate::loom::sync::atomic::AtomicU64;
 use crate::loom::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use crate::loom::sync::Arc;
+use crate::loom::CachePadded;
 
 /// Largest supported capacity: positions are `u32` and a distance of
 /// `capacity` must not be mistaken for a wrapped one.
@@ -117,29 +117,6 @@ const LIFO_EMPTY: u32 = 0;
 const LIFO_FULL: u32 = 1;
 /// LIFO slot state: a thief has claimed the task and is reading it out.
 const LIFO_TAKING: u32 = 2;
-
-/// Pads and aligns a value to 128 bytes so that it has cache lines (and
-/// adjacent-line prefetch pairs) to itself.
-#[repr(align(128))]
-struct CachePadded<T> {
-    /// The padded value.
-    value: T,
-}
-
-impl<T> CachePadded<T> {
-    /// Wraps `value`.
-    fn new(value: T) -> Self {
-        Self { value }
-    }
-}
-
-impl<T> Deref for CachePadded<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.value
-    }
-}
 
 /// Creates a queue with room for `capacity` tasks (plus one in the LIFO slot).
 ///

@@ -38,13 +38,14 @@
 pub(crate) mod idle;
 pub(crate) mod injector;
 pub(crate) mod local_queue;
+pub(crate) mod stand_in;
 pub(crate) mod worker;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_task::Runnable;
+use crate::task::Runnable;
 use kevent_reactor::{Flags, Kevent, Key, Token};
 use parking_lot::Mutex;
 
@@ -79,7 +80,8 @@ pub(crate) enum Flavor {
 /// Counters of one worker, written by it, read by `Handle::metrics`.
 #[derive(Debug, Default)]
 pub(crate) struct WorkerCounters {
-    /// Tasks polled.
+    /// Tasks polled (also how the stall check tells a worker stuck in one
+    /// poll from a busy one).
     pub(crate) polls: AtomicU64,
     /// Successful steals.
     pub(crate) steals: AtomicU64,
@@ -92,7 +94,50 @@ pub(crate) struct WorkerCounters {
     /// Syscalls its thread made (ring waits, wakes, submissions, socket
     /// reads and writes), published at each park and maintenance tick.
     pub(crate) syscalls: AtomicU64,
+    /// Times it woke from sleeping in the ring (one less than `parks`
+    /// while it sleeps).
+    pub(crate) unparks: AtomicU64,
+    /// Nanoseconds it spent awake (between waking and going to sleep).
+    pub(crate) busy_nanos: AtomicU64,
 }
+
+/// Scheduler settings from the builder, and the park hooks.
+#[derive(Clone)]
+pub(crate) struct Knobs {
+    /// Ticks between non-sleeping harvests of the ring
+    /// (`Builder::event_interval`).
+    pub(crate) event_interval: u32,
+    /// Ticks between looks at the injector before the local queue
+    /// (`Builder::global_queue_interval`).
+    pub(crate) global_queue_interval: u32,
+    /// Runs on a worker thread before it sleeps in the ring.
+    pub(crate) on_park: Option<crate::runtime::threads::Hook>,
+    /// Runs on a worker thread after it wakes from the ring.
+    pub(crate) on_unpark: Option<crate::runtime::threads::Hook>,
+}
+
+impl Default for Knobs {
+    fn default() -> Knobs {
+        Knobs {
+            event_interval: 61,
+            global_queue_interval: 61,
+            on_park: None,
+            on_unpark: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Knobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Knobs")
+            .field("event_interval", &self.event_interval)
+            .field("global_queue_interval", &self.global_queue_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Source of runtime ids (`Handle::id`).
+static NEXT_RUNTIME_ID: AtomicU64 = AtomicU64::new(1);
 
 /// What other workers (and everyone else) can see of a worker. Aligned to
 /// a cache-line pair: each worker writes its own counters on every poll.
@@ -101,10 +146,18 @@ pub(crate) struct WorkerCounters {
 pub(crate) struct Remote {
     /// Steals from the worker's local queue.
     pub(crate) steal: Steal<Runnable>,
-    /// Polls started, to tell a worker stuck in one poll from a busy one.
-    pub(crate) tick: AtomicU64,
     /// Counters.
     pub(crate) counters: WorkerCounters,
+}
+
+/// Adds `n` to a counter only the thread holding the worker's core
+/// writes: a load and a store, no read-modify-write (which costs a locked
+/// instruction on every task poll). Readers see some recent value.
+pub(crate) fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
 }
 
 /// Everything the workers of one runtime share.
@@ -157,6 +210,14 @@ pub(crate) struct Shared {
     /// The file ring of `kevent::fs` on io_uring, made at first use.
     #[cfg(target_os = "linux")]
     pub(crate) file_ring: std::sync::OnceLock<Option<Arc<crate::fs::uring::FileRing>>>,
+    /// The runtime's clock, which a test can pause (`time::pause`).
+    pub(crate) clock: crate::time::clock::Clock,
+    /// Builder settings the workers read when they start.
+    pub(crate) knobs: std::sync::OnceLock<Knobs>,
+    /// This runtime's id, unique in the process.
+    pub(crate) id: u64,
+    /// The stand-in for a lone worker lent to `block_in_place`.
+    pub(crate) stand_in: stand_in::State,
 }
 
 impl Shared {
@@ -180,7 +241,6 @@ impl Shared {
             let (local, steal) = local_queue::local(LOCAL_QUEUE);
             remotes.push(Remote {
                 steal,
-                tick: AtomicU64::new(0),
                 counters: WorkerCounters::default(),
             });
             locals.push(local);
@@ -218,9 +278,18 @@ impl Shared {
             timer_pool: Mutex::new(Vec::new()),
             #[cfg(target_os = "linux")]
             file_ring: std::sync::OnceLock::new(),
+            clock: crate::time::clock::Clock::new(),
+            knobs: std::sync::OnceLock::new(),
+            id: NEXT_RUNTIME_ID.fetch_add(1, Ordering::Relaxed),
+            stand_in: stand_in::State::default(),
         });
         shared.blocking.set_runtime(Arc::downgrade(&shared));
         Ok(shared)
+    }
+
+    /// The builder's settings (defaults if none were given).
+    pub(crate) fn knobs(&self) -> &Knobs {
+        self.knobs.get_or_init(Knobs::default)
     }
 
     /// Schedules a woken task: onto the current worker's queue when called

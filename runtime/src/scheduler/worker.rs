@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use async_task::Runnable;
+use crate::task::Runnable;
 use kevent_reactor::{Consumer, Event, WaitStatus};
 
 use super::local_queue::Local;
@@ -33,7 +33,7 @@ use super::{drop_task, Shared, LOCAL_QUEUE, NOTIFY, SHUTDOWN, STALL};
 use crate::driver::slab::IoToken;
 use crate::task::coop;
 
-/// Ticks between fairness checks of the injector and non-sleeping harvests.
+/// Tasks a current-thread `block_on` runs between polls of its own future.
 const EVENT_INTERVAL: u32 = 61;
 /// Most tasks taken from the LIFO slot in a row before the queue's front.
 const MAX_LIFO: u32 = 3;
@@ -47,7 +47,7 @@ const MAX_LIFO: u32 = 3;
 /// covered by the stall check, as a blocked one always was.
 const NOTIFY_BACKLOG: usize = 4;
 /// Events claimed from the ring at a time.
-const CLAIM_BATCH: usize = kevent_reactor::BUSY_CLAIM;
+pub(crate) const CLAIM_BATCH: usize = kevent_reactor::BUSY_CLAIM;
 
 /// A worker's queue and identity, reachable from wakers on its thread.
 pub(crate) struct WorkerCtx {
@@ -77,6 +77,48 @@ pub(crate) fn current_index(shared: &Arc<Shared>) -> Option<usize> {
             .filter(|ctx| Arc::ptr_eq(&ctx.shared, shared))
             .map(|ctx| ctx.index)
     })
+}
+
+/// A worker thread lent to a blocking closure (`task::block_in_place`):
+/// while this lives the thread is no worker, so wakers called on it queue
+/// into the injector; dropping it makes the thread a worker again.
+pub(crate) struct Lent {
+    /// The worker context to put back.
+    ctx: Rc<WorkerCtx>,
+    /// Runs the tasks meanwhile when this is the only worker.
+    _stand_in: Option<super::stand_in::StandIn>,
+}
+
+/// Lends this worker thread to a blocking closure: the tasks queued on it
+/// (its LIFO slot included) move to the injector, where the other workers
+/// take them at once (one is woken; with no other worker, a stand-in
+/// thread runs them), and the thread stops being a worker until the
+/// returned guard drops. `None` when this thread is no worker.
+pub(crate) fn lend_for_blocking() -> Option<Lent> {
+    let ctx = current()?;
+    let moved = {
+        let mut local = ctx.local.try_borrow_mut().ok()?;
+        let mut moved = 0;
+        let mut tasks = std::iter::from_fn(|| local.pop()).inspect(|_| moved += 1);
+        ctx.shared.injector.push_batch(&mut tasks);
+        moved
+    };
+    if moved > 0 {
+        ctx.shared.notify_one(true);
+    }
+    WORKER.with(|w| *w.borrow_mut() = None);
+    let stand_in = super::stand_in::start(&ctx.shared);
+    Some(Lent {
+        ctx,
+        _stand_in: stand_in,
+    })
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let ctx = self.ctx.clone();
+        WORKER.with(|w| *w.borrow_mut() = Some(ctx));
+    }
 }
 
 /// Pushes onto the current worker's queue if this thread is one of
@@ -139,6 +181,12 @@ pub(crate) struct Core {
     events: Vec<Event>,
     /// Scratch for injector batches.
     batch: Vec<Runnable>,
+    /// Ticks between non-sleeping harvests (`Builder::event_interval`).
+    event_interval: u32,
+    /// Ticks between injector-first looks (`Builder::global_queue_interval`).
+    global_queue_interval: u32,
+    /// When the worker last woke, for its busy time.
+    awake_since: std::time::Instant,
 }
 
 impl std::fmt::Debug for Core {
@@ -161,6 +209,9 @@ impl Core {
             rand: (index as u32).wrapping_mul(0x9E37_79B9) | 1,
             events: Vec::with_capacity(CLAIM_BATCH),
             batch: Vec::new(),
+            event_interval: EVENT_INTERVAL,
+            global_queue_interval: EVENT_INTERVAL,
+            awake_since: std::time::Instant::now(),
         }
     }
 
@@ -193,6 +244,10 @@ impl Worker {
     /// Installs `core` as this thread's worker.
     pub(crate) fn enter(shared: Arc<Shared>, mut core: Core) -> Worker {
         let local = core.local.take().expect("core without its queue");
+        let knobs = shared.knobs();
+        core.event_interval = knobs.event_interval;
+        core.global_queue_interval = knobs.global_queue_interval;
+        core.awake_since = std::time::Instant::now();
         let ctx = Rc::new(WorkerCtx {
             shared: shared.clone(),
             index: core.index,
@@ -237,12 +292,14 @@ impl Worker {
     /// Finds and runs one task. False when there was nothing to do.
     pub(crate) fn run_once(&mut self) -> bool {
         self.core.tick = self.core.tick.wrapping_add(1);
-        if self.core.tick % EVENT_INTERVAL == 0 {
+        if self.core.tick % self.core.event_interval == 0 {
             self.publish_syscalls();
             // I/O and timers first: with more runnable tasks than the local
             // queue holds the injector is never empty, and returning before
             // the harvest would starve them forever.
             self.harvest();
+        }
+        if self.core.tick % self.core.global_queue_interval == 0 {
             // Fairness: take a batch from the injector, not one task, or a
             // stream of remote spawns trickles in at one per interval.
             if let Some(task) = self.next_injected() {
@@ -347,8 +404,7 @@ impl Worker {
 
     fn run_task(&mut self, task: Runnable) {
         let remote = self.remote();
-        remote.tick.fetch_add(1, Ordering::Relaxed);
-        remote.counters.polls.fetch_add(1, Ordering::Relaxed);
+        super::bump(&remote.counters.polls, 1);
         if self.core.searching {
             self.transition_from_searching();
         }
@@ -378,7 +434,7 @@ impl Worker {
             return 0;
         }
         let counters = &self.shared.remotes[self.core.index].counters;
-        counters.events.fetch_add(n as u64, Ordering::Relaxed);
+        super::bump(&counters.events, n as u64);
         let mut stall = false;
         let mut notified = false;
         for ev in &self.core.events {
@@ -452,9 +508,21 @@ impl Worker {
             // Others are busy: watch them while we sleep.
             shared.arm_stall_check();
         }
-        self.remote().counters.parks.fetch_add(1, Ordering::Relaxed);
+        let counters = &self.remote().counters;
+        super::bump(&counters.parks, 1);
+        let busy = self.core.awake_since.elapsed().as_nanos() as u64;
+        super::bump(&counters.busy_nanos, busy);
         self.publish_syscalls();
+        let knobs = shared.knobs();
+        if let Some(hook) = &knobs.on_park {
+            hook();
+        }
         let status = self.core.consumer.wait(seen, 1, timeout);
+        if let Some(hook) = &knobs.on_unpark {
+            hook();
+        }
+        self.core.awake_since = std::time::Instant::now();
+        super::bump(&self.remote().counters.unparks, 1);
         shared.idle.woke();
         match status {
             Ok(WaitStatus::Ready) => {
@@ -492,7 +560,7 @@ impl Worker {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, r)| {
-                    let tick = r.tick.load(Ordering::Relaxed);
+                    let tick = r.counters.polls.load(Ordering::Relaxed);
                     let stuck = last[i] == tick && i != self.core.index && !r.steal.is_empty();
                     last[i] = tick;
                     stuck.then_some(i)
@@ -542,6 +610,8 @@ impl Worker {
         let waker = Waker::from(woken.clone());
         let mut cx = Context::from_waker(&waker);
         let mut future = std::pin::pin!(future);
+        // A paused clock's jump waits for one look at the backend first.
+        let mut polled_before_jump = false;
         loop {
             let mut woke_itself = false;
             if woken.woken.swap(false, Ordering::AcqRel) {
@@ -563,7 +633,35 @@ impl Worker {
                 ran += 1;
             }
             if ran > 0 || woken.woken.load(Ordering::Acquire) {
+                polled_before_jump = false;
                 continue;
+            }
+            // Nothing to run and nothing ready on the ring (`run_once`
+            // harvested it): a paused clock jumps to its next timer rather
+            // than sleep, unless a blocking closure may still wake us.
+            let clock = &self.shared.clock;
+            if clock.is_paused() {
+                if !self.shared.blocking.busy() {
+                    // Ask the backend once without sleeping (submitting
+                    // what is queued: a receive armed just now may complete
+                    // at once), and jump only if that brought nothing.
+                    if !polled_before_jump {
+                        polled_before_jump = true;
+                        self.park_unless(Some(Duration::ZERO), || {
+                            woken.woken.load(Ordering::SeqCst)
+                        });
+                        continue;
+                    }
+                    polled_before_jump = false;
+                    if clock.advance_to_next_sleeper() {
+                        continue;
+                    }
+                } else {
+                    self.park_unless(Some(Duration::from_millis(1)), || {
+                        woken.woken.load(Ordering::SeqCst)
+                    });
+                    continue;
+                }
             }
             self.park_unless(None, || woken.woken.load(Ordering::SeqCst));
         }

@@ -12,7 +12,7 @@ use parking_lot::{Condvar, Mutex};
 #[derive(Debug, Default)]
 struct State {
     /// Queued jobs.
-    queue: VecDeque<async_task::Runnable>,
+    queue: VecDeque<crate::task::Runnable>,
     /// Threads alive.
     threads: usize,
     /// Threads waiting for a job.
@@ -71,7 +71,7 @@ impl BlockingPool {
     }
 
     /// Queues a job, starting a thread if none is idle and the cap allows.
-    pub(crate) fn schedule(&self, job: async_task::Runnable) {
+    pub(crate) fn schedule(&self, job: crate::task::Runnable) {
         let mut state = self.inner.state.lock();
         if state.shutdown {
             drop(state);
@@ -105,6 +105,12 @@ impl BlockingPool {
     /// Threads alive now.
     pub(crate) fn threads(&self) -> usize {
         self.inner.state.lock().threads
+    }
+
+    /// Whether a job is queued or running.
+    pub(crate) fn busy(&self) -> bool {
+        let state = self.inner.state.lock();
+        !state.queue.is_empty() || state.threads > state.idle
     }
 
     /// Lets threads finish queued jobs and exit.

@@ -25,12 +25,23 @@
 //! output handoff to the `JoinHandle`. `abort` only flips our state and
 //! wakes the task: the future is always dropped on a thread that polls it,
 //! never concurrently with a poll.
+//!
+//! # One allocation per task
+//!
+//! The control block is the raw task's *metadata*: it lives in the task's
+//! header, in the same allocation as the future, for as long as anything
+//! references the task. The harness (inside that allocation) points to it;
+//! handles outside the task ([`TaskRef`]: `JoinHandle`, `AbortHandle`)
+//! hold a clone of the task's waker, which keeps the allocation alive, and
+//! wake the task through it when they abort. The registry keeps the waker
+//! of each waiting task, to wake it at shutdown.
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -44,14 +55,12 @@ const IDLE: u8 = 0;
 const ABORTED: u8 = 1;
 const DONE: u8 = 2;
 
-/// Shared control block of one task.
+/// Control block of one task: the raw task's metadata (see the module
+/// docs), so it costs no allocation of its own.
 #[derive(Debug)]
 pub(crate) struct TaskCtl {
     /// IDLE, ABORTED or DONE.
     state: AtomicU8,
-    /// The task's own waker, captured at its first poll, used to make an
-    /// aborted or shut-down task run once more and drop its future.
-    waker: crate::loom::sync::Mutex<Option<Waker>>,
     /// The task's id (unique in the process; never 0).
     id: u64,
 }
@@ -60,15 +69,8 @@ impl TaskCtl {
     pub(crate) fn new(id: u64) -> TaskCtl {
         TaskCtl {
             state: AtomicU8::new(IDLE),
-            waker: crate::loom::sync::Mutex::new(None),
             id,
         }
-    }
-
-    /// The waker slot (a loom mutex under the model checker, so the
-    /// handshake with `abort` is modelled; a poisoned lock is still usable).
-    fn lock_waker(&self) -> crate::loom::sync::MutexGuard<'_, Option<Waker>> {
-        self.waker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The id as the public type.
@@ -76,30 +78,66 @@ impl TaskCtl {
         Id::from_u64(self.id)
     }
 
-    /// Requests cancellation and wakes the task so it notices.
-    pub(crate) fn abort(&self) {
-        if self
-            .state
+    /// Requests cancellation. True if this call did: the caller then wakes
+    /// the task so that it notices.
+    pub(crate) fn abort(&self) -> bool {
+        self.state
             .compare_exchange(IDLE, ABORTED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
-        {
-            let waker = self.lock_waker().clone();
-            if let Some(w) = waker {
-                w.wake();
-            }
-        }
     }
 
     pub(crate) fn is_finished(&self) -> bool {
         self.state.load(Ordering::Acquire) == DONE
     }
+}
 
-    /// Wakes the task without changing its state (shutdown uses this after
-    /// closing the scheduler, so the wake drops the task).
-    pub(crate) fn wake(&self) {
-        let waker = self.lock_waker().take();
-        if let Some(w) = waker {
-            w.wake();
+/// A task's raw task, as the scheduler queues it.
+pub(crate) type Runnable = async_task::Runnable<TaskCtl>;
+
+/// A pointer to a task's control block, from inside the task (its
+/// harness) or beside a reference that keeps the task alive.
+#[derive(Clone, Copy, Debug)]
+struct CtlPtr(NonNull<TaskCtl>);
+
+// SAFETY: a `TaskCtl` is only atomics and an id: sharing it between threads
+// is sound; whoever holds the pointer keeps the block alive (see its uses).
+unsafe impl Send for CtlPtr {}
+// SAFETY: as for Send.
+unsafe impl Sync for CtlPtr {}
+
+/// A task seen from outside it (`JoinHandle`, `AbortHandle`): its control
+/// block and a clone of its waker, which keeps the raw task's allocation,
+/// and so the block, alive, and wakes the task when it is aborted.
+#[derive(Clone, Debug)]
+pub(crate) struct TaskRef {
+    /// Keeps the task alive; wakes it after an abort.
+    waker: Waker,
+    /// The task's metadata.
+    ctl: CtlPtr,
+}
+
+impl TaskRef {
+    /// A reference to the task `runnable` runs.
+    pub(crate) fn new(runnable: &Runnable) -> TaskRef {
+        TaskRef {
+            waker: runnable.waker(),
+            ctl: CtlPtr(NonNull::from(runnable.metadata())),
+        }
+    }
+
+    /// The control block.
+    pub(crate) fn ctl(&self) -> &TaskCtl {
+        // SAFETY: `ctl` is the metadata of the raw task `waker` references;
+        // async-task keeps a task's header (metadata included) until its
+        // last reference, wakers included, is gone, and never moves it.
+        unsafe { self.ctl.0.as_ref() }
+    }
+
+    /// Requests cancellation and wakes the task so it notices (its next
+    /// poll drops the future).
+    pub(crate) fn abort(&self) {
+        if self.ctl().abort() {
+            self.waker.wake_by_ref();
         }
     }
 }
@@ -125,8 +163,8 @@ impl std::hash::Hasher for IdHasher {
     }
 }
 
-/// Task ids to control blocks.
-type TaskMap = HashMap<u64, Arc<TaskCtl>, std::hash::BuildHasherDefault<IdHasher>>;
+/// Waiting tasks' ids to their wakers.
+type TaskMap = HashMap<u64, Waker, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// The registry of live tasks, sharded to keep spawns from contending.
 ///
@@ -158,22 +196,22 @@ impl OwnedTasks {
     }
 
     /// A control block for a new task; `None` when the registry is closed.
-    pub(crate) fn new_task(&self) -> Option<Arc<TaskCtl>> {
+    pub(crate) fn new_task(&self) -> Option<TaskCtl> {
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return None;
         }
         self.spawned.fetch_add(1, Ordering::Relaxed);
-        Some(Arc::new(TaskCtl::new(Id::next().as_u64())))
+        Some(TaskCtl::new(Id::next().as_u64()))
     }
 
-    /// Enters a task about to wait (its waker captured) into the registry;
-    /// false when the registry is closed (the runtime shuts down).
-    fn register(&self, ctl: &Arc<TaskCtl>) -> bool {
-        let mut shard = self.shards[(ctl.id % self.shards.len() as u64) as usize].lock();
+    /// Enters a task about to wait into the registry with its waker; false
+    /// when the registry is closed (the runtime shuts down).
+    fn register(&self, id: u64, waker: &Waker) -> bool {
+        let mut shard = self.shards[(id % self.shards.len() as u64) as usize].lock();
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return false;
         }
-        shard.insert(ctl.id, ctl.clone());
+        shard.insert(id, waker.clone());
         true
     }
 
@@ -194,9 +232,9 @@ impl OwnedTasks {
         self.closed
             .store(true, std::sync::atomic::Ordering::Release);
         for shard in self.shards.iter() {
-            let ctls: Vec<Arc<TaskCtl>> = shard.lock().drain().map(|(_, c)| c).collect();
-            for ctl in ctls {
-                ctl.wake();
+            let wakers: Vec<Waker> = shard.lock().drain().map(|(_, w)| w).collect();
+            for waker in wakers {
+                waker.wake();
             }
         }
     }
@@ -214,8 +252,8 @@ impl OwnedTasks {
 pub(crate) struct Harness<F> {
     /// The future; `None` once finished or dropped by abort.
     future: Option<F>,
-    /// Abort control and the captured waker.
-    ctl: Arc<TaskCtl>,
+    /// Abort control: the metadata of the raw task this harness runs in.
+    ctl: CtlPtr,
     /// The runtime whose registry to leave when finished (`None` for
     /// blocking jobs, which are not registered).
     owned: Option<Arc<crate::scheduler::Shared>>,
@@ -225,17 +263,32 @@ pub(crate) struct Harness<F> {
 }
 
 impl<F> Harness<F> {
-    pub(crate) fn new(
+    /// A harness for `future`, to run inside the raw task whose metadata
+    /// is `ctl`.
+    ///
+    /// # Safety
+    ///
+    /// `ctl` outlives the harness and never moves: it is the metadata of
+    /// the raw task the harness is spawned into (async-task passes it to
+    /// the closure that makes the future), or, in the models, a block the
+    /// test keeps alive.
+    pub(crate) unsafe fn new(
         future: F,
-        ctl: Arc<TaskCtl>,
+        ctl: &TaskCtl,
         owned: Option<Arc<crate::scheduler::Shared>>,
     ) -> Self {
         Harness {
             future: Some(future),
-            ctl,
+            ctl: CtlPtr(NonNull::from(ctl)),
             owned,
             registered: false,
         }
+    }
+
+    /// The control block.
+    fn ctl(&self) -> &TaskCtl {
+        // SAFETY: `new`'s contract: the block outlives the harness.
+        unsafe { self.ctl.0.as_ref() }
     }
 
     /// Marks the task DONE (whatever an `abort` racing with the last poll
@@ -243,35 +296,29 @@ impl<F> Harness<F> {
     fn finish(&mut self) {
         // A swap, not a store: see the module docs (RMW atomicity keeps a
         // racing abort's CAS strictly before or strictly after this).
-        let prev = self.ctl.state.swap(DONE, Ordering::AcqRel);
+        let prev = self.ctl().state.swap(DONE, Ordering::AcqRel);
         debug_assert_ne!(prev, DONE, "task finished twice");
-        if self.registered {
-            self.ctl.lock_waker().take();
-        }
         if let Some(shared) = &self.owned {
             if self.registered {
-                shared.owned.remove(self.ctl.id);
+                shared.owned.remove(self.ctl().id);
             }
             shared.owned.finished();
         }
     }
 
-    /// Before the task first waits: captures its waker (for `abort`) and
-    /// enters it into the registry (for shutdown). False if it must not
-    /// wait: aborted meanwhile, or the runtime is shutting down.
+    /// Before the task first waits: enters it into the registry with its
+    /// waker (for shutdown). False if it must not wait: aborted meanwhile,
+    /// or the runtime is shutting down.
     fn register(&mut self, waker: &Waker) -> bool {
-        *self.ctl.lock_waker() = Some(waker.clone());
         if let Some(shared) = &self.owned {
-            if !shared.owned.register(&self.ctl) {
-                self.ctl.lock_waker().take();
+            if !shared.owned.register(self.ctl().id, waker) {
                 return false;
             }
         }
         self.registered = true;
-        // An abort that raced with capturing the waker may have found no
-        // waker to wake; it flipped the state before taking the lock, so it
-        // is seen here.
-        self.ctl.state.load(Ordering::Acquire) != ABORTED
+        // An abort during this poll woke the task, which would run once
+        // more to see it; cancelling now saves that poll.
+        self.ctl().state.load(Ordering::Acquire) != ABORTED
     }
 }
 
@@ -282,7 +329,7 @@ impl<F: Future> Harness<F> {
     fn cancel(&mut self) -> Poll<Result<F::Output, JoinError>> {
         let dropped = drop_caught(&mut self.future);
         self.finish();
-        let id = self.ctl.task_id();
+        let id = self.ctl().task_id();
         Poll::Ready(Err(match dropped {
             Ok(()) => JoinError::cancelled(id),
             Err(payload) => JoinError::panic(id, payload),
@@ -308,12 +355,12 @@ impl<F: Future> Future for Harness<F> {
         // `drop_caught`; no other field is pinned, and nothing moves it out.
         let this = unsafe { self.get_unchecked_mut() };
         // `task::id()` names this task while its future runs or drops.
-        let _current = CurrentGuard::enter(this.ctl.task_id());
-        if this.ctl.state.load(Ordering::Acquire) == ABORTED {
+        let _current = CurrentGuard::enter(this.ctl().task_id());
+        if this.ctl().state.load(Ordering::Acquire) == ABORTED {
             return this.cancel();
         }
         if this.future.is_none() {
-            return Poll::Ready(Err(JoinError::cancelled(this.ctl.task_id())));
+            return Poll::Ready(Err(JoinError::cancelled(this.ctl().task_id())));
         }
         let slot = &mut this.future;
         let polled = catch_unwind(AssertUnwindSafe(|| {
@@ -348,7 +395,7 @@ impl<F: Future> Future for Harness<F> {
             Err(panic) => {
                 let _ = drop_caught(&mut this.future);
                 this.finish();
-                Poll::Ready(Err(JoinError::panic(this.ctl.task_id(), panic)))
+                Poll::Ready(Err(JoinError::panic(this.ctl().task_id(), panic)))
             }
         }
     }
@@ -379,10 +426,10 @@ impl<F> Drop for Harness<F> {
         };
         // A panicking Drop at shutdown must not take the runtime down.
         if self.future.is_some() {
-            let _current = CurrentGuard::enter(self.ctl.task_id());
+            let _current = CurrentGuard::enter(self.ctl().task_id());
             let _ = drop_caught(&mut self.future);
         }
-        if self.ctl.state.load(Ordering::Acquire) != DONE {
+        if self.ctl().state.load(Ordering::Acquire) != DONE {
             self.finish();
         }
     }
@@ -418,13 +465,20 @@ mod loom_tests {
                 counter.fetch_add(1, Ordering::SeqCst);
                 Poll::<()>::Pending
             });
-            let mut harness = Box::pin(Harness::new(future, ctl.clone(), None));
+            // SAFETY: `ctl` outlives the harness (dropped at the end).
+            let mut harness = Box::pin(unsafe { Harness::new(future, &ctl, None) });
             let wakes = Arc::new(CountWaker(AtomicUsize::new(0)));
             let waker = Waker::from(wakes.clone());
             let mut cx = Context::from_waker(&waker);
             let aborter = {
+                // What `TaskRef::abort` does.
                 let ctl = ctl.clone();
-                thread::spawn(move || ctl.abort())
+                let waker = waker.clone();
+                thread::spawn(move || {
+                    if ctl.abort() {
+                        waker.wake();
+                    }
+                })
             };
             let first = harness.as_mut().poll(&mut cx);
             aborter.join().unwrap();
@@ -434,7 +488,7 @@ mod loom_tests {
                 Poll::Pending => {
                     assert!(
                         wakes.0.load(Ordering::SeqCst) >= 1,
-                        "abort after the waker was captured must wake the task"
+                        "an abort must wake the task"
                     );
                     match harness.as_mut().poll(&mut cx) {
                         Poll::Ready(Err(e)) => assert!(e.is_cancelled()),
@@ -454,12 +508,15 @@ mod loom_tests {
     fn abort_racing_completion_ends_done() {
         loom::model(|| {
             let ctl = Arc::new(TaskCtl::new(2));
-            let mut harness = Box::pin(Harness::new(async { 7 }, ctl.clone(), None));
+            // SAFETY: `ctl` outlives the harness (dropped at the end).
+            let mut harness = Box::pin(unsafe { Harness::new(async { 7 }, &ctl, None) });
             let waker = Waker::noop();
             let mut cx = Context::from_waker(waker);
             let aborter = {
                 let ctl = ctl.clone();
-                thread::spawn(move || ctl.abort())
+                thread::spawn(move || {
+                    ctl.abort();
+                })
             };
             match harness.as_mut().poll(&mut cx) {
                 Poll::Ready(Ok(v)) => assert_eq!(v, 7),

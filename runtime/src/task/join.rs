@@ -4,10 +4,9 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::harness::TaskCtl;
+use super::harness::{TaskCtl, TaskRef};
 use super::id::Id;
 
 /// Why a task did not produce its output.
@@ -167,15 +166,15 @@ impl<T> Drop for Caught<T> {
 /// Dropping the handle detaches the task; it keeps running.
 pub struct JoinHandle<T> {
     /// async-task's handle; `None` once the output was taken.
-    task: Option<async_task::FallibleTask<Caught<Result<T, JoinError>>>>,
+    task: Option<async_task::FallibleTask<Caught<Result<T, JoinError>>, TaskCtl>>,
     /// Abort control.
-    ctl: Arc<TaskCtl>,
+    ctl: TaskRef,
 }
 
 impl<T> JoinHandle<T> {
     pub(crate) fn new(
-        task: async_task::Task<Caught<Result<T, JoinError>>>,
-        ctl: Arc<TaskCtl>,
+        task: async_task::Task<Caught<Result<T, JoinError>>, TaskCtl>,
+        ctl: TaskRef,
     ) -> Self {
         JoinHandle {
             task: Some(task.fallible()),
@@ -204,7 +203,7 @@ impl<T> JoinHandle<T> {
 
     /// The task's id.
     pub fn id(&self) -> Id {
-        self.ctl.task_id()
+        self.ctl.ctl().task_id()
     }
 }
 
@@ -223,7 +222,7 @@ impl<T> Future for JoinHandle<T> {
             Poll::Pending => Poll::Pending,
             Poll::Ready(out) => {
                 self.task = None;
-                let id = self.ctl.task_id();
+                let id = self.ctl.ctl().task_id();
                 Poll::Ready(out.map_or_else(|| Err(JoinError::cancelled(id)), Caught::into_inner))
             }
         }
@@ -241,7 +240,7 @@ impl<T> Drop for JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
-            .field("id", &self.ctl.task_id())
+            .field("id", &self.ctl.ctl().task_id())
             .field("finished", &self.is_finished())
             .finish()
     }
@@ -251,7 +250,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
 #[derive(Clone)]
 pub struct AbortHandle {
     /// Abort control.
-    ctl: Arc<TaskCtl>,
+    ctl: TaskRef,
 }
 
 impl AbortHandle {
@@ -262,19 +261,19 @@ impl AbortHandle {
 
     /// Whether the task has finished.
     pub fn is_finished(&self) -> bool {
-        self.ctl.is_finished()
+        self.ctl.ctl().is_finished()
     }
 
     /// The task's id.
     pub fn id(&self) -> Id {
-        self.ctl.task_id()
+        self.ctl.ctl().task_id()
     }
 }
 
 impl fmt::Debug for AbortHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AbortHandle")
-            .field("id", &self.ctl.task_id())
+            .field("id", &self.ctl.ctl().task_id())
             .finish()
     }
 }

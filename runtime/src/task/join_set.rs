@@ -334,6 +334,30 @@ impl<T: Send + 'static> JoinSet<T> {
     }
 }
 
+impl<T: 'static> JoinSet<T> {
+    /// Spawns a `!Send` future into the set, on the `LocalSet` driven on
+    /// this thread.
+    ///
+    /// # Panics
+    ///
+    /// Outside a `LocalSet` (see [`spawn_local`](super::spawn_local)).
+    #[track_caller]
+    pub fn spawn_local<F>(&mut self, future: F) -> AbortHandle
+    where
+        F: Future<Output = T> + 'static,
+    {
+        self.insert(super::spawn_local(future))
+    }
+
+    /// Spawns a `!Send` future into the set, on `local_set`.
+    pub fn spawn_local_on<F>(&mut self, future: F, local_set: &super::LocalSet) -> AbortHandle
+    where
+        F: Future<Output = T> + 'static,
+    {
+        self.insert(local_set.spawn_local(future))
+    }
+}
+
 impl<T> Drop for JoinSet<T> {
     fn drop(&mut self) {
         self.abort_all();

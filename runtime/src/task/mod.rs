@@ -1,11 +1,13 @@
 //! Tasks: spawning, joining, yielding, and the blocking pool.
 
+mod block_in_place;
 pub(crate) mod blocking;
 pub(crate) mod coop;
 pub(crate) mod harness;
 mod id;
 mod join;
 mod join_set;
+mod local;
 mod task_local;
 mod yield_now;
 
@@ -14,12 +16,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use async_task::{Runnable, WithInfo};
+use async_task::WithInfo;
 
+pub use block_in_place::block_in_place;
+pub use coop::{consume_budget, unconstrained, Unconstrained};
 pub use id::{id, try_id, Id};
 use join::Caught;
 pub use join::{AbortHandle, JoinError, JoinHandle};
 pub use join_set::JoinSet;
+pub use local::{spawn_local, LocalEnterGuard, LocalSet};
 pub use task_local::{AccessError, LocalKey};
 
 /// The futures that task functions return.
@@ -30,7 +35,8 @@ pub use yield_now::yield_now;
 
 use crate::runtime::Handle;
 use crate::scheduler::Shared;
-use harness::{Harness, TaskCtl};
+pub(crate) use harness::Runnable;
+use harness::{Harness, TaskCtl, TaskRef};
 
 /// Spawns a task on the current runtime; it starts running at once, on
 /// any worker, and keeps running if the handle is dropped.
@@ -85,22 +91,27 @@ where
     let Some(ctl) = shared.owned.new_task() else {
         return cancelled();
     };
-    let harness = Harness::new(future, ctl.clone(), Some(shared.clone()));
+    let owned = shared.clone();
     let scheduler = shared.clone();
     let schedule = move |task: Runnable, info: async_task::ScheduleInfo| {
         scheduler.schedule(task, info.woken_while_running);
     };
-    let (runnable, task) = async_task::Builder::new().spawn(
-        move |()| async move { Caught(Some(harness.await)) },
+    let (runnable, task) = async_task::Builder::new().metadata(ctl).spawn(
+        move |ctl: &TaskCtl| {
+            // SAFETY: `ctl` is this raw task's metadata.
+            let harness = unsafe { Harness::new(future, ctl, Some(owned)) };
+            async move { Caught(Some(harness.await)) }
+        },
         WithInfo(schedule),
     );
+    let handle = TaskRef::new(&runnable);
     // With several workers a task spawned from a worker takes its LIFO slot,
     // as in tokio: it runs next, where the spawner left its data warm, and
     // the task it displaces goes to the queue, where an idle worker can
     // steal it (a spawner that then blocks loses it to the stall check).
     // A single worker keeps spawn order: first spawned, first run.
     shared.schedule(runnable, shared.single);
-    JoinHandle::new(task, ctl)
+    JoinHandle::new(task, handle)
 }
 
 /// Runs `f` on `shared`'s blocking pool.
@@ -109,28 +120,36 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let ctl = Arc::new(TaskCtl::new(Id::next().as_u64()));
-    let harness = Harness::new(BlockingJob(Some(f)), ctl.clone(), None);
+    let ctl = TaskCtl::new(Id::next().as_u64());
     let pool = shared.clone();
-    let (runnable, task) =
-        async_task::spawn(async move { Caught(Some(harness.await)) }, move |r| {
-            pool.blocking.schedule(r)
-        });
+    let (runnable, task) = async_task::Builder::new().metadata(ctl).spawn(
+        move |ctl: &TaskCtl| {
+            // SAFETY: `ctl` is this raw task's metadata.
+            let harness = unsafe { Harness::new(BlockingJob(Some(f)), ctl, None) };
+            async move { Caught(Some(harness.await)) }
+        },
+        move |r| pool.blocking.schedule(r),
+    );
+    let handle = TaskRef::new(&runnable);
     runnable.schedule();
-    JoinHandle::new(task, ctl)
+    JoinHandle::new(task, handle)
 }
 
 /// A handle for a task that could not be spawned (the runtime shut down):
 /// awaiting it gives a cancelled `JoinError`.
 fn cancelled<T: Send + 'static>() -> JoinHandle<T> {
     let id = Id::next();
-    let ctl = Arc::new(TaskCtl::new(id.as_u64()));
-    let (runnable, task) = async_task::spawn(
-        async move { Caught(Some(Err::<T, JoinError>(JoinError::cancelled(id)))) },
-        |_| {},
-    );
+    let (runnable, task) = async_task::Builder::new()
+        .metadata(TaskCtl::new(id.as_u64()))
+        .spawn(
+            move |_: &TaskCtl| async move {
+                Caught(Some(Err::<T, JoinError>(JoinError::cancelled(id))))
+            },
+            |_| {},
+        );
+    let handle = TaskRef::new(&runnable);
     drop(runnable);
-    JoinHandle::new(task, ctl)
+    JoinHandle::new(task, handle)
 }
 
 /// A blocking closure as a future that runs it on its first poll.

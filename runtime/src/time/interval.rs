@@ -3,9 +3,10 @@
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::sleep::{sleep_until, Sleep};
+use super::Instant;
 
 /// What to do when ticks were missed (the task was late).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

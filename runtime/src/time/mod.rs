@@ -1,16 +1,22 @@
 //! Time: sleeps, timeouts and intervals on the ring's timers.
 //!
-//! Deadlines are `std::time::Instant`s. Timers live in the ring's
-//! hierarchical wheel (O(1) to arm and cancel); the nearest one bounds the
-//! harvesting worker's sleep, and an expiry arrives as a ring event.
+//! Deadlines are [`Instant`]s of the runtime's clock, which a test can
+//! pause ([`pause`], [`advance`], [`resume`], `Builder::start_paused`), as
+//! tokio's. Timers live in the ring's hierarchical wheel (O(1) to arm and
+//! cancel); the nearest one bounds the harvesting worker's sleep, and an
+//! expiry arrives as a ring event.
 
+pub(crate) mod clock;
+mod instant;
 mod interval;
 mod sleep;
 mod timeout;
 
+pub use clock::{advance, pause, resume};
+pub use instant::Instant;
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
 pub use sleep::{sleep, sleep_until, Sleep};
-pub use std::time::{Duration, Instant};
+pub use std::time::Duration;
 pub use timeout::{timeout, timeout_at, Timeout};
 
 /// Time errors.

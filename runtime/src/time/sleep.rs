@@ -5,8 +5,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::clock::{PausedSleep, SleeperKey};
+use super::Instant;
 use crate::driver::slab::Direction;
 use crate::driver::Registration;
 use crate::runtime::Handle;
@@ -38,8 +40,10 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
         handle: crate::driver::current_handle(),
         timer: None,
         armed: deadline,
+        armed_generation: 0,
         fired: false,
         elapsed: false,
+        paused: None,
     }
 }
 
@@ -64,10 +68,15 @@ pub struct Sleep {
     timer: Option<Registration>,
     /// The deadline the ring timer is set to (no later than `deadline`).
     armed: Instant,
+    /// The clock's generation when the ring timer was armed: a pause or
+    /// resume since then moved the clock against std's, so re-arm.
+    armed_generation: u64,
     /// An expiry of the ring timer was seen: it is not armed any more.
     fired: bool,
     /// Completed.
     elapsed: bool,
+    /// Its place among the paused clock's sleepers, while it waits there.
+    paused: Option<SleeperKey>,
 }
 
 impl Sleep {
@@ -78,7 +87,35 @@ impl Sleep {
 
     /// Whether the deadline has passed.
     pub fn is_elapsed(&self) -> bool {
-        self.elapsed || Instant::now() >= self.deadline
+        self.elapsed || self.now() >= self.deadline
+    }
+
+    /// The reading of the runtime's clock.
+    fn now(&self) -> Instant {
+        Instant::from_std(self.handle.shared.clock.now())
+    }
+
+    /// Arms (or re-arms) the ring timer for `deadline`, converted to std's
+    /// clock; false if the ring refused.
+    fn arm(&mut self, deadline: Instant) -> bool {
+        let clock = &self.handle.shared.clock;
+        self.armed_generation = clock.generation();
+        let at = clock.to_std(deadline.into_std());
+        self.armed = deadline;
+        self.fired = false;
+        match &self.timer {
+            Some(timer) => timer.reset_timer(at).is_ok(),
+            None => match Registration::new_timer(&self.handle, at) {
+                Ok(r) => {
+                    self.timer = Some(r);
+                    true
+                }
+                // The ring refused a timer (out of memory): checking the
+                // clock when woken for other reasons is not good enough, so
+                // fail loudly.
+                Err(e) => panic!("kevent: cannot arm a timer: {e}"),
+            },
+        }
     }
 
     /// Moves the deadline, reusing the ring timer. Moving it later while
@@ -88,41 +125,44 @@ impl Sleep {
         let this = self.get_mut();
         this.deadline = deadline;
         this.elapsed = false;
-        if let Some(timer) = &this.timer {
-            if this.fired || deadline < this.armed {
-                this.fired = false;
-                this.armed = deadline;
-                if timer.reset_timer(deadline).is_err() {
-                    this.timer = None;
-                }
-            }
+        if this.timer.is_some() && (this.fired || deadline < this.armed) && !this.arm(deadline) {
+            this.timer = None;
         }
     }
 
     pub(crate) fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        // Every poll spends a unit of the task's budget, as tokio's: a loop
+        // of sleeps already due must still yield now and then.
+        if !crate::task::coop::poll_proceed(cx) {
+            return Poll::Pending;
+        }
         if self.elapsed {
             return Poll::Ready(());
         }
         self.check_runtime_alive();
-        if self.timer.is_none() {
-            if Instant::now() >= self.deadline {
+        if self.handle.shared.clock.is_paused() || self.paused.is_some() {
+            let clock = &self.handle.shared.clock;
+            match clock.poll_paused_sleep(self.deadline.into_std(), &mut self.paused, cx.waker()) {
+                PausedSleep::Elapsed => {
+                    self.elapsed = true;
+                    return Poll::Ready(());
+                }
+                PausedSleep::Pending => return Poll::Pending,
+                PausedSleep::NotPaused => {}
+            }
+        }
+        if self.timer.is_none() || self.armed_generation != self.handle.shared.clock.generation() {
+            if self.now() >= self.deadline {
                 self.elapsed = true;
                 return Poll::Ready(());
             }
-            match Registration::new_timer(&self.handle, self.deadline) {
-                Ok(r) => {
-                    self.timer = Some(r);
-                    self.armed = self.deadline;
-                    self.fired = false;
-                }
-                // The ring refused a timer (out of memory): fall back to
-                // checking the clock when woken for other reasons is not
-                // good enough, so fail loudly.
-                Err(e) => panic!("kevent: cannot arm a timer: {e}"),
+            if !self.arm(self.deadline) {
+                self.elapsed = true;
+                return Poll::Ready(());
             }
         }
-        let timer = self.timer.as_ref().expect("armed above");
         loop {
+            let timer = self.timer.as_ref().expect("armed above");
             match timer.poll_ready(cx, Direction::Read) {
                 Poll::Ready(Ok(ev)) => {
                     // The ring never fires a timer early, so an expiry seen
@@ -131,14 +171,11 @@ impl Sleep {
                     // (re-arm it now), or one dispatched while `reset` moved
                     // it earlier (forget it; the clear is void if the new
                     // one arrived meanwhile).
-                    if Instant::now() < self.deadline {
+                    if self.now() < self.deadline {
                         timer.clear_readiness(ev);
-                        if self.armed < self.deadline {
-                            self.armed = self.deadline;
-                            if timer.reset_timer(self.deadline).is_err() {
-                                self.elapsed = true;
-                                return Poll::Ready(());
-                            }
+                        if self.armed < self.deadline && !self.arm(self.deadline) {
+                            self.elapsed = true;
+                            return Poll::Ready(());
                         }
                         continue;
                     }
@@ -175,6 +212,14 @@ impl Sleep {
              `interval` can only be awaited while its runtime is alive. Keep the `Runtime` \
              alive (do not drop it or call `shutdown_*`) until its timers are done."
         );
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(key) = self.paused.take() {
+            self.handle.shared.clock.forget_sleeper(key);
+        }
     }
 }
 

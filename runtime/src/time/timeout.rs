@@ -4,10 +4,11 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::error::Elapsed;
 use super::sleep::{far_future, sleep_until, Sleep};
+use super::Instant;
 
 /// Requires `future` to complete within `duration`; otherwise it is
 /// dropped and the result is [`Elapsed`].

@@ -7,8 +7,6 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::task::{ready, Context, Poll};
 
-use kevent_reactor::Interest;
-
 use super::TcpStream;
 use crate::driver::slab::Direction;
 use crate::net::addr::{each_addr, ToSocketAddrs};
@@ -55,7 +53,7 @@ impl TcpListener {
     #[track_caller]
     fn new(listener: mio::net::TcpListener) -> io::Result<TcpListener> {
         Ok(TcpListener {
-            io: Evented::new(listener, Interest::READABLE)?,
+            io: Evented::new_listener(listener)?,
         })
     }
 

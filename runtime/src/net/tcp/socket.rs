@@ -144,6 +144,34 @@ impl TcpSocket {
         sockopt::linger(self)
     }
 
+    /// Sets `SO_LINGER` to zero: closing the connection made from this
+    /// socket resets it instead of closing it gracefully.
+    pub fn set_zero_linger(&self) -> io::Result<()> {
+        sockopt::set_linger(self, Some(Duration::ZERO))
+    }
+
+    /// Sets `IP_TOS`, the type-of-service byte of outgoing IPv4 packets
+    /// (DSCP and ECN bits; the kernel may keep the ECN bits its own).
+    pub fn set_tos_v4(&self, tos: u32) -> io::Result<()> {
+        sockopt::set_int(self, libc::IPPROTO_IP, libc::IP_TOS, clamp(tos))
+    }
+
+    /// Reads `IP_TOS`.
+    pub fn tos_v4(&self) -> io::Result<u32> {
+        sockopt::int(self, libc::IPPROTO_IP, libc::IP_TOS).map(|v| v as u32)
+    }
+
+    /// Sets `IPV6_TCLASS`, the traffic class of outgoing IPv6 packets (an
+    /// IPv6 socket only).
+    pub fn set_tclass_v6(&self, tclass: u32) -> io::Result<()> {
+        sockopt::set_int(self, libc::IPPROTO_IPV6, libc::IPV6_TCLASS, clamp(tclass))
+    }
+
+    /// Reads `IPV6_TCLASS`.
+    pub fn tclass_v6(&self) -> io::Result<u32> {
+        sockopt::int(self, libc::IPPROTO_IPV6, libc::IPV6_TCLASS).map(|v| v as u32)
+    }
+
     /// Binds the socket to `addr` (port 0: the kernel picks one).
     pub fn bind(&self, addr: SocketAddr) -> io::Result<()> {
         sockopt::bind(self, &addr)

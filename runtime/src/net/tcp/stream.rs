@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use kevent_reactor::{Interest, Ready};
+use kevent_reactor::Ready;
 
 use crate::driver::slab::Direction;
 use crate::net::addr::{each_addr, ToSocketAddrs};
 use crate::net::byte_stream::byte_stream;
-use crate::net::evented::{as_uninit, Evented};
+use crate::net::evented::Evented;
 use crate::net::sockopt;
 
 /// A TCP connection between a local and a remote socket (tokio's
@@ -85,7 +85,7 @@ impl TcpStream {
     #[track_caller]
     pub(crate) fn new(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
         Ok(TcpStream {
-            io: Evented::new(stream, Interest::BOTH)?,
+            io: Evented::new_stream(stream)?,
         })
     }
 
@@ -123,6 +123,13 @@ impl TcpStream {
         sockopt::linger(self.io.get_ref())
     }
 
+    /// Sets `SO_LINGER` to zero: dropping the stream resets the connection
+    /// (the peer reads `ConnectionReset`) instead of closing it gracefully,
+    /// and leaves no `TIME_WAIT` behind. Never blocks the close.
+    pub fn set_zero_linger(&self) -> io::Result<()> {
+        sockopt::set_linger(self.io.get_ref(), Some(Duration::ZERO))
+    }
+
     /// Receives data without removing it from the queue: the next read
     /// sees it again. Waits until there is some (or end of file).
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -131,11 +138,7 @@ impl TcpStream {
 
     /// Polling form of [`peek`](TcpStream::peek).
     pub fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        // Bytes received through the ring are in the inbox, not the socket.
-        if let Some(inbox) = self.io.registration().armed_inbox() {
-            return self.io.poll_recv(cx, inbox, as_uninit(buf), true);
-        }
-        self.io.poll_io(cx, Direction::Read, |s| s.peek(buf))
+        self.io.poll_peek(cx, buf)
     }
 }
 

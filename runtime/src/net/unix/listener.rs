@@ -8,8 +8,6 @@ use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::task::{ready, Context, Poll};
 
-use kevent_reactor::Interest;
-
 use super::UnixStream;
 use crate::driver::slab::Direction;
 use crate::net::evented::Evented;
@@ -60,7 +58,7 @@ impl UnixListener {
     #[track_caller]
     fn new(listener: mio::net::UnixListener) -> io::Result<UnixListener> {
         Ok(UnixListener {
-            io: Evented::new(listener, Interest::READABLE)?,
+            io: Evented::new_listener(listener)?,
         })
     }
 

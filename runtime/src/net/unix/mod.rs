@@ -3,16 +3,20 @@
 
 mod datagram;
 mod listener;
+mod socket;
 mod split;
 mod split_owned;
 mod stream;
+mod ucred;
 
 pub use datagram::UnixDatagram;
 pub use listener::UnixListener;
+pub use socket::UnixSocket;
 pub use split::{ReadHalf, WriteHalf};
 pub use split_owned::{OwnedReadHalf, OwnedWriteHalf, ReuniteError};
 pub use std::os::unix::net::SocketAddr;
 pub use stream::UnixStream;
+pub use ucred::UCred;
 
 use std::io;
 use std::os::fd::AsRawFd;

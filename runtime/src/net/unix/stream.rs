@@ -4,8 +4,6 @@ use std::io;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 
-use kevent_reactor::Interest;
-
 use crate::driver::slab::Direction;
 use crate::net::byte_stream::byte_stream;
 use crate::net::evented::Evented;
@@ -47,12 +45,36 @@ impl UnixStream {
             Some(addr) => mio::net::UnixStream::connect_addr(&addr)?,
             None => mio::net::UnixStream::connect(path)?,
         };
+        UnixStream::connected(socket).await
+    }
+
+    /// Connects to the socket at `addr` (a pathname or, on Linux, an
+    /// abstract name; not an unnamed address).
+    ///
+    /// # Panics
+    ///
+    /// Outside a kevent runtime.
+    pub async fn connect_addr(addr: &SocketAddr) -> io::Result<UnixStream> {
+        UnixStream::connected(mio::net::UnixStream::connect_addr(addr)?).await
+    }
+
+    /// Registers a socket whose connect was started and waits for it to
+    /// finish.
+    pub(crate) async fn connected(socket: mio::net::UnixStream) -> io::Result<UnixStream> {
         let stream = UnixStream::new(socket)?;
         stream.io.ready_dir(Direction::Write).await?;
         if let Some(e) = stream.io.get_ref().take_error()? {
             return Err(e);
         }
         Ok(stream)
+    }
+
+    /// The credentials of the peer process (`SO_PEERCRED`), as they were
+    /// when it connected.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn peer_cred(&self) -> io::Result<super::UCred> {
+        let (pid, uid, gid) = crate::net::sockopt::peer_cred(self.io.get_ref())?;
+        Ok(super::UCred::new(Some(pid), uid, gid))
     }
 
     /// A connected pair of anonymous sockets.
@@ -74,7 +96,7 @@ impl UnixStream {
             // multishot receive on a Unix stream socket was seen to miss
             // the peer's close (tests/net_unix.rs's two-mebibyte echo hung
             // about one run in six), so Unix streams keep recv(2).
-            io: Evented::new(stream, Interest::BOTH)?.without_ring_recv(),
+            io: Evented::new_stream(stream)?.without_ring_recv(),
         })
     }
 }

@@ -16,6 +16,8 @@
 use std::io;
 use std::mem::MaybeUninit;
 
+use crate::loom::{Mutex, MutexGuard};
+
 /// Bytes held before the receive is paused.
 pub(crate) const PAUSE_AT: usize = 256 * 1024;
 /// Bytes below which a reader resumes a paused receive.
@@ -43,7 +45,7 @@ const STRAYS_TO_MOVE: u8 = 2;
 
 /// A stream socket's received bytes, filled by the ring's harvester.
 pub struct Inbox {
-    state: parking_lot::Mutex<State>,
+    state: Mutex<State>,
 }
 
 #[derive(Debug)]
@@ -114,7 +116,7 @@ impl Inbox {
     /// An inbox for a receive submitted by thread `owner` (0: unknown).
     pub(crate) fn new(owner: usize) -> Inbox {
         Inbox {
-            state: parking_lot::Mutex::new(State {
+            state: Mutex::new(State {
                 buf: Vec::new(),
                 head: 0,
                 eof: false,
@@ -127,7 +129,7 @@ impl Inbox {
         }
     }
 
-    pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock()
     }
 

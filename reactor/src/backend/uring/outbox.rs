@@ -20,12 +20,15 @@
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::loom::Mutex;
 use std::task::{Context, Poll, Waker};
 
 /// Queued bytes past which a write waits for the send in flight.
 pub const OUTBOX_LIMIT: usize = 256 * 1024;
 
-/// Outbox ids: a send's completion names its outbox, not its registration
+/// Outbox ids (a `static`, so std's atomic: see `loom.rs`): a send's
+/// completion names its outbox, not its registration
 /// (whose entry may be reused once the stream is gone).
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -42,8 +45,8 @@ pub struct Outbox {
     fd: RawFd,
     /// The descriptor once the stream handed it over (dropped with bytes
     /// still queued); closed with the outbox.
-    adopted: parking_lot::Mutex<Option<OwnedFd>>,
-    state: parking_lot::Mutex<State>,
+    adopted: Mutex<Option<OwnedFd>>,
+    state: Mutex<State>,
 }
 
 #[derive(Debug, Default)]
@@ -99,8 +102,8 @@ impl Outbox {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             entry,
             fd,
-            adopted: parking_lot::Mutex::new(None),
-            state: parking_lot::Mutex::new(State::default()),
+            adopted: Mutex::new(None),
+            state: Mutex::new(State::default()),
         }
     }
 
@@ -124,16 +127,11 @@ impl Outbox {
         self.fd
     }
 
-    /// Appends as much of `buf` as fits. `Ok(None)`: full, wait for the
-    /// send in flight ([`poll_room`](Outbox::poll_room)). `Ok(Some((n,
-    /// start)))`: `n` bytes taken; with `start`, no send is in flight and
-    /// the caller must start one.
-    pub fn write(&self, buf: &[u8]) -> io::Result<Option<(usize, bool)>> {
-        self.write_vectored(&[io::IoSlice::new(buf)])
-    }
-
-    /// [`write`](Outbox::write) for slices in order, under one lock: all
-    /// of them join the same pending batch, so a response handed over as
+    /// Appends as much of `bufs`, in order, as fits. `Ok(None)`: full,
+    /// wait for the send in flight ([`poll_room`](Outbox::poll_room)).
+    /// `Ok(Some((n, start)))`: `n` bytes taken; with `start`, no send is in
+    /// flight and the caller must start one. One lock: all the slices join
+    /// the same pending batch, so a response handed over as
     /// headers and body leaves in one send (one segment where the peer's
     /// window allows), as one `writev(2)` would.
     pub fn write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<Option<(usize, bool)>> {

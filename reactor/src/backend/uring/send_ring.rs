@@ -18,11 +18,10 @@
 //! consumer may read completions, under `cq`, and whoever reads also
 //! fetches completions the kernel kept aside on overflow.
 
+use crate::loom::sync::atomic::{self, AtomicBool, AtomicUsize, Ordering};
+use crate::loom::Mutex;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::AtomicBool;
-
-use crate::loom::sync::atomic::{self, AtomicUsize, Ordering};
 
 use io_uring::{cqueue, squeue, IoUring};
 
@@ -93,9 +92,9 @@ pub(crate) struct SendRing {
     /// ring's poll on it).
     index: u64,
     /// Serialises pushes and submissions.
-    sq: parking_lot::Mutex<()>,
+    sq: Mutex<()>,
     /// Serialises reading completions.
-    cq: parking_lot::Mutex<()>,
+    cq: Mutex<()>,
     /// Sends pushed and not yet submitted.
     unsubmitted: AtomicBool,
     /// Sends in flight, and the shared ring's poll on this ring.
@@ -129,8 +128,8 @@ impl SendRing {
         Ok(SendRing {
             ring: builder.build(ENTRIES.min(cq))?,
             index,
-            sq: parking_lot::Mutex::new(()),
-            cq: parking_lot::Mutex::new(()),
+            sq: Mutex::new(()),
+            cq: Mutex::new(()),
             unsubmitted: AtomicBool::new(false),
             watch: Watch::default(),
         })

@@ -1,0 +1,534 @@
+//! The Linux backend: io_uring. The kernel posts readiness into the
+//! completion ring itself (multishot `POLL_ADD`), so harvesting what is
+//! already there costs no syscall; a consumer only enters the kernel to
+//! submit registrations or to sleep.
+//!
+//! One ring serves every consumer. Submissions go through a lock. A consumer
+//! thread submits its own requests at once (one `io_uring_enter`, as
+//! `epoll_ctl` would cost), which makes it their owner: the kernel runs
+//! their completion work on it, typically on the way out of its next
+//! syscall. Requests from other threads are queued for a consumer to
+//! submit. The completion queue is read under a lock: by the harvester
+//! after its sleep, or by any consumer without sleeping (`drain_now`), so
+//! a busy worker picks up what its own syscalls just completed. A sleeping
+//! harvester is woken by a `MSG_RING` (or, on older kernels, an eventfd the
+//! ring polls).
+//!
+//! Stream sockets may also receive through the ring (see `inbox.rs`):
+//! a multishot receive per socket fills buffers from a pool shared with the
+//! kernel (a provided-buffer ring); the harvester copies each completion
+//! into the socket's inbox and hands the buffer back at once. Such a socket
+//! keeps a poll for writability only. They may send through the ring too,
+//! from an outbox (write-behind).
+//!
+//! One concept per file: `submit.rs` (how requests reach the kernel, and
+//! from which thread), `completion.rs` (telling completions apart and
+//! draining them), `pool.rs` (the provided buffers), `recv.rs` and
+//! `inbox.rs` (receiving), `send.rs`, `send_ring.rs` and `outbox.rs`
+//! (sending), `stream.rs` (one stream's byte path, as
+//! [`StreamIo`](crate::StreamIo) hands it out). This file holds the
+//! backend itself: setup, polls, the harvester's wait and wakeup.
+
+use crate::loom::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use crate::loom::Mutex;
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use io_uring::{opcode, types, IoUring};
+
+mod completion;
+mod inbox;
+mod outbox;
+mod pool;
+mod recv;
+mod send;
+mod send_ring;
+mod stream;
+mod submit;
+
+pub(crate) use self::stream::Stream;
+pub use outbox::OUTBOX_LIMIT;
+
+use self::completion::{LISTENERS, RECV, WAKE};
+use self::inbox::Inbox;
+use self::outbox::Outbox;
+use self::pool::{BufPool, BUF_GROUP};
+use self::send::LINGER;
+use self::send_ring::SendRing;
+use super::listen_set::ListenSet;
+use super::Poller;
+use crate::event::{Interest, Ready};
+use crate::stream::StreamIo;
+
+/// Completion ring size (the submission ring is half).
+const ENTRIES: u32 = 1024;
+
+/// Backend ids (a `static`, so std's atomic: see `loom.rs`), so a thread's send ring is never taken for another's.
+static NEXT_BACKEND: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// What the backend watches for one registration.
+#[derive(Debug)]
+struct Polled {
+    /// The watched descriptor.
+    fd: RawFd,
+    /// The poll's mask (writability only once receiving through the ring).
+    mask: u32,
+    /// The inbox of a socket receiving through the ring.
+    inbox: Option<Arc<Inbox>>,
+}
+
+/// Whether an io_uring with what this backend needs can be set up here;
+/// the error says why not (old kernel, seccomp, `io_uring_disabled`).
+pub(crate) fn probe() -> io::Result<()> {
+    if std::env::var_os("KEVENT_TEST_URING_UNAVAILABLE").is_some() {
+        // Lets tests force the fallback path, as a kernel without io_uring would.
+        return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+    }
+    UringBackend::new(0).map(drop)
+}
+
+/// A wait that ended without completions: timeout, signal, or a CQ
+/// overflow the harvester is about to drain.
+fn interrupted(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+    )
+}
+
+/// io_uring behind the [`Poller`] trait.
+pub(crate) struct UringBackend {
+    /// The ring. Shared: the SQ is guarded by `sq`, the CQ is read only by
+    /// the single harvester. Declared first so it closes before `pool`'s
+    /// memory goes.
+    ring: IoUring,
+    /// Where `wake` submits its MSG_RING (COOP_TASKRUN mode); `None`: wake
+    /// through the eventfd.
+    waker: Option<Mutex<IoUring>>,
+    /// Buffers for receives through the ring; `None` where the kernel
+    /// lacks what that needs (then every socket uses readiness).
+    pool: Option<BufPool>,
+    /// Serialises pushes to the submission queue.
+    sq: Mutex<()>,
+    /// Serialises reading the completion queue (and handing buffers back):
+    /// the harvester after its sleep, or any consumer draining what is
+    /// already there (`drain_now`).
+    cq: Mutex<()>,
+    /// What each registration watches, to re-arm a multishot request the
+    /// kernel ended (it does when its completion cannot be posted).
+    polls: Mutex<HashMap<u64, Polled>>,
+    /// Listening sockets, watched through an epoll set the ring polls, so
+    /// that no request of the ring holds one open (see `listen_set`).
+    listeners: ListenSet,
+    /// Each worker's ring for its sends, by index (see `send_ring`).
+    /// Declared before `sends`: closed before the memory they send goes.
+    send_rings: Mutex<Vec<Arc<SendRing>>>,
+    /// Unique among backends (the key of `OWN_SEND_RING`).
+    id: u64,
+    /// The ring this backend feeds (`kevent::consumes`); 0: none (a probe).
+    ring_id: usize,
+    /// Outboxes with a send in flight, by outbox id: the kernel reads their
+    /// memory until the send completes, and a dropped stream's outbox
+    /// lives here until its last byte is sent.
+    sends: Mutex<HashMap<u64, Arc<Outbox>>>,
+    /// The eventfd `wake` writes (default mode); -1 with MSG_RING.
+    wake_fd: RawFd,
+    /// A harvester sleeps in `io_uring_enter` now.
+    in_wait: AtomicBool,
+    /// Poll requests queued in the SQ but not yet submitted.
+    unsubmitted: AtomicBool,
+    /// `io_uring_enter` calls and eventfd writes/reads.
+    syscalls: AtomicU64,
+}
+
+impl std::fmt::Debug for UringBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UringBackend")
+            .field("wake_fd", &self.wake_fd)
+            .finish_non_exhaustive()
+    }
+}
+
+fn poll_mask(interest: Interest) -> u32 {
+    let mut mask = (libc::POLLERR | libc::POLLHUP) as u32;
+    if interest.is_readable() {
+        mask |= (libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP) as u32;
+    }
+    if interest.is_writable() {
+        mask |= libc::POLLOUT as u32;
+    }
+    mask
+}
+
+/// The poll mask of a socket receiving through the ring: its reads come as
+/// receive completions, so the poll watches writability (and errors).
+fn without_reads(mask: u32) -> u32 {
+    mask & !((libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP) as u32)
+}
+
+fn ready_of(mask: u32) -> Ready {
+    let mask = mask as i16;
+    let mut ready = Ready::EMPTY;
+    if mask & (libc::POLLIN | libc::POLLPRI) != 0 {
+        ready |= Ready::READABLE;
+    }
+    if mask & libc::POLLOUT != 0 {
+        ready |= Ready::WRITABLE;
+    }
+    if mask & libc::POLLERR != 0 {
+        ready |= Ready::ERROR;
+    }
+    if mask & libc::POLLHUP != 0 {
+        ready |= Ready::READ_CLOSED | Ready::WRITE_CLOSED;
+    }
+    if mask & libc::POLLRDHUP != 0 {
+        ready |= Ready::READ_CLOSED;
+    }
+    ready
+}
+
+impl UringBackend {
+    /// A backend for the ring `ring_id` (0: a probe, never used).
+    pub(crate) fn new(ring_id: usize) -> io::Result<UringBackend> {
+        // On kernels with everything below (6.10+; bundles are a feature bit
+        // that implies it): COOP_TASKRUN, so a readiness does not interrupt
+        // the thread that submitted its poll while it runs in user space (an
+        // interrupt per readiness cost twice the CPU per request); that work
+        // runs at the thread's next syscall, or when a harvest sees
+        // TASKRUN_FLAG and enters. Wakeups then cannot go through a poll of
+        // an eventfd (its completion would wait for its submitter's next
+        // syscall): `wake` posts a completion straight into the ring with
+        // MSG_RING from a second, tiny ring. Older kernels: the default mode
+        // and an eventfd.
+        let coop = IoUring::builder()
+            .setup_clamp()
+            .setup_coop_taskrun()
+            .setup_taskrun_flag()
+            .build(ENTRIES)
+            .ok()
+            .filter(|r| r.params().is_feature_recvsend_bundle());
+        let waker = match coop {
+            Some(_) => IoUring::builder().build(2).ok(),
+            None => None,
+        };
+        let (ring, waker) = match (coop, waker) {
+            (Some(ring), Some(waker)) => (ring, Some(waker)),
+            _ => (IoUring::builder().setup_clamp().build(ENTRIES)?, None),
+        };
+        if !ring.params().is_feature_ext_arg() || !ring.params().is_feature_nodrop() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "io_uring lacks EXT_ARG or NODROP (kernel older than 5.11)",
+            ));
+        }
+        // The eventfd wakes the harvester where MSG_RING does not.
+        let wake_fd = if waker.is_some() {
+            -1
+        } else {
+            // SAFETY: eventfd(2) with valid flags; the result is checked.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            fd
+        };
+        // Receiving through the ring needs multishot receive (6.0) and
+        // cancel-all (5.19); bundles (6.10) are a feature bit that implies
+        // both.
+        let pool = if ring.params().is_feature_recvsend_bundle() {
+            BufPool::new(&ring).ok()
+        } else {
+            None
+        };
+        let backend = UringBackend {
+            ring,
+            waker: waker.map(Mutex::new),
+            pool,
+            sq: Mutex::new(()),
+            cq: Mutex::new(()),
+            polls: Mutex::new(HashMap::new()),
+            listeners: ListenSet::new()?,
+            send_rings: Mutex::new(Vec::new()),
+            id: NEXT_BACKEND.fetch_add(1, Ordering::Relaxed),
+            ring_id,
+            sends: Mutex::new(HashMap::new()),
+            wake_fd,
+            in_wait: AtomicBool::new(false),
+            unsubmitted: AtomicBool::new(false),
+            syscalls: AtomicU64::new(0),
+        };
+        if backend.waker.is_none() {
+            backend.submit_poll(wake_fd, WAKE, libc::POLLIN as u32)?;
+        }
+        backend.submit_poll(backend.listeners.fd(), LISTENERS, libc::POLLIN as u32)?;
+        Ok(backend)
+    }
+}
+
+impl UringBackend {
+    /// Counts one syscall made for the ring.
+    fn count_syscall(&self) {
+        self.syscalls.fetch_add(1, Ordering::Relaxed);
+        crate::syscalls::count(1);
+    }
+
+    /// Submits what is queued and sleeps for one completion or `timeout`.
+    fn wait(&self, timeout: Option<Duration>, sigmask: Option<&libc::sigset_t>) -> io::Result<()> {
+        self.count_syscall();
+        if let Some(mask) = sigmask {
+            return match self.enter_with_sigmask(timeout, mask) {
+                Err(e) if !interrupted(&e) => Err(e),
+                _ => Ok(()),
+            };
+        }
+        let ts;
+        let mut args = types::SubmitArgs::new();
+        if let Some(t) = timeout {
+            ts = types::Timespec::new()
+                .sec(t.as_secs())
+                .nsec(t.subsec_nanos());
+            args = args.timespec(&ts);
+        }
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Err(e) if !interrupted(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// `io_uring_enter(GETEVENTS | EXT_ARG)` with a signal mask. The
+    /// io-uring crate passes `size_of::<libc::sigset_t>()` (128) as the
+    /// mask size, which the kernel refuses with EINVAL: it wants `_NSIG / 8`
+    /// (8 bytes). So this one call is made by hand.
+    fn enter_with_sigmask(
+        &self,
+        timeout: Option<Duration>,
+        mask: &libc::sigset_t,
+    ) -> io::Result<()> {
+        /// `struct io_uring_getevents_arg` from `<linux/io_uring.h>`.
+        #[repr(C)]
+        struct GeteventsArg {
+            /// Pointer to the signal mask.
+            sigmask: u64,
+            /// Size of the kernel's sigset (`_NSIG / 8`).
+            sigmask_sz: u32,
+            /// Minimum wait, microseconds (unused).
+            min_wait_usec: u32,
+            /// Pointer to a `__kernel_timespec`, or 0.
+            ts: u64,
+        }
+        let ts = timeout.map(|t| libc::timespec {
+            tv_sec: t.as_secs() as libc::time_t,
+            tv_nsec: t.subsec_nanos() as libc::c_long,
+        });
+        let arg = GeteventsArg {
+            sigmask: mask as *const libc::sigset_t as u64,
+            sigmask_sz: 8,
+            min_wait_usec: 0,
+            ts: ts.as_ref().map_or(0, |t| t as *const libc::timespec as u64),
+        };
+        const GETEVENTS: u32 = 1;
+        const EXT_ARG: u32 = 1 << 3;
+        use std::os::fd::AsRawFd;
+        // SAFETY: io_uring_enter on our ring's fd with a valid, live
+        // io_uring_getevents_arg (whose mask and timespec outlive the call)
+        // and its exact size, as the EXT_ARG ABI requires.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_enter,
+                self.ring.as_raw_fd(),
+                0u32,
+                1u32,
+                GETEVENTS | EXT_ARG,
+                &arg as *const GeteventsArg,
+                std::mem::size_of::<GeteventsArg>(),
+            )
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl UringBackend {
+    /// The calling thread consumes from this backend's ring.
+    fn consumes_here(&self) -> bool {
+        self.ring_id != 0 && crate::kevent::consumes(self.ring_id)
+    }
+}
+
+impl Poller for UringBackend {
+    fn register(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()> {
+        debug_assert_eq!(entry & RECV, 0, "entry index beyond 2^31");
+        let mask = poll_mask(interest);
+        let watch = Polled {
+            fd,
+            mask,
+            inbox: None,
+        };
+        self.polls.lock().insert(entry, watch);
+        self.post(&[Self::poll_sqe(fd, entry, mask)], here)
+    }
+
+    fn register_listener(
+        &self,
+        fd: RawFd,
+        entry: u64,
+        interest: Interest,
+        _here: bool,
+    ) -> io::Result<()> {
+        self.listeners.add(fd, entry, interest)
+    }
+
+    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()> {
+        if self.listeners.modify(entry, interest)? {
+            return Ok(());
+        }
+        let mut mask = poll_mask(interest);
+        {
+            let mut polls = self.polls.lock();
+            let w = polls.entry(entry).or_insert(Polled {
+                fd,
+                mask,
+                inbox: None,
+            });
+            if w.inbox.is_some() {
+                mask = without_reads(mask);
+            }
+            w.mask = mask;
+        }
+        let add = Self::poll_sqe(fd, entry, mask);
+        self.submit_or_queue(&[Self::remove_sqe(entry), add], here)
+    }
+
+    fn deregister(&self, _fd: RawFd, entry: u64, here: bool) -> io::Result<()> {
+        if self.listeners.remove(entry) {
+            return Ok(());
+        }
+        // The removal is pushed under the lock `drain` re-arms under, so it
+        // follows any re-armed poll in the submission queue, which the
+        // kernel reads in order. It is submitted once the lock is released:
+        // registrations and receives on other workers need that lock, and
+        // must not wait for our syscall.
+        {
+            let mut polls = self.polls.lock();
+            let watch = polls.remove(&entry);
+            if self.pool.is_none() {
+                self.push(&[Self::remove_sqe(entry)])?;
+            } else {
+                let cancel = Self::cancel_all_sqe(entry);
+                match watch.and_then(|w| w.inbox) {
+                    Some(inbox) => {
+                        inbox.lock().closed = true;
+                        self.push(&[cancel, Self::cancel_all_sqe(entry | RECV)])?;
+                    }
+                    None => self.push(&[cancel])?,
+                }
+            }
+        }
+        self.submit_pushed(here)
+    }
+
+    fn stream(
+        self: Arc<Self>,
+        fd: RawFd,
+        entry: u64,
+        ring_recv: bool,
+        ring_send: bool,
+    ) -> StreamIo {
+        StreamIo::uring(Stream::new(self, fd, entry, ring_recv, ring_send))
+    }
+
+    fn poll(
+        &self,
+        out: &mut Vec<(u64, Ready)>,
+        timeout: Option<Duration>,
+        sigmask: Option<&libc::sigset_t>,
+    ) -> io::Result<()> {
+        let before = out.len();
+        self.flush_own_sends(out)?;
+        self.submit_stranded_sends()?;
+        if self.collect(out, true)? > 0 || out.len() > before || timeout == Some(Duration::ZERO) {
+            return self.submit_queued();
+        }
+        self.unsubmitted.store(false, Ordering::SeqCst);
+        self.in_wait.store(true, Ordering::SeqCst);
+        // Pairs with `queue`: a request queued before `in_wait` was set is
+        // submitted by the enter below; one queued after it wakes us.
+        fence(Ordering::SeqCst);
+        let result = self.wait(timeout, sigmask);
+        self.in_wait.store(false, Ordering::SeqCst);
+        result?;
+        self.drain(out, true)?;
+        Ok(())
+    }
+
+    fn drain_now(&self, out: &mut Vec<(u64, Ready)>) -> io::Result<Option<usize>> {
+        self.flush_own_sends(out)?;
+        let drained = self.collect(out, false)?;
+        self.submit_queued()?;
+        Ok(Some(drained))
+    }
+
+    fn wake(&self) -> io::Result<()> {
+        if let Some(waker) = &self.waker {
+            use std::os::fd::AsRawFd;
+            let msg = opcode::MsgRingData::new(types::Fd(self.ring.as_raw_fd()), 0, WAKE, None)
+                .build()
+                .flags(io_uring::squeue::Flags::SKIP_SUCCESS)
+                .user_data(WAKE);
+            let mut waker = waker.lock();
+            // SAFETY: MSG_RING references no user memory.
+            if unsafe { waker.submission().push(&msg) }.is_err() {
+                // Full: a wakeup is already on its way.
+                return Ok(());
+            }
+            self.count_syscall();
+            waker.submit()?;
+            // A failed message leaves a CQE here; drop it (the next wake
+            // retries). Successes post none (SKIP_SUCCESS).
+            waker.completion().for_each(drop);
+            return Ok(());
+        }
+        let one = 1u64;
+        self.count_syscall();
+        // SAFETY: writing 8 bytes from a u64 to our eventfd.
+        let r = unsafe { libc::write(self.wake_fd, (&one as *const u64).cast(), 8) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            // EAGAIN: the counter is saturated, a wakeup is pending anyway.
+            if e.kind() != io::ErrorKind::WouldBlock {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "io_uring"
+    }
+
+    fn syscalls(&self) -> u64 {
+        self.syscalls.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for UringBackend {
+    fn drop(&mut self) {
+        self.finish_sends(LINGER);
+        if self.pool.is_some() {
+            // No receive takes a buffer after this returns; the pool's
+            // memory is freed after the ring (field order) is closed.
+            let _ = self.ring.submitter().unregister_buf_ring(BUF_GROUP);
+        }
+        if self.wake_fd >= 0 {
+            // SAFETY: closing our own eventfd; the ring (dropped after)
+            // stops polling it.
+            unsafe { libc::close(self.wake_fd) };
+        }
+    }
+}

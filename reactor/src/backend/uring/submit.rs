@@ -1,0 +1,188 @@
+//! Submission: how requests reach the kernel, and from which thread.
+//!
+//! The kernel runs a request's completion work on the thread that
+//! submitted it. A thread that consumes from the ring (`here`) may submit
+//! requests itself and own them; any other thread only pushes them for a
+//! consumer's next `io_uring_enter`, waking the harvester if it sleeps in
+//! the kernel. The operations, from the lowest:
+//!
+//! - `push`: into the submission queue (under `sq`), entering only when the
+//!   queue is full;
+//! - `enter_submit`, `enter_getevents`, `submit_queued`: the enters (the
+//!   last only if something was left for a consumer);
+//! - `submit`: push and enter now, whoever calls;
+//! - `queue`: push for a consumer to submit (`submit_pushed(false)`);
+//! - `submit_or_queue`: push, then enter now on a consumer, else queue;
+//! - `post`: push; a consumer leaves it for its own next enter (it enters
+//!   between tasks or to sleep anyway, so a burst of accepts or first reads
+//!   costs no syscall each), any other thread queues.
+//!
+//! And the requests every path shares: a multishot poll and its removal.
+
+use crate::loom::sync::atomic::Ordering;
+use std::io;
+use std::os::fd::RawFd;
+
+use io_uring::{opcode, types};
+
+use super::completion::REMOVE;
+use super::{interrupted, UringBackend};
+use crate::backend::Poller;
+
+impl UringBackend {
+    /// Submits SQEs from this thread if it consumes from the ring (`here`),
+    /// or queues them for a consumer to submit (see `queue`).
+    pub(super) fn submit_or_queue(
+        &self,
+        entries: &[io_uring::squeue::Entry],
+        here: bool,
+    ) -> io::Result<()> {
+        self.push(entries)?;
+        self.submit_pushed(here)
+    }
+
+    /// Submits what was pushed from this thread if it consumes from the
+    /// ring (`here`); else leaves it for a consumer, as `queue` does.
+    pub(super) fn submit_pushed(&self, here: bool) -> io::Result<()> {
+        if here {
+            return self.enter_submit();
+        }
+        self.unsubmitted.store(true, Ordering::SeqCst);
+        if self.in_wait.load(Ordering::SeqCst) {
+            self.wake()?;
+        }
+        Ok(())
+    }
+
+    /// Queues SQEs: from a consumer thread (`here`) for its own next enter
+    /// (it enters between tasks or to sleep anyway, so a burst of accepts
+    /// or first reads costs no syscall each, and the requests are usually
+    /// its own); from another thread as `queue` does.
+    pub(super) fn post(&self, entries: &[io_uring::squeue::Entry], here: bool) -> io::Result<()> {
+        if here {
+            self.push(entries)?;
+            self.unsubmitted.store(true, Ordering::SeqCst);
+            Ok(())
+        } else {
+            self.queue(entries)
+        }
+    }
+
+    /// Pushes SQEs and submits them from this thread.
+    pub(super) fn submit(&self, entries: &[io_uring::squeue::Entry]) -> io::Result<()> {
+        self.push(entries)?;
+        self.enter_submit()
+    }
+
+    /// Pushes SQEs without submitting them.
+    pub(super) fn push(&self, entries: &[io_uring::squeue::Entry]) -> io::Result<()> {
+        {
+            let _guard = self.sq.lock();
+            // SAFETY: `sq` serialises every access to the submission queue,
+            // so no other SubmissionQueue handle exists meanwhile.
+            let mut sq = unsafe { self.ring.submission_shared() };
+            for e in entries {
+                // SAFETY: poll and poll-remove SQEs reference no user
+                // memory; they stay valid whatever happens to our stack.
+                while unsafe { sq.push(e) }.is_err() {
+                    // Full: hand what is queued to the kernel, then retry.
+                    sq.sync();
+                    drop(sq);
+                    self.enter_submit()?;
+                    // SAFETY: as above, still under `sq`'s lock.
+                    sq = unsafe { self.ring.submission_shared() };
+                }
+            }
+            sq.sync();
+        }
+        Ok(())
+    }
+
+    /// Queues SQEs for a consumer's next enter, waking the harvester if it
+    /// sleeps in the kernel.
+    ///
+    /// The kernel posts a request's completions from task work run by the
+    /// thread that submitted it. Submitted from a thread that is not a ring
+    /// consumer (say `main`, running an accept loop in `block_on`), every
+    /// completion would wait for that thread (or interrupt it). So requests
+    /// from such threads are submitted by a consumer: the harvester's next
+    /// `io_uring_enter`, or a busy consumer's `drain_now`.
+    pub(super) fn queue(&self, entries: &[io_uring::squeue::Entry]) -> io::Result<()> {
+        self.push(entries)?;
+        self.submit_pushed(false)
+    }
+
+    /// Submits requests queued for a consumer's enter, if any.
+    pub(super) fn submit_queued(&self) -> io::Result<()> {
+        if self.unsubmitted.swap(false, Ordering::SeqCst) {
+            self.enter_submit()?;
+        }
+        Ok(())
+    }
+
+    /// The kernel holds completions that only an `io_uring_enter` posts:
+    /// some wait for task work (`IORING_SQ_TASKRUN`, COOP_TASKRUN mode), or
+    /// the CQ overflowed and the kernel keeps the rest aside
+    /// (`IORING_SQ_CQ_OVERFLOW`) until an enter flushes them.
+    pub(super) fn enter_pending(&self) -> bool {
+        let _guard = self.sq.lock();
+        // SAFETY: `sq` serialises every access to the submission queue.
+        let sq = unsafe { self.ring.submission_shared() };
+        (self.waker.is_some() && sq.taskrun()) || sq.cq_overflow()
+    }
+
+    /// Submits what is queued and runs pending task work, without waiting.
+    pub(super) fn enter_getevents(&self) -> io::Result<()> {
+        self.count_syscall();
+        self.unsubmitted.store(false, Ordering::SeqCst);
+        match self
+            .ring
+            .submitter()
+            .submit_with_args(0, &types::SubmitArgs::new())
+        {
+            Err(e) if !interrupted(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Submits what is queued. On EBUSY (the CQ overflows) the SQEs stay
+    /// queued: `poll` and `drain_now` make the next enter, after a drain.
+    pub(super) fn enter_submit(&self) -> io::Result<()> {
+        self.count_syscall();
+        super::send_ring::enter(&self.ring, false, &self.unsubmitted)
+    }
+
+    pub(super) fn submit_poll(&self, fd: RawFd, user_data: u64, mask: u32) -> io::Result<()> {
+        self.submit(&[Self::poll_sqe(fd, user_data, mask)])
+    }
+
+    /// A multishot poll of `fd` for `mask`, reported as `user_data`.
+    pub(super) fn poll_sqe(fd: RawFd, user_data: u64, mask: u32) -> io_uring::squeue::Entry {
+        opcode::PollAdd::new(types::Fd(fd), mask)
+            .multi(true)
+            .build()
+            .user_data(user_data)
+    }
+
+    /// Ends the poll whose `user_data` is given.
+    ///
+    /// `ASYNC_CANCEL`, not `POLL_REMOVE`: a poll whose wakeup is being
+    /// processed right then (a readiness just fired, its task work not yet
+    /// run) is owned by that wakeup, and `POLL_REMOVE` then fails with
+    /// `EALREADY` and leaves it armed for good, holding the socket open
+    /// after its fd is closed. A cancel marks the poll cancelled whoever
+    /// owns it; it completes with `ECANCELED` either way.
+    pub(super) fn remove_sqe(user_data: u64) -> io_uring::squeue::Entry {
+        opcode::AsyncCancel::new(user_data)
+            .build()
+            .user_data(REMOVE)
+    }
+
+    /// Cancels every request with this `user_data` (a stray duplicate
+    /// included). Needs 5.19, which a pool implies.
+    pub(super) fn cancel_all_sqe(user_data: u64) -> io_uring::squeue::Entry {
+        opcode::AsyncCancel2::new(types::CancelBuilder::user_data(user_data).all())
+            .build()
+            .user_data(REMOVE)
+    }
+}
