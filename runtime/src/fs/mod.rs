@@ -23,12 +23,14 @@
 //!
 //! [`spawn_blocking`]: crate::task::spawn_blocking
 
+mod dir_builder;
 mod file;
 mod open_options;
 mod read_dir;
 #[cfg(target_os = "linux")]
 pub(crate) mod uring;
 
+pub use dir_builder::DirBuilder;
 pub use file::File;
 pub use open_options::OpenOptions;
 pub use read_dir::{read_dir, DirEntry, ReadDir};

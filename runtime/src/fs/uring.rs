@@ -270,6 +270,16 @@ impl FileRing {
         if room < entries.len() {
             // Entries left by a failed enter; push them in first.
             let _ = uring.submit();
+            let sq = uring.submission();
+            if sq.capacity() - sq.len() < entries.len() {
+                // The kernel takes nothing now: nothing of this operation
+                // was pushed, so its slot can go.
+                drop(sq);
+                state.slots[index] = Slot::default();
+                state.free.push(index);
+                state.in_flight -= 1;
+                return Err(io::Error::from_raw_os_error(libc::EBUSY));
+            }
         }
         {
             let mut sq = uring.submission();
@@ -719,6 +729,11 @@ impl Submitted {
         let mut state = self.ring.state.lock();
         let mut wake = Vec::new();
         if state.slots[self.index].pending > 0 {
+            if !state.uring.submission().is_empty() {
+                // Entries an enter could not take earlier (EBUSY): they
+                // must reach the kernel before anything waits for them.
+                let _ = state.uring.submit();
+            }
             wake = state.reap();
         }
         let index = self.index;
