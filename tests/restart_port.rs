@@ -13,11 +13,21 @@ use example_server::{get, read_response, Server};
 
 const RESTARTS: usize = 20;
 
+/// The tests take turns: a port one of them frees could otherwise be
+/// handed to another's `bind(0)` or outgoing connection before it binds the
+/// port again, failing it for a reason that is not ours.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Starts examples/http on `addr`, serves one request on a connection
 /// left open (so the process holds accepted sockets too), stops it with
 /// `signo`, and starts it again on the same port at once, `RESTARTS`
 /// times. Returns the starts that failed.
 fn restarts(signo: i32) -> Vec<String> {
+    let _turn = serial();
     let mut server = Server::start("http", &[]);
     let addr = server.addr.to_string();
     let mut failures = Vec::new();
@@ -83,6 +93,7 @@ fn a_killed_server_restarts_on_its_port_at_once() {
 /// that watched it is dropped.
 #[test]
 fn a_dropped_runtime_leaves_its_listeners_port_free() {
+    let _turn = serial();
     for workers in [1, 2] {
         for _ in 0..RESTARTS {
             let rt = kevent::runtime::Builder::new_multi_thread()
