@@ -44,14 +44,9 @@ const SYNCED_WRITES: usize = 1_000;
 /// Bytes per synced write.
 const WRITE_SIZE: usize = 128;
 
-/// Worker threads of both runtimes: `BENCH_WORKERS`, else 2.
-fn workers() -> usize {
-    std::env::var("BENCH_WORKERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(2)
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::workers;
 
 /// The benchmark's files, made once.
 struct Fixture {

@@ -75,14 +75,9 @@ const STORM: usize = 256;
 /// `listen` backlog of every listener: room for a whole storm.
 const BACKLOG: u32 = 1024;
 
-/// Worker threads of both runtimes: `BENCH_WORKERS`, else 2.
-fn workers() -> usize {
-    std::env::var("BENCH_WORKERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(2)
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::workers;
 
 /// Expands the whole suite for one runtime crate, as a module named `$m`.
 /// Each function builds its runtime, registers one bench function named

@@ -20,14 +20,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Samp
 /// Children spawned and waited for per iteration.
 const SPAWNS: usize = 200;
 
-/// Worker threads of both runtimes: `BENCH_WORKERS`, else 2.
-fn workers() -> usize {
-    std::env::var("BENCH_WORKERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(2)
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::workers;
 
 macro_rules! suite {
     ($m:ident, $krate:ident) => {

@@ -54,14 +54,9 @@ const CHAIN_DEPTH: usize = 1_000;
 /// between two yields.
 const STALL_DUR: Duration = Duration::from_micros(10);
 
-/// Worker threads of both runtimes: `BENCH_WORKERS`, else 2.
-fn workers() -> usize {
-    std::env::var("BENCH_WORKERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(2)
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::workers;
 
 /// Keeps the calling thread busy for [`STALL_DUR`], as tokio's suite does
 /// (spinning on `thread::yield_now`, so a co-scheduled thread may run).

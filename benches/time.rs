@@ -38,14 +38,9 @@ const NUM_TIMEOUTS: usize = 1_000;
 /// The timeout's duration: far longer than any iteration, so it never fires.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Worker threads of both runtimes: `BENCH_WORKERS`, else 2.
-fn workers() -> usize {
-    std::env::var("BENCH_WORKERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(2)
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::workers;
 
 /// Expands the whole suite for one runtime crate, as a module named `$m`.
 macro_rules! suite {

@@ -34,14 +34,9 @@ use criterion::{criterion_group, criterion_main, Criterion};
 /// Calls per iteration in the `_x100` groups.
 const CALLS: usize = 100;
 
-/// Worker threads of every runtime: `BENCH_WORKERS`, else 2.
-fn workers() -> usize {
-    std::env::var("BENCH_WORKERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(2)
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::workers;
 
 fn tokio_rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
