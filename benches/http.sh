@@ -182,22 +182,26 @@ for a in $APPS; do for s in $SERVERS; do BUILT[$a:$s]=1; done; done
 if [[ "$NO_BUILD" != 1 ]]; then
     # The axum app's timeout layer and WebSocket route call tokio's timer
     # and spawner: on kevent they need the tokio-compat feature (the tokio
-    # twin is the same code either way).
-    build_args=(--features tokio-compat)
-    for a in $APPS; do for s in $SERVERS; do build_args+=(--example "${EXAMPLE[$a:$s]}"); done; done
-    log "building: cargo build --release ${build_args[*]}"
-    if ! cargo build --release "${build_args[@]}" >&2; then
-        # Go on with whichever server builds, and say which did not.
-        for a in $APPS; do for s in $SERVERS; do
-            if ! cargo build --release --features tokio-compat --example "${EXAMPLE[$a:$s]}" >/dev/null 2>&1; then
-                BUILT[$a:$s]=0
-                BUILD_FAILED+="$a:$s "
-                log "!! $a on $s (examples/${EXAMPLE[$a:$s]}.rs) does not build; going on without it"
-            fi
-        done; done
-        BUILD_FAILED=${BUILD_FAILED% }
-        [[ " ${BUILT[*]} " == *" 1 "* ]] || die "build failed"
-    fi
+    # twin is the same code either way). The http app is built without it,
+    # as a user builds it.
+    features() { [[ $1 == axum ]] && echo "--features tokio-compat"; true; }
+    for a in $APPS; do
+        build_args=($(features "$a"))
+        for s in $SERVERS; do build_args+=(--example "${EXAMPLE[$a:$s]}"); done
+        log "building: cargo build --release ${build_args[*]}"
+        if ! cargo build --release "${build_args[@]}" >&2; then
+            # Go on with whichever server builds, and say which did not.
+            for s in $SERVERS; do
+                if ! cargo build --release $(features "$a") --example "${EXAMPLE[$a:$s]}" >/dev/null 2>&1; then
+                    BUILT[$a:$s]=0
+                    BUILD_FAILED+="$a:$s "
+                    log "!! $a on $s (examples/${EXAMPLE[$a:$s]}.rs) does not build; going on without it"
+                fi
+            done
+        fi
+    done
+    BUILD_FAILED=${BUILD_FAILED% }
+    [[ " ${BUILT[*]} " == *" 1 "* ]] || die "build failed"
 fi
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
     grep -o '"target_directory":"[^"]*"' | head -n1 | sed 's/.*:"//; s/"$//') || true
