@@ -59,69 +59,35 @@ fn kevent_rt(compat: bool) -> kevent::runtime::Runtime {
 macro_rules! three {
     ($c:expr, $name:expr, |$spawn:ident, $sleep:ident, $timeout:ident| $op:expr) => {{
         let mut g = $c.benchmark_group($name);
-        {
-            let rt = tokio_rt();
-            g.bench_function("tokio", |b| {
-                b.iter_custom(|iters| {
-                    rt.block_on(rt.spawn(async move {
-                        #[allow(unused_imports)]
-                        use tokio::spawn as $spawn;
-                        #[allow(unused_imports)]
-                        use tokio::time::sleep as $sleep;
-                        #[allow(unused_imports)]
-                        use tokio::time::timeout as $timeout;
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            $op;
-                        }
-                        start.elapsed()
-                    }))
-                    .unwrap()
-                })
-            });
+        /// One bench function: `$op` in a task of `rt`, with `spawn`,
+        /// `sleep` and `timeout` taken from `$krate`.
+        macro_rules! timed {
+            ($rt:expr, $fname:expr, $krate:ident) => {{
+                let rt = $rt;
+                g.bench_function($fname, |b| {
+                    b.iter_custom(|iters| {
+                        rt.block_on(rt.spawn(async move {
+                            #[allow(unused_imports)]
+                            use $krate::spawn as $spawn;
+                            #[allow(unused_imports)]
+                            use $krate::time::sleep as $sleep;
+                            #[allow(unused_imports)]
+                            use $krate::time::timeout as $timeout;
+                            let start = Instant::now();
+                            for _ in 0..iters {
+                                $op;
+                            }
+                            start.elapsed()
+                        }))
+                        .unwrap()
+                    })
+                });
+            }};
         }
-        {
-            let rt = kevent_rt(true);
-            g.bench_function("kevent_compat", |b| {
-                b.iter_custom(|iters| {
-                    rt.block_on(rt.spawn(async move {
-                        #[allow(unused_imports)]
-                        use tokio::spawn as $spawn;
-                        #[allow(unused_imports)]
-                        use tokio::time::sleep as $sleep;
-                        #[allow(unused_imports)]
-                        use tokio::time::timeout as $timeout;
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            $op;
-                        }
-                        start.elapsed()
-                    }))
-                    .unwrap()
-                })
-            });
-        }
-        {
-            let rt = kevent_rt(false);
-            g.bench_function("kevent", |b| {
-                b.iter_custom(|iters| {
-                    rt.block_on(rt.spawn(async move {
-                        #[allow(unused_imports)]
-                        use kevent::spawn as $spawn;
-                        #[allow(unused_imports)]
-                        use kevent::time::sleep as $sleep;
-                        #[allow(unused_imports)]
-                        use kevent::time::timeout as $timeout;
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            $op;
-                        }
-                        start.elapsed()
-                    }))
-                    .unwrap()
-                })
-            });
-        }
+        timed!(tokio_rt(), "tokio", tokio);
+        // kevent with the compat context: the same tokio calls.
+        timed!(kevent_rt(true), "kevent_compat", tokio);
+        timed!(kevent_rt(false), "kevent", kevent);
         g.finish();
     }};
 }
