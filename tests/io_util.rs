@@ -163,6 +163,27 @@ fn copy_bidirectional_reports_a_vanished_peer() {
     });
 }
 
+/// Whether waiting on a side whose readiness a `WouldBlock` cleared waits
+/// for good (30 ms). `wait_and_try` waits for readiness and tries the
+/// operation once, which must block again and so clears it. An event
+/// already in flight when the clear ran may still land after it (a ring
+/// poll armed while the peer wrote can post twice; readiness may be
+/// spurious, as tokio's may): each such event costs one `WouldBlock`. A
+/// clear that did not work would come back every time, and fail here.
+async fn settles_unready<F, Fut>(mut wait_and_try: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..4 {
+        match timeout(Duration::from_millis(30), wait_and_try()).await {
+            Err(_elapsed) => return true,
+            Ok(blocked) => assert!(blocked, "readiness came back with no new event"),
+        }
+    }
+    false
+}
+
 fn nonblocking_pair() -> (StdUnixStream, StdUnixStream) {
     let (a, b) = StdUnixStream::pair().unwrap();
     a.set_nonblocking(true).unwrap();
@@ -187,9 +208,14 @@ fn async_fd_guard_clears_readiness_on_would_block() {
         // Drained: the next attempt blocks, which clears the readiness...
         assert!(guard.try_io(|fd| fd.get_ref().read(&mut buf)).is_err());
         // ...so waiting again waits for new bytes.
-        assert!(timeout(Duration::from_millis(30), fd.readable())
+        assert!(
+            settles_unready(|| async {
+                let mut g = fd.readable().await.unwrap();
+                let mut buf = [0; 8];
+                g.try_io(|fd| fd.get_ref().read(&mut buf)).is_err()
+            })
             .await
-            .is_err());
+        );
         assert_eq!(
             fd.try_io(Interest::READABLE, |s| (&*s).read(&mut buf))
                 .unwrap_err()
@@ -221,9 +247,13 @@ fn async_fd_writable_waits_for_room_and_mut_guard_writes() {
             }
         }
         assert!(sent > 0);
-        assert!(timeout(Duration::from_millis(30), fd.writable())
+        assert!(
+            settles_unready(|| async {
+                let mut g = fd.writable().await.unwrap();
+                g.try_io(|fd| fd.get_ref().write(&chunk)).is_err()
+            })
             .await
-            .is_err());
+        );
         // Drain everything from the peer: room again.
         let mut buf = vec![0; 64 * 1024];
         let mut drained = 0;
@@ -306,20 +336,31 @@ fn async_fd_clear_ready_matching_clears_only_the_side_named() {
         let (a, mut b) = nonblocking_pair();
         let fd = AsyncFd::new(a).unwrap();
         b.write_all(b"x").unwrap();
-        // Both sides ready: readable (a byte waits) and writable (room).
-        let mut guard = fd.ready(Interest::BOTH).await.unwrap();
-        let mut seen = guard.ready();
-        while !(seen.is_readable() && seen.is_writable()) {
-            guard = fd.ready(Interest::BOTH).await.unwrap();
-            seen = guard.ready();
+        // An event still in flight may land after the clear and make the
+        // write side ready again (both sides really are ready), so a clear
+        // gets three tries to hold; one that never held fails.
+        let mut held = false;
+        for _ in 0..3 {
+            // Both sides ready: readable (a byte waits) and writable (room).
+            let mut guard = fd.ready(Interest::BOTH).await.unwrap();
+            let mut seen = guard.ready();
+            while !(seen.is_readable() && seen.is_writable()) {
+                guard = fd.ready(Interest::BOTH).await.unwrap();
+                seen = guard.ready();
+            }
+            guard.clear_ready_matching(kevent::io::Ready::WRITABLE);
+            assert!(guard.ready().is_readable() && !guard.ready().is_writable());
+            drop(guard);
+            // The write side's readiness is gone: only a new event brings
+            // it back; the read side's stays.
+            let read_still = timeout(Duration::from_secs(1), fd.readable()).await;
+            assert!(read_still.is_ok(), "clearing the write side cleared reads");
+            let write_now = timeout(Duration::from_millis(30), fd.writable()).await;
+            if write_now.is_err() {
+                held = true;
+                break;
+            }
         }
-        guard.clear_ready_matching(kevent::io::Ready::WRITABLE);
-        assert!(guard.ready().is_readable() && !guard.ready().is_writable());
-        // The write side's readiness is gone: only a new event brings it
-        // back; the read side's stays.
-        let read_still = timeout(Duration::from_secs(1), fd.readable()).await;
-        assert!(read_still.is_ok(), "clearing the write side cleared reads");
-        let write_now = timeout(Duration::from_millis(30), fd.writable()).await;
-        assert!(write_now.is_err(), "the write side's readiness survived");
+        assert!(held, "the write side's readiness survived every clear");
     });
 }
