@@ -341,16 +341,18 @@ fn async_fd_clear_ready_matching_clears_only_the_side_named() {
         // gets three tries to hold; one that never held fails.
         let mut held = false;
         for _ in 0..3 {
-            // Both sides ready: readable (a byte waits) and writable (room).
-            let mut guard = fd.ready(Interest::BOTH).await.unwrap();
-            let mut seen = guard.ready();
-            while !(seen.is_readable() && seen.is_writable()) {
-                guard = fd.ready(Interest::BOTH).await.unwrap();
-                seen = guard.ready();
+            {
+                // Both sides ready: readable (a byte waits) and writable
+                // (room).
+                let mut guard = fd.ready(Interest::BOTH).await.unwrap();
+                let mut seen = guard.ready();
+                while !(seen.is_readable() && seen.is_writable()) {
+                    guard = fd.ready(Interest::BOTH).await.unwrap();
+                    seen = guard.ready();
+                }
+                guard.clear_ready_matching(kevent::io::Ready::WRITABLE);
+                assert!(guard.ready().is_readable() && !guard.ready().is_writable());
             }
-            guard.clear_ready_matching(kevent::io::Ready::WRITABLE);
-            assert!(guard.ready().is_readable() && !guard.ready().is_writable());
-            drop(guard);
             // The write side's readiness is gone: only a new event brings
             // it back; the read side's stays.
             let read_still = timeout(Duration::from_secs(1), fd.readable()).await;
