@@ -97,7 +97,7 @@ fn ready_of_epoll(bits: u32) -> Ready {
 }
 
 impl Poller for MioBackend {
-    fn register(&self, fd: RawFd, entry: u64, interest: Interest, _here: bool) -> io::Result<()> {
+    fn register(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
         self.registry.register(
             &mut SourceFd(&fd),
             Token(entry as usize),
@@ -105,7 +105,7 @@ impl Poller for MioBackend {
         )
     }
 
-    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest, _: bool) -> io::Result<()> {
+    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
         self.registry.reregister(
             &mut SourceFd(&fd),
             Token(entry as usize),
@@ -113,7 +113,7 @@ impl Poller for MioBackend {
         )
     }
 
-    fn deregister(&self, fd: RawFd, _entry: u64, _: bool) -> io::Result<()> {
+    fn deregister(&self, fd: RawFd, _entry: u64) -> io::Result<()> {
         self.registry.deregister(&mut SourceFd(&fd))
     }
 

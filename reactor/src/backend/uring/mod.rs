@@ -169,6 +169,7 @@ fn without_reads(mask: u32) -> u32 {
     mask & !((libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP) as u32)
 }
 
+
 fn ready_of(mask: u32) -> Ready {
     let mask = mask as i16;
     let mut ready = Ready::EMPTY;
@@ -189,7 +190,6 @@ fn ready_of(mask: u32) -> Ready {
     }
     ready
 }
-
 impl UringBackend {
     /// A backend for the ring `ring_id` (0: a probe, never used).
     pub(crate) fn new(ring_id: usize) -> io::Result<UringBackend> {
@@ -355,14 +355,19 @@ impl UringBackend {
 }
 
 impl UringBackend {
-    /// The calling thread consumes from this backend's ring.
+    /// The calling thread consumes from this backend's ring. A thread that
+    /// does not must never enter the kernel for the ring: its enter would
+    /// submit whatever other threads queued and make it their owner, and
+    /// the kernel then runs their completion work on it (interrupting its
+    /// own blocking calls: a `read` with a timeout returns `EINTR`). See
+    /// `submit.rs`.
     fn consumes_here(&self) -> bool {
         self.ring_id != 0 && crate::kevent::consumes(self.ring_id)
     }
 }
 
 impl Poller for UringBackend {
-    fn register(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()> {
+    fn register(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
         debug_assert_eq!(entry & RECV, 0, "entry index beyond 2^31");
         let mask = poll_mask(interest);
         let watch = Polled {
@@ -371,20 +376,14 @@ impl Poller for UringBackend {
             inbox: None,
         };
         self.polls.lock().insert(entry, watch);
-        self.post(&[Self::poll_sqe(fd, entry, mask)], here)
+        self.post(&[Self::poll_sqe(fd, entry, mask)], self.consumes_here())
     }
 
-    fn register_listener(
-        &self,
-        fd: RawFd,
-        entry: u64,
-        interest: Interest,
-        _here: bool,
-    ) -> io::Result<()> {
+    fn register_listener(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
         self.listeners.add(fd, entry, interest)
     }
 
-    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()> {
+    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
         if self.listeners.modify(entry, interest)? {
             return Ok(());
         }
@@ -402,10 +401,10 @@ impl Poller for UringBackend {
             w.mask = mask;
         }
         let add = Self::poll_sqe(fd, entry, mask);
-        self.submit_or_queue(&[Self::remove_sqe(entry), add], here)
+        self.submit_or_queue(&[Self::remove_sqe(entry), add], self.consumes_here())
     }
 
-    fn deregister(&self, _fd: RawFd, entry: u64, here: bool) -> io::Result<()> {
+    fn deregister(&self, _fd: RawFd, entry: u64) -> io::Result<()> {
         if self.listeners.remove(entry) {
             return Ok(());
         }
@@ -430,7 +429,7 @@ impl Poller for UringBackend {
                 }
             }
         }
-        self.submit_pushed(here)
+        self.submit_pushed(self.consumes_here())
     }
 
     fn stream(
@@ -467,11 +466,14 @@ impl Poller for UringBackend {
         Ok(())
     }
 
-    fn drain_now(&self, out: &mut Vec<(u64, Ready)>) -> io::Result<Option<usize>> {
+    fn drain_now(&self, out: &mut Vec<(u64, Ready)>) -> io::Result<()> {
         self.flush_own_sends(out)?;
-        let drained = self.collect(out, false)?;
-        self.submit_queued()?;
-        Ok(Some(drained))
+        self.collect(out, false)?;
+        self.submit_queued()
+    }
+
+    fn drains_concurrently(&self) -> bool {
+        true
     }
 
     fn wake(&self) -> io::Result<()> {
