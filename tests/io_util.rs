@@ -350,7 +350,6 @@ fn async_fd_clear_ready_matching_clears_only_the_side_named() {
             }
             guard.clear_ready_matching(kevent::io::Ready::WRITABLE);
             assert!(guard.ready().is_readable() && !guard.ready().is_writable());
-            drop(guard);
             // The write side's readiness is gone: only a new event brings
             // it back; the read side's stays.
             let read_still = timeout(Duration::from_secs(1), fd.readable()).await;
