@@ -74,28 +74,6 @@ fn ready_of(event: &mio::event::Event) -> Ready {
     ready
 }
 
-#[cfg(target_os = "linux")]
-fn ready_of_epoll(bits: u32) -> Ready {
-    let bits = bits as i32;
-    let mut ready = Ready::EMPTY;
-    if bits & (libc::EPOLLIN | libc::EPOLLPRI) != 0 {
-        ready |= Ready::READABLE;
-    }
-    if bits & libc::EPOLLOUT != 0 {
-        ready |= Ready::WRITABLE;
-    }
-    if bits & libc::EPOLLERR != 0 {
-        ready |= Ready::ERROR;
-    }
-    if bits & libc::EPOLLHUP != 0 {
-        ready |= Ready::READ_CLOSED | Ready::WRITE_CLOSED;
-    }
-    if bits & libc::EPOLLRDHUP != 0 {
-        ready |= Ready::READ_CLOSED;
-    }
-    ready
-}
-
 impl Poller for MioBackend {
     fn register(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
         self.registry.register(
@@ -204,7 +182,7 @@ fn pwait(
     for ev in &events[..n as usize] {
         let token = ev.u64;
         if token as usize != WAKER.0 {
-            out.push((token, ready_of_epoll(ev.events)));
+            out.push((token, Ready::from_poll_bits(ev.events)));
         }
     }
     Ok(())

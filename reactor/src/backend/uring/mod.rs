@@ -169,27 +169,6 @@ fn without_reads(mask: u32) -> u32 {
     mask & !((libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP) as u32)
 }
 
-
-fn ready_of(mask: u32) -> Ready {
-    let mask = mask as i16;
-    let mut ready = Ready::EMPTY;
-    if mask & (libc::POLLIN | libc::POLLPRI) != 0 {
-        ready |= Ready::READABLE;
-    }
-    if mask & libc::POLLOUT != 0 {
-        ready |= Ready::WRITABLE;
-    }
-    if mask & libc::POLLERR != 0 {
-        ready |= Ready::ERROR;
-    }
-    if mask & libc::POLLHUP != 0 {
-        ready |= Ready::READ_CLOSED | Ready::WRITE_CLOSED;
-    }
-    if mask & libc::POLLRDHUP != 0 {
-        ready |= Ready::READ_CLOSED;
-    }
-    ready
-}
 impl UringBackend {
     /// A backend for the ring `ring_id` (0: a probe, never used).
     pub(crate) fn new(ring_id: usize) -> io::Result<UringBackend> {
