@@ -14,7 +14,7 @@
 //! harvester is woken by a `MSG_RING` (or, on older kernels, an eventfd the
 //! ring polls).
 //!
-//! Stream sockets may also receive through the ring (see `inbox.rs`):
+//! Stream sockets may also receive through the ring (see `recv.rs`):
 //! a multishot receive per socket fills buffers from a pool shared with the
 //! kernel (a provided-buffer ring); the harvester copies each completion
 //! into the socket's inbox and hands the buffer back at once. Such a socket
@@ -23,9 +23,10 @@
 //!
 //! One concept per file: `submit.rs` (how requests reach the kernel, and
 //! from which thread), `completion.rs` (telling completions apart and
-//! draining them), `pool.rs` (the provided buffers), `recv.rs` and
-//! `inbox.rs` (receiving), `send.rs`, `send_ring.rs` and `outbox.rs`
-//! (sending), `stream.rs` (one stream's byte path, as
+//! draining them), `pool.rs` (the provided buffers), `recv.rs`
+//! (receiving into a stream's inbox), `send.rs` (sending from a stream's
+//! outbox) and `send_ring.rs` (each worker's own ring for sends),
+//! `stream.rs` (one stream's byte path, as
 //! [`StreamIo`](crate::StreamIo) hands it out). This file holds the
 //! backend itself: setup, polls, the harvester's wait and wakeup.
 
@@ -40,8 +41,6 @@ use std::time::Duration;
 use io_uring::{opcode, types, IoUring};
 
 mod completion;
-mod inbox;
-mod outbox;
 mod pool;
 mod recv;
 mod send;
@@ -50,12 +49,12 @@ mod stream;
 mod submit;
 
 pub(crate) use self::stream::Stream;
-pub use outbox::OUTBOX_LIMIT;
+pub use send::OUTBOX_LIMIT;
 
 use self::completion::{LISTENERS, RECV, WAKE};
-use self::inbox::Inbox;
-use self::outbox::Outbox;
 use self::pool::{BufPool, BUF_GROUP};
+use self::recv::{without_reads, Inbox};
+use self::send::Outbox;
 use self::send::LINGER;
 use self::send_ring::SendRing;
 use super::listen_set::ListenSet;
@@ -161,12 +160,6 @@ fn poll_mask(interest: Interest) -> u32 {
         mask |= libc::POLLOUT as u32;
     }
     mask
-}
-
-/// The poll mask of a socket receiving through the ring: its reads come as
-/// receive completions, so the poll watches writability (and errors).
-fn without_reads(mask: u32) -> u32 {
-    mask & !((libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP) as u32)
 }
 
 impl UringBackend {
@@ -330,18 +323,6 @@ impl UringBackend {
         } else {
             Ok(())
         }
-    }
-}
-
-impl UringBackend {
-    /// The calling thread consumes from this backend's ring. A thread that
-    /// does not must never enter the kernel for the ring: its enter would
-    /// submit whatever other threads queued and make it their owner, and
-    /// the kernel then runs their completion work on it (interrupting its
-    /// own blocking calls: a `read` with a timeout returns `EINTR`). See
-    /// `submit.rs`.
-    fn consumes_here(&self) -> bool {
-        self.ring_id != 0 && crate::kevent::consumes(self.ring_id)
     }
 }
 

@@ -11,8 +11,8 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 
-use super::inbox::Inbox;
-use super::outbox::Outbox;
+use super::recv::Inbox;
+use super::send::Outbox;
 use super::UringBackend;
 use crate::event::{Interest, Ready};
 use crate::stream::{poll_until_done, try_now, Direction, Readiness, Socket};
