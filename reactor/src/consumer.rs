@@ -20,7 +20,7 @@
 //! harvest, and sleeping there would only be woken by them). It parks
 //! instead, watching the timers; the last consumer to go idle sleeps in the
 //! backend. On io_uring a harvest reads the completion queue without the
-//! role at all (`Backend::drain_now`).
+//! role at all (`Poller::drain_now`, where `Poller::drains_concurrently`).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -374,14 +374,13 @@ impl Consumer {
         // io_uring: what the kernel posted is read without the role, so a
         // busy consumer never takes it from (nor hands it back to) a
         // sleeping one.
-        if inner.backend.drain_now(&mut self.harvested)?.is_some() {
+        if inner.drains_concurrently {
             self.stats.harvests += 1;
+            inner.backend.drain_now(&mut self.harvested)?;
             published += inner.absorb(&self.harvested, Some(self.id));
         } else if inner.harvest.try_take() {
             self.stats.harvests += 1;
-            let polled = inner
-                .backend
-                .poll(&mut self.harvested, Some(Duration::ZERO), None);
+            let polled = inner.backend.drain_now(&mut self.harvested);
             published += inner.absorb(&self.harvested, Some(self.id));
             inner.release_harvest_role(self.id);
             polled?;

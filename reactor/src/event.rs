@@ -143,6 +143,41 @@ impl Ready {
     pub const fn from_bits(bits: u16) -> Ready {
         Ready(bits & Self::MASK)
     }
+
+    /// The readiness that `poll(2)` revents or epoll events report: the
+    /// two share their bit values on Linux, so an io_uring poll's result,
+    /// an `epoll_wait` of the listener set and mio's `epoll_pwait` all
+    /// read through this. A hang-up closes both directions; `RDHUP` only
+    /// the reading one; urgent data counts as readable.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn from_poll_bits(bits: u32) -> Ready {
+        const _: () = assert!(
+            libc::POLLIN as i32 == libc::EPOLLIN
+                && libc::POLLPRI as i32 == libc::EPOLLPRI
+                && libc::POLLOUT as i32 == libc::EPOLLOUT
+                && libc::POLLERR as i32 == libc::EPOLLERR
+                && libc::POLLHUP as i32 == libc::EPOLLHUP
+                && libc::POLLRDHUP as i32 == libc::EPOLLRDHUP
+        );
+        let bits = bits as i32;
+        let mut ready = Ready::EMPTY;
+        if bits & (libc::EPOLLIN | libc::EPOLLPRI) != 0 {
+            ready |= Ready::READABLE;
+        }
+        if bits & libc::EPOLLOUT != 0 {
+            ready |= Ready::WRITABLE;
+        }
+        if bits & libc::EPOLLERR != 0 {
+            ready |= Ready::ERROR;
+        }
+        if bits & libc::EPOLLHUP != 0 {
+            ready |= Ready::READ_CLOSED | Ready::WRITE_CLOSED;
+        }
+        if bits & libc::EPOLLRDHUP != 0 {
+            ready |= Ready::READ_CLOSED;
+        }
+        ready
+    }
 }
 
 impl std::ops::BitOr for Ready {
@@ -229,3 +264,28 @@ pub struct Event {
 /// A consumer's identity for affinity: the CPU (or worker) index whose
 /// consumer should preferably handle an entry. Only ever a hint.
 pub type Hint = usize;
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::Ready;
+
+    #[test]
+    fn poll_bits_map_to_readiness() {
+        let of = |bits: i32| Ready::from_poll_bits(bits as u32);
+        assert_eq!(of(0), Ready::EMPTY);
+        assert_eq!(of(libc::EPOLLIN), Ready::READABLE);
+        assert_eq!(of(libc::EPOLLPRI), Ready::READABLE);
+        assert_eq!(of(libc::EPOLLOUT), Ready::WRITABLE);
+        assert_eq!(of(libc::EPOLLERR), Ready::ERROR);
+        assert_eq!(of(libc::EPOLLHUP), Ready::READ_CLOSED | Ready::WRITE_CLOSED);
+        assert_eq!(of(libc::EPOLLRDHUP), Ready::READ_CLOSED);
+        assert_eq!(
+            of(libc::POLLIN as i32 | libc::POLLRDHUP as i32),
+            Ready::READABLE | Ready::READ_CLOSED
+        );
+        assert_eq!(
+            of(libc::POLLOUT as i32 | libc::POLLERR as i32),
+            Ready::WRITABLE | Ready::ERROR
+        );
+    }
+}

@@ -113,6 +113,8 @@ pub(crate) struct Inner {
     pub(crate) waiters: Waiters,
     /// The OS readiness source.
     pub(crate) backend: Arc<dyn Poller>,
+    /// [`Poller::drains_concurrently`], asked once.
+    pub(crate) drains_concurrently: bool,
     /// This ring's identity among the rings of the process (never 0): what
     /// a consuming thread's `CONSUMING` holds.
     id: usize,
@@ -140,6 +142,7 @@ impl Kevent {
                 ring: Ring::new(config.capacity),
                 regs: Slab::new(),
                 waiters: Waiters::new(config.max_consumers),
+                drains_concurrently: backend.drains_concurrently(),
                 backend,
                 id,
                 overflow: Overflow::new(),
@@ -241,12 +244,11 @@ impl Kevent {
         listener: bool,
     ) -> io::Result<Key> {
         let (key, _) = self.inner.regs.insert(Kind::Fd, token.0, Flags::NONE, fd)?;
-        let here = self.inner.consumes_here();
         let backend = &self.inner.backend;
         let registered = if listener {
-            backend.register_listener(fd, key.entry(), interest, here)
+            backend.register_listener(fd, key.entry(), interest)
         } else {
-            backend.register(fd, key.entry(), interest, here)
+            backend.register(fd, key.entry(), interest)
         };
         if let Err(e) = registered {
             self.inner.regs.remove(key);
@@ -266,7 +268,7 @@ impl Kevent {
         }
         self.inner
             .backend
-            .reregister(reg.fd(), key.entry(), interest, self.inner.consumes_here())
+            .reregister(reg.fd(), key.entry(), interest)
     }
 
     /// Watches a stream socket (TCP or Unix) and hands out its byte path:
@@ -301,9 +303,7 @@ impl Kevent {
         let reg = inner.regs.get(key).ok_or_else(stale)?;
         let (kind, fd) = (reg.kind(), reg.fd());
         let result = match kind {
-            Kind::Fd => inner
-                .backend
-                .deregister(fd, key.entry(), inner.consumes_here()),
+            Kind::Fd => inner.backend.deregister(fd, key.entry()),
             Kind::Timer => {
                 inner.timers.disarm(key);
                 Ok(())
@@ -484,12 +484,6 @@ impl Inner {
             .collect();
         self.enqueue(&entries, publisher);
         entries.len()
-    }
-
-    /// This thread consumes from this ring (it claimed events with one of
-    /// its consumers, which is still attached).
-    pub(crate) fn consumes_here(&self) -> bool {
-        consumes(self.id)
     }
 
     /// Marks this thread as one that consumes from this ring.

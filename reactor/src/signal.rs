@@ -209,9 +209,7 @@ impl Signals {
         }
         let pipe = SignalPipe::new()?;
         let (key, _) = regs.insert(Kind::Fd, usize::MAX, Flags::NONE, pipe.read)?;
-        // Left for a consumer to submit (`here: false`), whichever thread
-        // adds the first signal.
-        backend.register(pipe.read, key.entry(), Interest::READABLE, false)?;
+        backend.register(pipe.read, key.entry(), Interest::READABLE)?;
         if self.pipe.set((pipe, key)).is_err() {
             // Lost a race with another thread; ours is dropped and closed.
             regs.remove(key);

@@ -290,6 +290,39 @@ fn cvt(r: isize) -> io::Result<usize> {
     }
 }
 
+/// The loop of every read and write that waits for readiness: waits for
+/// `dir` and runs `op` with the readiness it found, until `op` does not
+/// return `WouldBlock`. `op` forgets (clears) the readiness it acted on
+/// when it would block, so the next turn waits for a newer event.
+pub(crate) fn poll_until_done<R: Readiness>(
+    cx: &mut Context<'_>,
+    r: &R,
+    dir: Direction,
+    mut op: impl FnMut(R::Event) -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        let ev = ready!(r.poll_ready(cx, dir))?;
+        match op(ev) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            res => return Poll::Ready(res),
+        }
+    }
+}
+
+/// The `try_*` counterpart of [`poll_until_done`]: runs `op` once if `dir`
+/// looks ready, `WouldBlock` otherwise. It looks without registering: a
+/// `try_*` call must not disturb the wakers of tasks awaiting the stream.
+pub(crate) fn try_now<R: Readiness>(
+    r: &R,
+    dir: Direction,
+    op: impl FnOnce(R::Event) -> io::Result<usize>,
+) -> io::Result<usize> {
+    match r.current(dir) {
+        Some(ev) => op(ev),
+        None => Err(io::ErrorKind::WouldBlock.into()),
+    }
+}
+
 impl Socket {
     fn recv(&self, dst: &mut [MaybeUninit<u8>], peek: bool) -> io::Result<usize> {
         crate::syscalls::count(1);
@@ -334,17 +367,15 @@ impl Socket {
         short_clears: bool,
         mut op: impl FnMut() -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
-        loop {
-            let ev = ready!(r.poll_ready(cx, dir))?;
-            match op() {
-                Ok(n) if short_clears && n > 0 && n < len => {
-                    r.clear(ev);
-                    return Poll::Ready(Ok(n));
-                }
+        poll_until_done(cx, r, dir, |ev| {
+            let res = op();
+            match &res {
+                Ok(n) if short_clears && *n > 0 && *n < len => r.clear(ev),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => r.clear(ev),
-                res => return Poll::Ready(res),
+                _ => {}
             }
-        }
+            res
+        })
     }
 
     /// Runs `op` now if `dir` looks ready; `WouldBlock` otherwise.
@@ -353,16 +384,13 @@ impl Socket {
         dir: Direction,
         op: impl FnOnce() -> io::Result<usize>,
     ) -> io::Result<usize> {
-        // Look, don't register: a `try_*` call must not disturb the wakers
-        // of tasks awaiting this stream.
-        let Some(ev) = r.current(dir) else {
-            return Err(io::ErrorKind::WouldBlock.into());
-        };
-        let res = op();
-        if matches!(&res, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            r.clear(ev);
-        }
-        res
+        try_now(r, dir, |ev| {
+            let res = op();
+            if matches!(&res, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+                r.clear(ev);
+            }
+            res
+        })
     }
 
     pub(crate) fn poll_read<R: Readiness>(

@@ -103,7 +103,7 @@ impl ListenSet {
                 return Err(e);
             }
             for ev in &events[..n as usize] {
-                out.push((ev.u64, ready_of(ev.events)));
+                out.push((ev.u64, Ready::from_poll_bits(ev.events)));
             }
             if (n as usize) < BATCH {
                 return Ok(calls);
@@ -133,27 +133,6 @@ fn mask(interest: Interest) -> u32 {
         mask |= libc::EPOLLOUT as u32;
     }
     mask
-}
-
-fn ready_of(events: u32) -> Ready {
-    let events = events as i32;
-    let mut ready = Ready::EMPTY;
-    if events & (libc::EPOLLIN | libc::EPOLLPRI) != 0 {
-        ready |= Ready::READABLE;
-    }
-    if events & libc::EPOLLOUT != 0 {
-        ready |= Ready::WRITABLE;
-    }
-    if events & libc::EPOLLERR != 0 {
-        ready |= Ready::ERROR;
-    }
-    if events & libc::EPOLLHUP != 0 {
-        ready |= Ready::READ_CLOSED | Ready::WRITE_CLOSED;
-    }
-    if events & libc::EPOLLRDHUP != 0 {
-        ready |= Ready::READ_CLOSED;
-    }
-    ready
 }
 
 #[cfg(test)]

@@ -74,30 +74,8 @@ fn ready_of(event: &mio::event::Event) -> Ready {
     ready
 }
 
-#[cfg(target_os = "linux")]
-fn ready_of_epoll(bits: u32) -> Ready {
-    let bits = bits as i32;
-    let mut ready = Ready::EMPTY;
-    if bits & (libc::EPOLLIN | libc::EPOLLPRI) != 0 {
-        ready |= Ready::READABLE;
-    }
-    if bits & libc::EPOLLOUT != 0 {
-        ready |= Ready::WRITABLE;
-    }
-    if bits & libc::EPOLLERR != 0 {
-        ready |= Ready::ERROR;
-    }
-    if bits & libc::EPOLLHUP != 0 {
-        ready |= Ready::READ_CLOSED | Ready::WRITE_CLOSED;
-    }
-    if bits & libc::EPOLLRDHUP != 0 {
-        ready |= Ready::READ_CLOSED;
-    }
-    ready
-}
-
 impl Poller for MioBackend {
-    fn register(&self, fd: RawFd, entry: u64, interest: Interest, _here: bool) -> io::Result<()> {
+    fn register(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
         self.registry.register(
             &mut SourceFd(&fd),
             Token(entry as usize),
@@ -105,7 +83,7 @@ impl Poller for MioBackend {
         )
     }
 
-    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest, _: bool) -> io::Result<()> {
+    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
         self.registry.reregister(
             &mut SourceFd(&fd),
             Token(entry as usize),
@@ -113,7 +91,7 @@ impl Poller for MioBackend {
         )
     }
 
-    fn deregister(&self, fd: RawFd, _entry: u64, _: bool) -> io::Result<()> {
+    fn deregister(&self, fd: RawFd, _entry: u64) -> io::Result<()> {
         self.registry.deregister(&mut SourceFd(&fd))
     }
 
@@ -204,7 +182,7 @@ fn pwait(
     for ev in &events[..n as usize] {
         let token = ev.u64;
         if token as usize != WAKER.0 {
-            out.push((token, ready_of_epoll(ev.events)));
+            out.push((token, Ready::from_poll_bits(ev.events)));
         }
     }
     Ok(())

@@ -23,30 +23,18 @@ pub(crate) mod user;
 /// A source of OS readiness for the ring.
 pub(crate) trait Poller: Send + Sync + fmt::Debug {
     /// Starts watching `fd` for `interest`, reporting it as `entry`.
-    /// `here`: the calling thread consumes from the ring. A thread that
-    /// does not must never enter the kernel for the ring: its enter would
-    /// submit whatever other threads queued and make it their owner, and the kernel then runs their
-    /// completion work on it (interrupting its own blocking calls: a
-    /// `read` with a timeout returns `EINTR`).
-    fn register(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()>;
+    fn register(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()>;
     /// Starts watching the listening socket `fd`, as `register` does, but
     /// without the backend holding a reference to its file: once `fd` is
     /// closed (or its process exits) its port is free at once, whatever
     /// the backend still has in flight.
-    fn register_listener(
-        &self,
-        fd: RawFd,
-        entry: u64,
-        interest: Interest,
-        here: bool,
-    ) -> io::Result<()> {
-        self.register(fd, entry, interest, here)
+    fn register_listener(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
+        self.register(fd, entry, interest)
     }
-    /// Changes the interest of a watched `fd` (`here` as for `register`).
-    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()>;
+    /// Changes the interest of a watched `fd`.
+    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()>;
     /// Stops watching `fd`, registered as `entry`.
-    /// `here` as for `register`.
-    fn deregister(&self, fd: RawFd, entry: u64, here: bool) -> io::Result<()>;
+    fn deregister(&self, fd: RawFd, entry: u64) -> io::Result<()>;
     /// The byte path of the stream socket `fd`, registered as `entry`:
     /// on readiness unless the backend moves bytes itself. `ring_recv` and
     /// `ring_send` say whether the ring's config lets it receive and send
@@ -71,12 +59,19 @@ pub(crate) trait Poller: Send + Sync + fmt::Debug {
         timeout: Option<Duration>,
         sigmask: Option<&libc::sigset_t>,
     ) -> io::Result<()>;
-    /// Collects what the OS already reported, without sleeping and without
-    /// the harvester role (any thread, any time). `None`: this backend can
-    /// only harvest in `poll`, under the role.
-    fn drain_now(&self, out: &mut Vec<(u64, Ready)>) -> io::Result<Option<usize>> {
-        let _ = out;
-        Ok(None)
+    /// Collects what the OS already reported, without sleeping. Only the
+    /// harvester may call it, as `poll`, unless the backend
+    /// `drains_concurrently`.
+    fn drain_now(&self, out: &mut Vec<(u64, Ready)>) -> io::Result<()> {
+        self.poll(out, Some(Duration::ZERO), None)
+    }
+    /// Whether `drain_now` may run on any thread at any time, beside a
+    /// `poll` sleeping on another: true where reading what the kernel
+    /// posted takes nothing from the sleeper (io_uring's completion queue);
+    /// false where a poll, even a zero-timeout one, is the harvester's own
+    /// (mio's `Poll` is one buffer and one epoll or kqueue descriptor).
+    fn drains_concurrently(&self) -> bool {
+        false
     }
     /// Makes a concurrent or the next `poll` return promptly.
     fn wake(&self) -> io::Result<()>;

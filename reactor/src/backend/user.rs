@@ -41,15 +41,15 @@ fn unsupported() -> io::Error {
 }
 
 impl Poller for UserBackend {
-    fn register(&self, _: RawFd, _: u64, _: Interest, _: bool) -> io::Result<()> {
+    fn register(&self, _: RawFd, _: u64, _: Interest) -> io::Result<()> {
         Err(unsupported())
     }
 
-    fn reregister(&self, _: RawFd, _: u64, _: Interest, _: bool) -> io::Result<()> {
+    fn reregister(&self, _: RawFd, _: u64, _: Interest) -> io::Result<()> {
         Err(unsupported())
     }
 
-    fn deregister(&self, _: RawFd, _: u64, _: bool) -> io::Result<()> {
+    fn deregister(&self, _: RawFd, _: u64) -> io::Result<()> {
         Err(unsupported())
     }
 

@@ -1,10 +1,122 @@
 //! What `TcpStream` and `UnixStream` share, written once: the readiness
-//! and `try_*` surface, the I/O traits, and the halves they split into.
+//! and `try_*` surface, the I/O traits, the halves they split into, and
+//! their bytes' way into the reactor (an `Evented` stream's reads and
+//! writes, handed to the `StreamIo` its backend gave it with the
+//! registration as its readiness).
 //!
 //! Both are an [`Evented`](crate::net::evented::Evented) mio stream in a
 //! field named `io`, with a `new` that registers a mio stream. Each file
 //! keeps what is its own (connecting, socket options, `peek` for TCP) and
 //! invokes these macros for the rest, so the two types cannot drift apart.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
+use std::task::{Context, Poll};
+
+use kevent_reactor::Interest;
+
+use crate::net::evented::Evented;
+
+/// An initialised buffer as the `MaybeUninit` slice a read fills.
+fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: same layout, and a read only ever writes initialised bytes
+    // into it, so the caller's slice stays initialised.
+    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
+}
+
+/// A byte stream's reads and writes, through its
+/// [`StreamIo`](kevent_reactor::StreamIo).
+impl<S: AsRawFd> Evented<S> {
+    /// `AsyncRead::poll_read`.
+    pub(crate) fn poll_read(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.bytes.poll_read(cx, &*self.reg, as_uninit(buf), false)
+    }
+
+    /// `AsyncRead::poll_read` into a buffer that is only written (hyper's).
+    #[cfg_attr(not(feature = "hyper"), allow(dead_code))]
+    pub(crate) fn poll_read_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        dst: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        self.bytes.poll_read(cx, &*self.reg, dst, false)
+    }
+
+    /// Reads without removing the bytes from the stream.
+    pub(crate) fn poll_peek(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.bytes.poll_read(cx, &*self.reg, as_uninit(buf), true)
+    }
+
+    /// `AsyncRead::poll_read_vectored`.
+    pub(crate) fn poll_read_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.bytes.poll_read_vectored(cx, &*self.reg, bufs)
+    }
+
+    /// `AsyncWrite::poll_write`.
+    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.bytes.poll_write(cx, &*self.reg, buf)
+    }
+
+    /// `AsyncWrite::poll_write_vectored`.
+    pub(crate) fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.bytes.poll_write_vectored(cx, &*self.reg, bufs)
+    }
+
+    /// Reads now if the stream looks readable; `WouldBlock` otherwise.
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.bytes.try_read(&*self.reg, as_uninit(buf))
+    }
+
+    /// Vectored [`Evented::try_read`].
+    pub(crate) fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.bytes.try_read_vectored(&*self.reg, bufs)
+    }
+
+    /// Writes now if the stream looks writable; `WouldBlock` otherwise.
+    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.bytes.try_write(&*self.reg, buf)
+    }
+
+    /// Vectored [`Evented::try_write`].
+    pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.bytes.try_write_vectored(&*self.reg, bufs)
+    }
+
+    /// `AsyncWrite::poll_flush`.
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.bytes.poll_flush(cx)
+    }
+
+    /// Shuts down part of the connection (the write side after the bytes
+    /// still queued in the ring).
+    pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        self.bytes.shutdown(how)
+    }
+
+    /// Fails if using the socket itself for `interest` (`try_io`,
+    /// `async_io`, `into_std`) could lose or reorder bytes that went
+    /// through the ring.
+    pub(crate) fn check_raw(&self, interest: Interest) -> io::Result<()> {
+        self.bytes.check_raw(interest)
+    }
+}
 
 /// The shared surface of a byte stream type `$stream` whose field `io` is
 /// an `Evented<$mio>`; `$std` is its std counterpart and `$addr` its

@@ -1,17 +1,18 @@
-//! A nonblocking mio socket tied to the ring: the wait-try-clear loop every
-//! socket type shares, and a stream's byte path.
+//! A nonblocking mio socket tied to the ring: its registration, and the
+//! wait-try-clear loop every socket type shares.
 //!
 //! The ring reports readiness edges. A socket operation runs once its
 //! direction looks ready; when it hits `WouldBlock`, the readiness it acted
 //! on is cleared (unless a newer event arrived meanwhile) and the task waits
 //! for the next edge. A stream's reads and writes go through the
-//! [`StreamIo`] its backend handed out, which does the same on readiness or
-//! moves the bytes through the ring (ARCHITECTURE.md, section 4), with the
-//! registration as its [`Readiness`](kevent_reactor::Readiness).
+//! [`StreamIo`] its backend handed out (see `byte_stream.rs`), which does
+//! the same on readiness or moves the bytes through the ring
+//! (ARCHITECTURE.md, section 4), with the registration as its
+//! [`Readiness`](kevent_reactor::Readiness).
 
 use std::future::poll_fn;
-use std::io::{self, IoSlice, IoSliceMut};
-use std::mem::{ManuallyDrop, MaybeUninit};
+use std::io;
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::task::{Context, Poll};
 
@@ -37,24 +38,18 @@ pub(crate) fn direction(interest: Interest) -> Direction {
     }
 }
 
-/// An initialised buffer as the `MaybeUninit` slice a read fills.
-fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
-    // SAFETY: same layout, and a read only ever writes initialised bytes
-    // into it, so the caller's slice stays initialised.
-    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
-}
-
 /// A nonblocking socket registered with the current runtime's ring.
 #[derive(Debug)]
 pub(crate) struct Evented<S: AsRawFd> {
     /// The ring registration. Dropped first: the fd leaves the ring while
     /// it is still open.
-    reg: ManuallyDrop<Registration>,
+    pub(super) reg: ManuallyDrop<Registration>,
     /// The nonblocking socket (an fd wrapper: mio's sockets).
     io: ManuallyDrop<S>,
     /// How a stream's bytes move (a plain socket's for listeners and
-    /// datagram sockets, which use only the readiness above).
-    bytes: StreamIo,
+    /// datagram sockets, which use only the readiness above); a byte
+    /// stream's reads and writes go through it (`byte_stream.rs`).
+    pub(super) bytes: StreamIo,
 }
 
 impl<S: AsRawFd> Drop for Evented<S> {
@@ -260,97 +255,5 @@ impl<S: AsRawFd> Evented<S> {
             kevent_reactor::syscalls::count(1);
             op(&self.io)
         })
-    }
-}
-
-/// A byte stream's reads and writes, through its [`StreamIo`].
-impl<S: AsRawFd> Evented<S> {
-    /// `AsyncRead::poll_read`.
-    pub(crate) fn poll_read(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.bytes.poll_read(cx, &*self.reg, as_uninit(buf), false)
-    }
-
-    /// `AsyncRead::poll_read` into a buffer that is only written (hyper's).
-    #[cfg_attr(not(feature = "hyper"), allow(dead_code))]
-    pub(crate) fn poll_read_uninit(
-        &self,
-        cx: &mut Context<'_>,
-        dst: &mut [MaybeUninit<u8>],
-    ) -> Poll<io::Result<usize>> {
-        self.bytes.poll_read(cx, &*self.reg, dst, false)
-    }
-
-    /// Reads without removing the bytes from the stream.
-    pub(crate) fn poll_peek(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.bytes.poll_read(cx, &*self.reg, as_uninit(buf), true)
-    }
-
-    /// `AsyncRead::poll_read_vectored`.
-    pub(crate) fn poll_read_vectored(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.bytes.poll_read_vectored(cx, &*self.reg, bufs)
-    }
-
-    /// `AsyncWrite::poll_write`.
-    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.bytes.poll_write(cx, &*self.reg, buf)
-    }
-
-    /// `AsyncWrite::poll_write_vectored`.
-    pub(crate) fn poll_write_vectored(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.bytes.poll_write_vectored(cx, &*self.reg, bufs)
-    }
-
-    /// Reads now if the stream looks readable; `WouldBlock` otherwise.
-    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.bytes.try_read(&*self.reg, as_uninit(buf))
-    }
-
-    /// Vectored [`Evented::try_read`].
-    pub(crate) fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.bytes.try_read_vectored(&*self.reg, bufs)
-    }
-
-    /// Writes now if the stream looks writable; `WouldBlock` otherwise.
-    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.bytes.try_write(&*self.reg, buf)
-    }
-
-    /// Vectored [`Evented::try_write`].
-    pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.bytes.try_write_vectored(&*self.reg, bufs)
-    }
-
-    /// `AsyncWrite::poll_flush`.
-    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.bytes.poll_flush(cx)
-    }
-
-    /// Shuts down part of the connection (the write side after the bytes
-    /// still queued in the ring).
-    pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
-        self.bytes.shutdown(how)
-    }
-
-    /// Fails if using the socket itself for `interest` (`try_io`,
-    /// `async_io`, `into_std`) could lose or reorder bytes that went
-    /// through the ring.
-    pub(crate) fn check_raw(&self, interest: Interest) -> io::Result<()> {
-        self.bytes.check_raw(interest)
     }
 }

@@ -71,8 +71,10 @@ impl Pipe {
     }
 }
 
+/// A child's pipe end: the type, its conversions, and `AsyncRead` (`read`)
+/// or `AsyncWrite` (`write`).
 macro_rules! child_pipe {
-    ($name:ident, $std:ty, $interest:expr, $what:literal) => {
+    ($name:ident, $std:ty, $dir:ident, $what:literal) => {
         #[doc = concat!("The child's ", $what, " (tokio's `", stringify!($name), "`).")]
         #[derive(Debug)]
         pub struct $name {
@@ -89,7 +91,7 @@ macro_rules! child_pipe {
             #[track_caller]
             pub fn from_std(inner: $std) -> io::Result<$name> {
                 Ok($name {
-                    pipe: Pipe::new(OwnedFd::from(inner), $interest)?,
+                    pipe: Pipe::new(OwnedFd::from(inner), child_pipe!(@interest $dir))?,
                 })
             }
 
@@ -121,68 +123,69 @@ macro_rules! child_pipe {
                 Ok(Stdio::from(value.into_owned_fd()?))
             }
         }
+
+        child_pipe!(@io $dir $name);
+    };
+    (@interest read) => {
+        Interest::READABLE
+    };
+    (@interest write) => {
+        Interest::WRITABLE
+    };
+    (@io read $name:ident) => {
+        impl futures_io::AsyncRead for $name {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
+                self.pipe.poll_read(cx, buf)
+            }
+        }
+    };
+    (@io write $name:ident) => {
+        impl futures_io::AsyncWrite for $name {
+            /// Writes to the pipe once it has room. A child that closed its
+            /// end (or exited) fails the write with `BrokenPipe` (Rust
+            /// programs ignore `SIGPIPE`, so the write returns `EPIPE`
+            /// instead of killing us).
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.pipe.poll_write(cx, buf)
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                // Writes go straight to the pipe: nothing is buffered here.
+                Poll::Ready(Ok(()))
+            }
+
+            /// Nothing to do: the pipe closes, and the child sees end of
+            /// file, when this is dropped.
+            fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
+        }
     };
 }
 
 child_pipe!(
     ChildStdin,
     std::process::ChildStdin,
-    Interest::WRITABLE,
+    write,
     "standard input"
 );
 child_pipe!(
     ChildStdout,
     std::process::ChildStdout,
-    Interest::READABLE,
+    read,
     "standard output"
 );
 child_pipe!(
     ChildStderr,
     std::process::ChildStderr,
-    Interest::READABLE,
+    read,
     "standard error"
 );
-
-impl futures_io::AsyncWrite for ChildStdin {
-    /// Writes to the pipe once it has room. A child that closed its end
-    /// (or exited) fails the write with `BrokenPipe` (Rust programs ignore
-    /// `SIGPIPE`, so the write returns `EPIPE` instead of killing us).
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.pipe.poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Writes go straight to the pipe: nothing is buffered here.
-        Poll::Ready(Ok(()))
-    }
-
-    /// Nothing to do: the pipe closes, and the child sees end of file,
-    /// when this is dropped.
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl futures_io::AsyncRead for ChildStdout {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.pipe.poll_read(cx, buf)
-    }
-}
-
-impl futures_io::AsyncRead for ChildStderr {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.pipe.poll_read(cx, buf)
-    }
-}

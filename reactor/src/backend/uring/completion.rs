@@ -7,7 +7,7 @@ use std::io;
 
 use io_uring::cqueue;
 
-use super::{ready_of, UringBackend};
+use super::UringBackend;
 use crate::event::Ready;
 
 /// `user_data` of the wake eventfd's poll.
@@ -133,7 +133,7 @@ impl UringBackend {
                         }
                     }
                     Completion::Poll(entry) => {
-                        out.push((entry, ready_of(res as u32)));
+                        out.push((entry, Ready::from_poll_bits(res as u32)));
                         if !more {
                             rearm.push((-1, entry, 0));
                         }

@@ -14,7 +14,7 @@
 //! harvester is woken by a `MSG_RING` (or, on older kernels, an eventfd the
 //! ring polls).
 //!
-//! Stream sockets may also receive through the ring (see `inbox.rs`):
+//! Stream sockets may also receive through the ring (see `recv.rs`):
 //! a multishot receive per socket fills buffers from a pool shared with the
 //! kernel (a provided-buffer ring); the harvester copies each completion
 //! into the socket's inbox and hands the buffer back at once. Such a socket
@@ -23,9 +23,10 @@
 //!
 //! One concept per file: `submit.rs` (how requests reach the kernel, and
 //! from which thread), `completion.rs` (telling completions apart and
-//! draining them), `pool.rs` (the provided buffers), `recv.rs` and
-//! `inbox.rs` (receiving), `send.rs`, `send_ring.rs` and `outbox.rs`
-//! (sending), `stream.rs` (one stream's byte path, as
+//! draining them), `pool.rs` (the provided buffers), `recv.rs`
+//! (receiving into a stream's inbox), `send.rs` (sending from a stream's
+//! outbox) and `send_ring.rs` (each worker's own ring for sends),
+//! `stream.rs` (one stream's byte path, as
 //! [`StreamIo`](crate::StreamIo) hands it out). This file holds the
 //! backend itself: setup, polls, the harvester's wait and wakeup.
 
@@ -40,8 +41,6 @@ use std::time::Duration;
 use io_uring::{opcode, types, IoUring};
 
 mod completion;
-mod inbox;
-mod outbox;
 mod pool;
 mod recv;
 mod send;
@@ -50,12 +49,12 @@ mod stream;
 mod submit;
 
 pub(crate) use self::stream::Stream;
-pub use outbox::OUTBOX_LIMIT;
+pub use send::OUTBOX_LIMIT;
 
 use self::completion::{LISTENERS, RECV, WAKE};
-use self::inbox::Inbox;
-use self::outbox::Outbox;
 use self::pool::{BufPool, BUF_GROUP};
+use self::recv::{without_reads, Inbox};
+use self::send::Outbox;
 use self::send::LINGER;
 use self::send_ring::SendRing;
 use super::listen_set::ListenSet;
@@ -161,33 +160,6 @@ fn poll_mask(interest: Interest) -> u32 {
         mask |= libc::POLLOUT as u32;
     }
     mask
-}
-
-/// The poll mask of a socket receiving through the ring: its reads come as
-/// receive completions, so the poll watches writability (and errors).
-fn without_reads(mask: u32) -> u32 {
-    mask & !((libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP) as u32)
-}
-
-fn ready_of(mask: u32) -> Ready {
-    let mask = mask as i16;
-    let mut ready = Ready::EMPTY;
-    if mask & (libc::POLLIN | libc::POLLPRI) != 0 {
-        ready |= Ready::READABLE;
-    }
-    if mask & libc::POLLOUT != 0 {
-        ready |= Ready::WRITABLE;
-    }
-    if mask & libc::POLLERR != 0 {
-        ready |= Ready::ERROR;
-    }
-    if mask & libc::POLLHUP != 0 {
-        ready |= Ready::READ_CLOSED | Ready::WRITE_CLOSED;
-    }
-    if mask & libc::POLLRDHUP != 0 {
-        ready |= Ready::READ_CLOSED;
-    }
-    ready
 }
 
 impl UringBackend {
@@ -354,15 +326,8 @@ impl UringBackend {
     }
 }
 
-impl UringBackend {
-    /// The calling thread consumes from this backend's ring.
-    fn consumes_here(&self) -> bool {
-        self.ring_id != 0 && crate::kevent::consumes(self.ring_id)
-    }
-}
-
 impl Poller for UringBackend {
-    fn register(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()> {
+    fn register(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
         debug_assert_eq!(entry & RECV, 0, "entry index beyond 2^31");
         let mask = poll_mask(interest);
         let watch = Polled {
@@ -371,20 +336,14 @@ impl Poller for UringBackend {
             inbox: None,
         };
         self.polls.lock().insert(entry, watch);
-        self.post(&[Self::poll_sqe(fd, entry, mask)], here)
+        self.post(&[Self::poll_sqe(fd, entry, mask)], self.consumes_here())
     }
 
-    fn register_listener(
-        &self,
-        fd: RawFd,
-        entry: u64,
-        interest: Interest,
-        _here: bool,
-    ) -> io::Result<()> {
+    fn register_listener(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
         self.listeners.add(fd, entry, interest)
     }
 
-    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest, here: bool) -> io::Result<()> {
+    fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
         if self.listeners.modify(entry, interest)? {
             return Ok(());
         }
@@ -402,10 +361,10 @@ impl Poller for UringBackend {
             w.mask = mask;
         }
         let add = Self::poll_sqe(fd, entry, mask);
-        self.submit_or_queue(&[Self::remove_sqe(entry), add], here)
+        self.submit_or_queue(&[Self::remove_sqe(entry), add], self.consumes_here())
     }
 
-    fn deregister(&self, _fd: RawFd, entry: u64, here: bool) -> io::Result<()> {
+    fn deregister(&self, _fd: RawFd, entry: u64) -> io::Result<()> {
         if self.listeners.remove(entry) {
             return Ok(());
         }
@@ -430,7 +389,7 @@ impl Poller for UringBackend {
                 }
             }
         }
-        self.submit_pushed(here)
+        self.submit_pushed(self.consumes_here())
     }
 
     fn stream(
@@ -467,11 +426,14 @@ impl Poller for UringBackend {
         Ok(())
     }
 
-    fn drain_now(&self, out: &mut Vec<(u64, Ready)>) -> io::Result<Option<usize>> {
+    fn drain_now(&self, out: &mut Vec<(u64, Ready)>) -> io::Result<()> {
         self.flush_own_sends(out)?;
-        let drained = self.collect(out, false)?;
-        self.submit_queued()?;
-        Ok(Some(drained))
+        self.collect(out, false)?;
+        self.submit_queued()
+    }
+
+    fn drains_concurrently(&self) -> bool {
+        true
     }
 
     fn wake(&self) -> io::Result<()> {

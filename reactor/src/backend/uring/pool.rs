@@ -121,3 +121,102 @@ impl Drop for BufPool {
         unsafe { std::alloc::dealloc(self.ring.as_ptr().cast(), Self::ring_layout()) };
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use io_uring::{cqueue, opcode, squeue};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixDatagram;
+
+    /// A ring with the pool registered in it, and a connected datagram
+    /// pair to receive from (one receive takes one datagram, so bytes a
+    /// failed receive left behind never join the next one's). The ring is declared first so it closes before the
+    /// pool's memory goes, as in the backend.
+    struct Rig {
+        ring: IoUring,
+        pool: BufPool,
+        rx: UnixDatagram,
+        tx: UnixDatagram,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            let ring = IoUring::new(8).expect("io_uring on this kernel");
+            let pool = BufPool::new(&ring).expect("a provided-buffer ring");
+            let (rx, tx) = UnixDatagram::pair().unwrap();
+            Rig { ring, pool, rx, tx }
+        }
+
+        /// Sends `data`, then one receive that picks its buffer from the
+        /// pool: its result and the buffer it took.
+        fn receive(&mut self, data: &[u8]) -> (i32, Option<u16>) {
+            assert_eq!(self.tx.send(data).unwrap(), data.len());
+            let sqe = opcode::Recv::new(types::Fd(self.rx.as_raw_fd()), std::ptr::null_mut(), 0)
+                .buf_group(BUF_GROUP)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT)
+                .user_data(7);
+            // SAFETY: the receive names no user memory (the kernel picks a
+            // pool buffer, which lives as long as the ring).
+            unsafe { self.ring.submission().push(&sqe) }.unwrap();
+            self.ring.submit_and_wait(1).unwrap();
+            let cqe = self.ring.completion().next().expect("a completion");
+            assert_eq!(cqe.user_data(), 7);
+            (cqe.result(), cqueue::buffer_select(cqe.flags()))
+        }
+    }
+
+    #[test]
+    fn a_receive_lands_in_a_pool_buffer_that_bytes_reads() {
+        let mut rig = Rig::new();
+        let (n, bid) = rig.receive(b"hello, pool");
+        assert_eq!(n, 11);
+        let bid = bid.expect("the receive names its buffer");
+        assert!(bid < BUFS);
+        assert_eq!(rig.pool.bytes(bid, n as usize), b"hello, pool");
+        // A length past the buffer is cut to the buffer.
+        assert_eq!(rig.pool.bytes(bid, BUF_SIZE * 2).len(), BUF_SIZE);
+    }
+
+    #[test]
+    fn an_exhausted_pool_fails_receives_until_a_buffer_is_recycled_and_published() {
+        let mut rig = Rig::new();
+        // Every buffer is handed out once, each to one receive.
+        let mut seen = vec![false; BUFS as usize];
+        for i in 0..BUFS {
+            let (n, bid) = rig.receive(&[i as u8]);
+            assert_eq!(n, 1, "receive {i}");
+            let bid = bid.expect("a buffer while the pool has one");
+            assert!(!seen[bid as usize], "buffer {bid} handed out twice");
+            seen[bid as usize] = true;
+            assert_eq!(rig.pool.bytes(bid, 1), [i as u8]);
+        }
+        // None left: the kernel fails the receive rather than wait.
+        let (n, bid) = rig.receive(b"x");
+        assert_eq!(n, -libc::ENOBUFS);
+        assert_eq!(bid, None);
+        // Recycled but not yet published: the kernel does not see it.
+        drop(RecycleOnDrop(&rig.pool, Some(42)));
+        assert_eq!(rig.receive(b"y").0, -libc::ENOBUFS);
+        // Published: the next receive takes exactly that buffer (and the
+        // oldest datagram, which the failed receives left in the socket);
+        // then the pool is empty again.
+        rig.pool.publish();
+        let (n, bid) = rig.receive(b"z");
+        assert_eq!((n, bid), (1, Some(42)));
+        assert_eq!(rig.pool.bytes(42, 1), b"x");
+        assert_eq!(rig.receive(b"w").0, -libc::ENOBUFS);
+    }
+
+    #[test]
+    fn recycling_nothing_gives_nothing_back() {
+        let mut rig = Rig::new();
+        for _ in 0..BUFS {
+            rig.receive(b"a").1.expect("a buffer");
+        }
+        drop(RecycleOnDrop(&rig.pool, None));
+        rig.pool.publish();
+        assert_eq!(rig.receive(b"b").0, -libc::ENOBUFS);
+    }
+}

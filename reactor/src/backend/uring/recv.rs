@@ -1,19 +1,253 @@
-//! Receiving through the ring: a stream's multishot receive, armed at its
-//! first read, resumed and cancelled as its inbox asks, and each of its
-//! completions copied into the inbox (`received`).
+//! Receiving through the ring: a stream's multishot receive and the inbox
+//! it fills, one concept.
+//!
+//! With the io_uring backend a stream may receive through the ring: one
+//! multishot receive per socket, the kernel filling buffers from a shared
+//! pool at the moment data arrives, so the reader makes no `recv(2)` at all.
+//! The harvester copies each completion's bytes into the socket's inbox and
+//! gives the buffer straight back to the pool (the pool is small and shared;
+//! a socket that is not read must not hold it), then posts the socket's
+//! entry as readable like any readiness.
+//!
+//! The inbox is bounded: past [`PAUSE_AT`] bytes the harvester cancels the
+//! receive, so an unread socket's data waits in the kernel and TCP flow
+//! control slows the peer, as with a reader that does not call `recv`. The
+//! reader re-arms it once it has drained the inbox below [`RESUME_BELOW`].
+//!
+//! The receive is armed at the stream's first read (`arm_recv`), resumed
+//! and cancelled as the inbox's reader asks (`resume_recv`, `cancel_recv`,
+//! decided by [`Inbox::take`]), and each of its completions is copied into
+//! the inbox by whoever drains the completion queue (`received`).
 
 use std::collections::HashMap;
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
 use io_uring::{cqueue, opcode, types};
 
 use super::completion::RECV;
-use super::inbox::{Inbox, Recv, PAUSE_AT};
 use super::pool::{RecycleOnDrop, BUF_GROUP};
-use super::{without_reads, Polled, UringBackend};
+use super::{Polled, UringBackend};
 use crate::event::Ready;
+use crate::loom::{Mutex, MutexGuard};
+
+/// Bytes held before the receive is paused.
+pub(crate) const PAUSE_AT: usize = 256 * 1024;
+/// Bytes below which a reader resumes a paused receive.
+pub(crate) const RESUME_BELOW: usize = 64 * 1024;
+/// Spare capacity above which an empty inbox gives its memory back.
+const KEEP_CAPACITY: usize = 16 * 1024;
+
+/// Where a socket's multishot receive stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Recv {
+    /// Submitted (or queued for submission) and receiving.
+    Armed,
+    /// A cancel is on its way; `resume` says to re-arm once it lands.
+    Cancelling { resume: bool },
+    /// Not in the kernel: paused because the inbox is full, or ended.
+    Idle,
+    /// Cancelled so that the reader's thread re-arms it (see
+    /// [`Inbox::take`]); the cancel's last completion wakes the reader.
+    Moving,
+}
+
+/// Consecutive reads that found nothing, made by a consumer thread other
+/// than the receive's owner, after which the receive moves to the reader.
+const STRAYS_TO_MOVE: u8 = 2;
+
+/// A stream socket's received bytes, filled by the ring's harvester.
+pub struct Inbox {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    /// Bytes `buf[head..]` are unread.
+    buf: Vec<u8>,
+    head: usize,
+    /// The peer closed its side: reads past the data return 0.
+    pub(crate) eof: bool,
+    /// A receive error (errno) to report once the data before it is read.
+    pub(crate) error: Option<i32>,
+    /// The receive's state.
+    pub(crate) recv: Recv,
+    /// The registration is gone: never re-arm.
+    pub(crate) closed: bool,
+    /// The thread that submitted the receive (`kevent::thread_tag`); 0:
+    /// unknown.
+    /// The kernel runs the receive's completion work on that thread.
+    pub(crate) owner: usize,
+    /// Reads in a row that found nothing, by a consumer thread not `owner`.
+    strays: u8,
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.state.lock();
+        f.debug_struct("Inbox")
+            .field("unread", &(s.buf.len() - s.head))
+            .field("eof", &s.eof)
+            .field("recv", &s.recv)
+            .finish()
+    }
+}
+
+/// What a read found, and what to do with the receive.
+pub(crate) struct Taken {
+    pub(crate) result: io::Result<usize>,
+    /// Re-arm it (from the reading thread when that is a consumer).
+    pub(crate) resume: bool,
+    /// Cancel it, so that the reading thread re-arms it (`Recv::Moving`).
+    pub(crate) cancel: bool,
+}
+
+impl State {
+    pub(crate) fn unread(&self) -> usize {
+        self.buf.len() - self.head
+    }
+
+    /// More bytes may come: no end, no error, still registered.
+    pub(crate) fn live(&self) -> bool {
+        !self.closed && !self.eof && self.error.is_none()
+    }
+
+    /// Appends received bytes (harvester).
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        if self.head == self.buf.len() {
+            self.buf.clear();
+            self.head = 0;
+        } else if self.head > self.buf.len() / 2 && self.head >= 4096 {
+            self.buf.drain(..self.head);
+            self.head = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+}
+
+impl Inbox {
+    /// An inbox for a receive submitted by thread `owner` (0: unknown).
+    pub(crate) fn new(owner: usize) -> Inbox {
+        Inbox {
+            state: Mutex::new(State {
+                buf: Vec::new(),
+                head: 0,
+                eof: false,
+                error: None,
+                recv: Recv::Armed,
+                closed: false,
+                owner,
+                strays: 0,
+            }),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
+    }
+
+    /// Unread bytes.
+    pub fn len(&self) -> usize {
+        self.state.lock().unread()
+    }
+
+    /// No unread bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Moves up to `dst.len()` unread bytes into `dst` (or copies them,
+    /// with `peek`). `Ok(0)` at end of stream; the receive error, once,
+    /// after the data before it; `WouldBlock` when nothing has arrived.
+    ///
+    /// `reader`: the calling thread's `kevent::thread_tag` when it consumes from
+    /// the ring. The kernel posts a receive's completions from work run on
+    /// the thread that submitted it, so a receive whose socket is now read
+    /// on another worker would need that thread woken for every message.
+    /// After [`STRAYS_TO_MOVE`] empty reads in a row by another consumer
+    /// thread, the receive is cancelled and re-armed by the reader.
+    pub(crate) fn take(
+        &self,
+        dst: &mut [MaybeUninit<u8>],
+        peek: bool,
+        reader: Option<usize>,
+    ) -> Taken {
+        let mut s = self.state.lock();
+        let unread = s.unread();
+        let mut cancel = false;
+        let result = if unread == 0 {
+            if dst.is_empty() || s.eof {
+                Ok(0)
+            } else if let Some(errno) = s.error.take() {
+                // Reported once; the stream then reads as ended.
+                s.eof = true;
+                Err(io::Error::from_raw_os_error(errno))
+            } else {
+                if let Some(me) = reader {
+                    if s.owner == me {
+                        s.strays = 0;
+                    } else if s.recv == Recv::Armed && s.live() {
+                        s.strays += 1;
+                        if s.strays >= STRAYS_TO_MOVE {
+                            s.strays = 0;
+                            s.recv = Recv::Moving;
+                            cancel = true;
+                        }
+                    }
+                }
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+        } else {
+            let n = unread.min(dst.len());
+            let head = s.head;
+            let src = &s.buf[head..head + n];
+            // SAFETY: `src` and `dst[..n]` are both `n` bytes long, and
+            // distinct (one borrowed from the inbox, one exclusively from
+            // the caller).
+            unsafe {
+                std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), n);
+            }
+            if !peek {
+                s.head += n;
+                if s.head == s.buf.len() {
+                    s.buf.clear();
+                    s.head = 0;
+                    if s.buf.capacity() > KEEP_CAPACITY {
+                        s.buf = Vec::new();
+                    }
+                }
+            }
+            Ok(n)
+        };
+        let mut resume = false;
+        if s.live() && s.unread() < RESUME_BELOW {
+            match s.recv {
+                Recv::Idle => {
+                    s.recv = Recv::Armed;
+                    s.owner = reader.unwrap_or(0);
+                    s.strays = 0;
+                    resume = true;
+                }
+                // The pausing cancel has not landed: it re-arms when it does.
+                Recv::Cancelling { resume: false } => s.recv = Recv::Cancelling { resume: true },
+                _ => {}
+            }
+        }
+        Taken {
+            result,
+            resume,
+            cancel,
+        }
+    }
+}
+
+/// The poll mask of a socket receiving through the ring: its reads come as
+/// receive completions, so the poll watches writability (and errors).
+pub(super) fn without_reads(mask: u32) -> u32 {
+    mask & !((libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP) as u32)
+}
 
 impl UringBackend {
     pub(super) fn recv_sqe(fd: RawFd, entry: u64) -> io_uring::squeue::Entry {
@@ -143,5 +377,120 @@ impl UringBackend {
             self.post(&[Self::cancel_all_sqe(entry | RECV)], here)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(dst: &[MaybeUninit<u8>], n: usize) -> Vec<u8> {
+        // SAFETY: `take` initialised the first `n` bytes.
+        dst[..n]
+            .iter()
+            .map(|b| unsafe { b.assume_init() })
+            .collect()
+    }
+
+    #[test]
+    fn reads_in_order_then_would_block_then_eof() {
+        let inbox = Inbox::new(0);
+        let mut dst = [MaybeUninit::uninit(); 4];
+        let t = inbox.take(&mut dst, false, None);
+        assert_eq!(t.result.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        inbox.lock().push(b"hello");
+        inbox.lock().push(b" world");
+        let n = inbox.take(&mut dst, true, None).result.unwrap();
+        assert_eq!(bytes(&dst, n), b"hell", "peek");
+        let mut out = Vec::new();
+        while let Ok(n) = inbox.take(&mut dst, false, None).result {
+            out.extend(bytes(&dst, n));
+        }
+        assert_eq!(out, b"hello world");
+        inbox.lock().eof = true;
+        assert_eq!(inbox.take(&mut dst, false, None).result.unwrap(), 0);
+    }
+
+    #[test]
+    fn an_error_comes_after_the_data_before_it_and_once() {
+        let inbox = Inbox::new(0);
+        inbox.lock().push(b"ab");
+        inbox.lock().error = Some(libc::ECONNRESET);
+        let mut dst = [MaybeUninit::uninit(); 8];
+        assert_eq!(inbox.take(&mut dst, false, None).result.unwrap(), 2);
+        let e = inbox.take(&mut dst, false, None).result.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ECONNRESET));
+        assert_eq!(inbox.take(&mut dst, false, None).result.unwrap(), 0);
+    }
+
+    #[test]
+    fn a_paused_receive_resumes_once_drained_below_the_mark() {
+        let inbox = Inbox::new(0);
+        inbox.lock().push(&vec![7u8; PAUSE_AT]);
+        inbox.lock().recv = Recv::Idle;
+        let mut dst = vec![MaybeUninit::uninit(); PAUSE_AT - RESUME_BELOW];
+        let t = inbox.take(&mut dst, false, None);
+        assert_eq!(t.result.unwrap(), PAUSE_AT - RESUME_BELOW);
+        assert!(!t.resume, "still at the mark");
+        let mut one = [MaybeUninit::uninit(); 1];
+        let t = inbox.take(&mut one, false, None);
+        assert!(t.resume);
+        assert_eq!(inbox.lock().recv, Recv::Armed);
+        assert!(!inbox.take(&mut one, false, None).resume, "resumed once");
+    }
+
+    #[test]
+    fn a_receive_moves_to_a_reader_thread_that_keeps_finding_it_empty() {
+        let (owner, reader) = (1usize, 2usize);
+        let inbox = Inbox::new(owner);
+        let mut dst = [MaybeUninit::uninit(); 4];
+        // The owner's own empty reads never move it.
+        for _ in 0..3 {
+            let t = inbox.take(&mut dst, false, Some(owner));
+            assert!(!t.cancel && !t.resume);
+        }
+        // Another consumer thread: one empty read is tolerated...
+        let t = inbox.take(&mut dst, false, Some(reader));
+        assert!(!t.cancel);
+        // ...and a read by the owner in between starts the count again.
+        assert!(!inbox.take(&mut dst, false, Some(owner)).cancel);
+        assert!(!inbox.take(&mut dst, false, Some(reader)).cancel);
+        let t = inbox.take(&mut dst, false, Some(reader));
+        assert!(t.cancel, "second empty read in a row by the same stranger");
+        assert_eq!(t.result.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(inbox.lock().recv, Recv::Moving);
+        // While the cancel is in flight nothing is cancelled or re-armed twice.
+        let t = inbox.take(&mut dst, false, Some(reader));
+        assert!(!t.cancel && !t.resume);
+        // Its last completion leaves it idle; the reader's next read re-arms
+        // it from the reader's thread.
+        inbox.lock().recv = Recv::Idle;
+        let t = inbox.take(&mut dst, false, Some(reader));
+        assert!(t.resume && !t.cancel);
+        let s = inbox.lock();
+        assert_eq!((s.recv, s.owner), (Recv::Armed, reader));
+    }
+
+    #[test]
+    fn a_reader_outside_the_consumers_never_moves_the_receive() {
+        let inbox = Inbox::new(1);
+        let mut dst = [MaybeUninit::uninit(); 4];
+        for _ in 0..5 {
+            assert!(!inbox.take(&mut dst, false, None).cancel);
+        }
+        assert_eq!(inbox.lock().recv, Recv::Armed);
+    }
+
+    #[test]
+    fn an_ended_stream_is_never_moved_or_resumed() {
+        let inbox = Inbox::new(1);
+        inbox.lock().eof = true;
+        inbox.lock().recv = Recv::Idle;
+        let mut dst = [MaybeUninit::uninit(); 4];
+        for _ in 0..3 {
+            let t = inbox.take(&mut dst, false, Some(2));
+            assert_eq!(t.result.unwrap(), 0);
+            assert!(!t.cancel && !t.resume);
+        }
     }
 }

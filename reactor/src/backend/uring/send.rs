@@ -1,22 +1,356 @@
-//! Sending through the ring: an outbox's send starts on the calling
-//! worker's own send ring (`send_ring.rs`) or on the shared ring; its
+//! Sending through the ring: a stream's outbox (write-behind) and the
+//! sends that drain it, one concept.
+//!
+//! With the io_uring backend a stream may send through the ring: a write
+//! appends to the socket's outbox and returns; one `SEND` per socket is in
+//! flight at a time, submitted with the consumer's next `io_uring_enter`
+//! (which, as a rule, also harvests), so a worker that answers many
+//! connections in one turn sends all the answers with one syscall. The
+//! send's completion starts the next batch and wakes the writer waiting on
+//! the outbox (for room, or for its flush to finish).
+//!
+//! Nothing written is lost: a stream dropped with bytes still queued hands
+//! its descriptor to the outbox ([`Outbox::adopt`]), which closes it after
+//! the last byte is sent; a shutdown of the write side asked for meanwhile
+//! happens after the last byte. A send that fails (reset, broken pipe)
+//! fails every later write and flush.
+//!
+//! Bounded: past [`OUTBOX_LIMIT`] queued bytes a write waits for the send
+//! in flight, as a writer waits for a full socket buffer.
+//!
+//! The sends: an outbox's send starts on the calling worker's own send
+//! ring (`send_ring.rs`) or on the shared ring (`start_send`); its
 //! completion moves the outbox on (`sent`); the shared ring watches each
 //! send ring so that whoever harvests reads late completions; an idle
 //! consumer submits sends a blocked worker left; and a backend going away
 //! sends what is left (`finish_sends`).
 
-use crate::loom::sync::atomic::Ordering;
 use std::io;
+use std::os::fd::{OwnedFd, RawFd};
+// std's atomic for the `static` id counter (see `loom.rs`).
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use io_uring::{opcode, types};
 
 use super::completion::{SEND, SEND_RING};
-use super::outbox::{Next, Outbox};
 use super::send_ring::SendRing;
 use super::UringBackend;
 use crate::event::Ready;
+use crate::loom::sync::atomic::Ordering;
+use crate::loom::Mutex;
+
+/// Queued bytes past which a write waits for the send in flight.
+pub const OUTBOX_LIMIT: usize = 256 * 1024;
+
+/// Outbox ids (a `static`, so std's atomic: see `loom.rs`): a send's
+/// completion names its outbox, not its registration
+/// (whose entry may be reused once the stream is gone).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A stream socket's unsent bytes.
+#[derive(Debug)]
+pub struct Outbox {
+    /// Unique, below 2^62 (the send's `user_data` tag bit).
+    id: u64,
+    /// The stream's registration entry: a completion that wakes a writer
+    /// is also delivered there as WRITABLE, so that a consumer asleep in
+    /// the ring returns to run the woken task.
+    entry: u64,
+    /// The socket's descriptor: the stream's while it lives, then ours.
+    fd: RawFd,
+    /// The descriptor once the stream handed it over (dropped with bytes
+    /// still queued); closed with the outbox.
+    adopted: Mutex<Option<OwnedFd>>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Appended, not yet given to the kernel.
+    pending: Vec<u8>,
+    /// The bytes of the send in flight: the kernel reads them, so they are
+    /// not touched (not even moved: a `Vec`'s heap buffer stays put) until
+    /// its completion.
+    inflight: Vec<u8>,
+    /// Bytes of `inflight` already sent.
+    off: usize,
+    /// A send is in flight (or queued for submission).
+    busy: bool,
+    /// A send failed with this errno: every later write and flush reports it.
+    error: Option<i32>,
+    /// The write side is shut (or will be, once drained): writes fail.
+    shut: bool,
+    /// Shut the write side once drained.
+    shut_after: bool,
+    /// A write found no room since the last completion (what
+    /// `poll_writable` reports, as socket readiness is cleared by
+    /// `EAGAIN`).
+    blocked: bool,
+    /// The outbox drained while a flush waited for it, and no flush has
+    /// returned since: the writer has not seen its bytes sent yet (see
+    /// [`Outbox::poll_peer_eof`]).
+    drain_unseen: bool,
+    /// [`Outbox::poll_peer_eof`] held the peer's end of stream back once
+    /// for `drain_unseen`; the next call lets it through.
+    eof_deferred: bool,
+    /// Tasks waiting for room, for writability or for the outbox to drain
+    /// (a writer and a flusher, or `writable()` on a shared stream, may
+    /// wait at once: each is woken).
+    wakers: Vec<Waker>,
+}
+
+/// What a send's completion leads to.
+pub(crate) enum Next {
+    /// Submit a send of these bytes (the rest of the batch, or the next).
+    Send(*const u8, usize),
+    /// Nothing left: the outbox is drained.
+    Drained,
+    /// The send failed; the outbox holds the error.
+    Failed,
+}
+
+impl Outbox {
+    /// An outbox for the stream socket `fd`, registered as `entry`. The
+    /// stream keeps owning `fd` (see [`adopt`](Outbox::adopt)).
+    pub(crate) fn new(fd: RawFd, entry: u64) -> Outbox {
+        Outbox {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            entry,
+            fd,
+            adopted: Mutex::new(None),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Takes over the stream's descriptor (the stream is dropped while
+    /// bytes are still queued): it stays open until the outbox is done and
+    /// dropped, so the bytes go out before the close.
+    pub fn adopt(&self, fd: OwnedFd) {
+        debug_assert_eq!(std::os::fd::AsRawFd::as_raw_fd(&fd), self.fd);
+        *self.adopted.lock() = Some(fd);
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn entry(&self) -> u64 {
+        self.entry
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Appends as much of `bufs`, in order, as fits. `Ok(None)`: full,
+    /// wait for the send in flight ([`poll_room`](Outbox::poll_room)).
+    /// `Ok(Some((n, start)))`: `n` bytes taken; with `start`, no send is in
+    /// flight and the caller must start one. One lock: all the slices join
+    /// the same pending batch, so a response handed over as
+    /// headers and body leaves in one send (one segment where the peer's
+    /// window allows), as one `writev(2)` would.
+    pub fn write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<Option<(usize, bool)>> {
+        let mut s = self.state.lock();
+        if let Some(e) = s.error {
+            return Err(io::Error::from_raw_os_error(e));
+        }
+        if s.shut {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "write after the stream's write side was shut down",
+            ));
+        }
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        if len == 0 {
+            return Ok(Some((0, false)));
+        }
+        let mut room = OUTBOX_LIMIT.saturating_sub(s.queued());
+        if room == 0 {
+            s.blocked = true;
+            return Ok(None);
+        }
+        let mut n = 0;
+        for buf in bufs {
+            let take = room.min(buf.len());
+            s.pending.extend_from_slice(&buf[..take]);
+            n += take;
+            room -= take;
+            if room == 0 {
+                break;
+            }
+        }
+        Ok(Some((n, !s.busy)))
+    }
+
+    /// Ready when a write would take at least one byte (or a send
+    /// failed); else the task is woken by the next completion.
+    pub fn poll_room(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut s = self.state.lock();
+        if let Some(e) = s.error {
+            return Poll::Ready(Err(io::Error::from_raw_os_error(e)));
+        }
+        if s.queued() < OUTBOX_LIMIT {
+            return Poll::Ready(Ok(()));
+        }
+        s.set_waker(cx.waker());
+        Poll::Pending
+    }
+
+    /// Readiness to write, as a socket's: ready unless a write found the
+    /// outbox full since the last completion (then woken by the next).
+    pub fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.state.lock();
+        if s.error.is_some() || !s.blocked {
+            return Poll::Ready(());
+        }
+        s.set_waker(cx.waker());
+        Poll::Pending
+    }
+
+    /// Ready when everything written has been sent (or a send failed);
+    /// else the task is woken by the next completion.
+    pub fn poll_drained(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut s = self.state.lock();
+        if let Some(e) = s.error {
+            return Poll::Ready(Err(io::Error::from_raw_os_error(e)));
+        }
+        if s.idle() {
+            s.drain_unseen = false;
+            return Poll::Ready(Ok(()));
+        }
+        s.set_waker(cx.waker());
+        Poll::Pending
+    }
+
+    /// Whether the stream's reader may report the peer's end of stream
+    /// now. A peer usually closes *because* it received what we sent, so
+    /// its FIN can be harvested before our send's completion, or in the
+    /// same turn just after it, before the writer has seen its flush
+    /// finish. A reader that saw the close first would take a clean close
+    /// for one in the middle of a response (hyper with `half_close(false)`
+    /// polls its read before its flush, and fails the connection with
+    /// "connection closed before message completed"). On `send(2)` the
+    /// write is done before the reader looks again; this restores that
+    /// order: the end of stream waits until the queued bytes are sent,
+    /// and, if a flush was waiting for them, for one more poll of the task
+    /// (it wakes itself), so that the flush sees them sent first. A failed
+    /// send ends the wait.
+    pub fn poll_peer_eof(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.state.lock();
+        if s.error.is_some() {
+            return Poll::Ready(());
+        }
+        if !s.idle() {
+            s.set_waker(cx.waker());
+            return Poll::Pending;
+        }
+        if s.drain_unseen && !s.eof_deferred {
+            s.eof_deferred = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        s.eof_deferred = false;
+        Poll::Ready(())
+    }
+
+    /// Whether everything written has been sent; the send error if one
+    /// failed (nothing is queued then either).
+    pub fn drained(&self) -> io::Result<bool> {
+        let s = self.state.lock();
+        if let Some(e) = s.error {
+            return Err(io::Error::from_raw_os_error(e));
+        }
+        Ok(s.idle())
+    }
+
+    /// Shuts the write side down now if drained (true), or once it is:
+    /// later writes fail either way.
+    pub fn shutdown_write(&self) -> io::Result<bool> {
+        let mut s = self.state.lock();
+        s.shut = true;
+        if !s.idle() {
+            s.shut_after = true;
+        }
+        Ok(!s.shut_after)
+    }
+
+    /// Starts a batch if none is in flight: the bytes to send.
+    pub(crate) fn start(&self) -> Option<(*const u8, usize)> {
+        let mut s = self.state.lock();
+        Self::start_locked(&mut s)
+    }
+
+    fn start_locked(s: &mut State) -> Option<(*const u8, usize)> {
+        if s.busy || s.pending.is_empty() || s.error.is_some() {
+            return None;
+        }
+        std::mem::swap(&mut s.pending, &mut s.inflight);
+        s.pending.clear();
+        s.off = 0;
+        s.busy = true;
+        Some((s.inflight.as_ptr(), s.inflight.len()))
+    }
+
+    /// A send completed with `res` (bytes sent, or `-errno`): what to do
+    /// next, and the tasks to wake (once no lock is held).
+    pub(crate) fn completed(&self, res: i32) -> (Next, Vec<Waker>) {
+        let mut s = self.state.lock();
+        let waker = std::mem::take(&mut s.wakers);
+        s.blocked = false;
+        if res < 0 && res != -libc::EAGAIN && res != -libc::EINTR {
+            s.error = Some(-res);
+            s.busy = false;
+            s.pending = Vec::new();
+            s.inflight = Vec::new();
+            s.off = 0;
+            return (Next::Failed, waker);
+        }
+        s.off += res.max(0) as usize;
+        if s.off < s.inflight.len() {
+            let off = s.off;
+            // SAFETY: `off` is within `inflight`, which stays put while busy.
+            let ptr = unsafe { s.inflight.as_ptr().add(off) };
+            return (Next::Send(ptr, s.inflight.len() - off), waker);
+        }
+        s.busy = false;
+        s.inflight.clear();
+        s.off = 0;
+        if let Some((p, n)) = Self::start_locked(&mut s) {
+            return (Next::Send(p, n), waker);
+        }
+        // Whoever waited (a flush, as a rule) learns of it at its next poll.
+        s.drain_unseen = !waker.is_empty();
+        if s.shut_after {
+            s.shut_after = false;
+            drop(s);
+            crate::syscalls::count(1);
+            // SAFETY: shutdown(2) on our own descriptor.
+            unsafe { libc::shutdown(self.fd(), libc::SHUT_WR) };
+        }
+        (Next::Drained, waker)
+    }
+}
+
+impl State {
+    /// No send in flight and nothing pending.
+    fn idle(&self) -> bool {
+        !self.busy && self.pending.is_empty()
+    }
+
+    /// Bytes written and not yet sent.
+    fn queued(&self) -> usize {
+        self.pending.len() + (self.inflight.len() - self.off)
+    }
+
+    fn set_waker(&mut self, waker: &Waker) {
+        if !self.wakers.iter().any(|w| w.will_wake(waker)) {
+            self.wakers.push(waker.clone());
+        }
+    }
+}
 
 thread_local! {
     /// The calling worker's send ring: its backend's id and the ring

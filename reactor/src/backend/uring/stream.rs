@@ -11,11 +11,11 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 
-use super::inbox::Inbox;
-use super::outbox::Outbox;
+use super::recv::Inbox;
+use super::send::Outbox;
 use super::UringBackend;
 use crate::event::{Interest, Ready};
-use crate::stream::{Direction, Readiness, Socket};
+use crate::stream::{poll_until_done, try_now, Direction, Readiness, Socket};
 
 /// How a stream's reads go.
 #[derive(Debug)]
@@ -162,23 +162,6 @@ impl Stream {
         Ok(total)
     }
 
-    /// Waits for the read side and runs `take` (an inbox read, which
-    /// clears the readiness it acted on when it would block) until it does
-    /// not return `WouldBlock`.
-    fn poll_inbox<R: Readiness>(
-        cx: &mut Context<'_>,
-        r: &R,
-        mut take: impl FnMut(R::Event) -> io::Result<usize>,
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            let ev = ready!(r.poll_ready(cx, Direction::Read))?;
-            match take(ev) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                res => return Poll::Ready(res),
-            }
-        }
-    }
-
     /// Holds back the peer's end of stream (a read of `len > 0` bytes that
     /// returned 0) while this stream's own sends through the ring are not
     /// seen done: see [`Outbox::poll_peer_eof`].
@@ -207,9 +190,9 @@ impl Stream {
     ) -> Poll<io::Result<usize>> {
         let len = dst.len();
         let res = match self.recv_path() {
-            RecvPath::Inbox(inbox) => {
-                Self::poll_inbox(cx, r, |ev| self.take(r, inbox, dst, peek, ev))
-            }
+            RecvPath::Inbox(inbox) => poll_until_done(cx, r, Direction::Read, |ev| {
+                self.take(r, inbox, dst, peek, ev)
+            }),
             RecvPath::Socket if peek => return self.socket.poll_read(cx, r, dst, true),
             RecvPath::Socket => self.socket.poll_read(cx, r, dst, false),
             RecvPath::Failed(kind, msg) => return Poll::Ready(Err(io::Error::new(*kind, &**msg))),
@@ -225,9 +208,9 @@ impl Stream {
     ) -> Poll<io::Result<usize>> {
         let len = bufs.iter().map(|b| b.len()).sum();
         let res = match self.recv_path() {
-            RecvPath::Inbox(inbox) => {
-                Self::poll_inbox(cx, r, |ev| self.take_vectored(r, inbox, bufs, ev))
-            }
+            RecvPath::Inbox(inbox) => poll_until_done(cx, r, Direction::Read, |ev| {
+                self.take_vectored(r, inbox, bufs, ev)
+            }),
             RecvPath::Socket => self.socket.poll_read_vectored(cx, r, bufs),
             RecvPath::Failed(kind, msg) => return Poll::Ready(Err(io::Error::new(*kind, &**msg))),
         };
@@ -240,10 +223,9 @@ impl Stream {
         dst: &mut [MaybeUninit<u8>],
     ) -> io::Result<usize> {
         match self.recv.get() {
-            Some(RecvPath::Inbox(inbox)) => match r.current(Direction::Read) {
-                Some(ev) => self.take(r, inbox, dst, false, ev),
-                None => Err(io::ErrorKind::WouldBlock.into()),
-            },
+            Some(RecvPath::Inbox(inbox)) => {
+                try_now(r, Direction::Read, |ev| self.take(r, inbox, dst, false, ev))
+            }
             _ => self.socket.try_read(r, dst),
         }
     }
@@ -254,10 +236,9 @@ impl Stream {
         bufs: &mut [IoSliceMut<'_>],
     ) -> io::Result<usize> {
         match self.recv.get() {
-            Some(RecvPath::Inbox(inbox)) => match r.current(Direction::Read) {
-                Some(ev) => self.take_vectored(r, inbox, bufs, ev),
-                None => Err(io::ErrorKind::WouldBlock.into()),
-            },
+            Some(RecvPath::Inbox(inbox)) => try_now(r, Direction::Read, |ev| {
+                self.take_vectored(r, inbox, bufs, ev)
+            }),
             _ => self.socket.try_read_vectored(r, bufs),
         }
     }

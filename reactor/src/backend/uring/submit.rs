@@ -30,6 +30,15 @@ use super::{interrupted, UringBackend};
 use crate::backend::Poller;
 
 impl UringBackend {
+    /// The calling thread consumes from this backend's ring. A thread that
+    /// does not must never enter the kernel for the ring: its enter would
+    /// submit whatever other threads queued and make it their owner, and
+    /// the kernel then runs their completion work on it (interrupting its
+    /// own blocking calls: a `read` with a timeout returns `EINTR`).
+    pub(super) fn consumes_here(&self) -> bool {
+        self.ring_id != 0 && crate::kevent::consumes(self.ring_id)
+    }
+
     /// Submits SQEs from this thread if it consumes from the ring (`here`),
     /// or queues them for a consumer to submit (see `queue`).
     pub(super) fn submit_or_queue(
