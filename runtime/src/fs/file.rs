@@ -80,6 +80,10 @@ struct Inner {
     /// The error of the fsync linked to a write, for the sync that
     /// submitted them.
     last_sync_err: Option<io::Error>,
+    /// A seek started by tokio's `AsyncSeek::start_seek`, for its
+    /// `poll_complete` (boxed: rare, and a `File` stays small).
+    #[cfg(feature = "tokio-compat")]
+    seek: Option<Box<SeekFrom>>,
 }
 
 /// What a `File` is doing.
@@ -183,6 +187,8 @@ impl File {
                 state: State::Idle(Some(Buf::default())),
                 last_write_err: None,
                 last_sync_err: None,
+                #[cfg(feature = "tokio-compat")]
+                seek: None,
             }),
             ring,
             max_buf: MAX_BUF,
@@ -198,6 +204,8 @@ impl File {
 
     /// The `std::fs::File`, if no operation is in flight; the `File`
     /// back otherwise.
+    // tokio's signature: the `File` itself comes back, unboxed.
+    #[allow(clippy::result_large_err)]
     pub fn try_into_std(mut self) -> Result<std::fs::File, File> {
         if matches!(
             self.inner.get_mut().state,
@@ -566,6 +574,40 @@ impl crate::io::AsyncSeek for File {
         buf.clear();
         // lseek(2) only moves a number in the open file: no I/O, no wait.
         Poll::Ready((&*me.std).seek(pos))
+    }
+}
+
+crate::net::byte_stream::tokio_io!(@read File);
+crate::net::byte_stream::tokio_io!(@write File);
+
+/// tokio's two-step seek (feature `tokio-compat`): `start_seek` records
+/// the target, `poll_complete` waits for the operation in flight and
+/// moves there (`lseek(2)`, inline), as futures' `poll_seek` does.
+#[cfg(feature = "tokio-compat")]
+impl tokio::io::AsyncSeek for File {
+    fn start_seek(self: Pin<&mut Self>, position: SeekFrom) -> io::Result<()> {
+        let inner = self.get_mut().inner.get_mut();
+        if inner.seek.is_some() {
+            return Err(io::Error::other(
+                "a seek is already in progress: call poll_complete before start_seek",
+            ));
+        }
+        inner.seek = Some(Box::new(position));
+        Ok(())
+    }
+
+    fn poll_complete(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+        // No seek started: where the file is (tokio answers the same).
+        let target = self
+            .inner
+            .get_mut()
+            .seek
+            .as_deref()
+            .copied()
+            .unwrap_or(SeekFrom::Current(0));
+        let res = ready!(crate::io::AsyncSeek::poll_seek(self.as_mut(), cx, target));
+        self.inner.get_mut().seek = None;
+        Poll::Ready(res)
     }
 }
 
