@@ -3,8 +3,9 @@
 //! Run with `cargo bench --bench fs`.
 //!
 //! Every group holds two functions, `kevent` and `tokio`, expanded from the
-//! same source text by [`suite!`]; both are multi-thread runtimes with 2
-//! workers (or `BENCH_WORKERS`), and the timed code runs in a spawned task.
+//! same source text by [`suite!`] (the synced-write groups a third, `std`);
+//! both are multi-thread runtimes with 2 workers (or `BENCH_WORKERS`), and
+//! the timed code runs in a spawned task.
 //! The files live in a directory under `BENCH_FS_DIR`, else the system's
 //! temporary directory (on the real disk here, not `/dev/shm`); the reads
 //! run from the page cache (the files are read once before timing), as
@@ -21,8 +22,15 @@
 //!   after the other.
 //! * `fs_read_64mib_in_64k_chunks`: one 64 MiB file read through a `File`
 //!   with a 64 KiB buffer.
-//! * `fs_write_sync_data_1000`: 1 000 writes of 128 bytes to one `File`,
-//!   each followed by `sync_data`.
+//! * `fs_write_sync_data_1000_disk` and `fs_write_sync_data_1000_tmpfs`:
+//!   1 000 writes of 128 bytes to one `File`, each followed by
+//!   `sync_data`, in the benchmark's directory (on the disk) and in
+//!   `/dev/shm` (tmpfs, or `BENCH_FS_TMPFS_DIR`; the group is skipped
+//!   if it does not exist). Beside `kevent` and `tokio`, `std` runs the
+//!   same loop with `std::fs` on the calling thread, no runtime: on the
+//!   disk it is the device's floor (an fdatasync waits for the disk, and
+//!   no runtime can go under that); on tmpfs an fdatasync costs next to
+//!   nothing, so what the runtimes add shows.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -180,6 +188,37 @@ macro_rules! suite {
 suite!(on_kevent, kevent);
 suite!(on_tokio, tokio);
 
+/// The synced-write loop with `std::fs` on the calling thread: the floor
+/// the file system and the device set.
+fn write_sync_data_std(g: &mut BenchmarkGroup<'_, WallTime>, dir: &Path) {
+    use std::io::Write;
+    let path = dir.join("synced-std");
+    g.bench_function("std", |b| {
+        b.iter(|| {
+            let mut f = std::fs::File::create(&path).unwrap();
+            let line = [b'x'; WRITE_SIZE];
+            for _ in 0..SYNCED_WRITES {
+                f.write_all(&line).unwrap();
+                f.sync_data().unwrap();
+            }
+        })
+    });
+}
+
+/// A directory on tmpfs for the synced writes: `BENCH_FS_TMPFS_DIR`, else
+/// `/dev/shm`; `None` if it does not exist.
+fn tmpfs_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("BENCH_FS_TMPFS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/dev/shm"));
+    if !base.is_dir() {
+        return None;
+    }
+    let dir = base.join(format!("kevent-bench-fs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir)
+}
+
 /// Opens a group configured for a noisy 2-core machine; iterations are
 /// long, so flat sampling with few samples.
 fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
@@ -204,10 +243,22 @@ fn fs(c: &mut Criterion) {
     on_tokio::read_large_file(&mut g, &fx.large);
     g.finish();
 
-    let mut g = group(c, "fs_write_sync_data_1000");
+    let mut g = group(c, "fs_write_sync_data_1000_disk");
     on_kevent::write_sync_data(&mut g, &fx.dir);
     on_tokio::write_sync_data(&mut g, &fx.dir);
+    write_sync_data_std(&mut g, &fx.dir);
     g.finish();
+
+    if let Some(dir) = tmpfs_dir() {
+        let mut g = group(c, "fs_write_sync_data_1000_tmpfs");
+        on_kevent::write_sync_data(&mut g, &dir);
+        on_tokio::write_sync_data(&mut g, &dir);
+        write_sync_data_std(&mut g, &dir);
+        g.finish();
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        eprintln!("no tmpfs directory (/dev/shm or BENCH_FS_TMPFS_DIR): skipping the tmpfs group");
+    }
 }
 
 criterion_group!(benches, fs);

@@ -301,3 +301,90 @@ fn udp_socket_sets_tos_and_traffic_class() {
         assert_eq!(v6.tclass_v6().unwrap(), 0x20);
     });
 }
+
+#[test]
+fn recv_buf_and_try_read_buf_take_any_buf_mut() {
+    use bytes::BufMut;
+    each_flavor(|| async {
+        // UDP into a `BytesMut`, appending after what it holds.
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b_addr = b.local_addr().unwrap();
+        a.connect(b_addr).await.unwrap();
+        b.connect(a.local_addr().unwrap()).await.unwrap();
+        let mut bytes = bytes::BytesMut::with_capacity(64);
+        bytes.put_slice(b"<");
+        b.send(b"datagram").await.unwrap();
+        assert_eq!(a.recv_buf(&mut bytes).await.unwrap(), 8);
+        assert_eq!(&bytes[..], b"<datagram");
+        b.send(b"again").await.unwrap();
+        let (n, from) = a.recv_buf_from(&mut bytes).await.unwrap();
+        assert_eq!((n, from), (5, b_addr));
+        assert_eq!(&bytes[..], b"<datagramagain");
+
+        // Into a slice (`&mut [u8]` is a `BufMut`): filled from its
+        // front, the slice moves past what was written, and a datagram
+        // longer than it is cut.
+        let mut backing = [0u8; 6];
+        let mut slice = &mut backing[..];
+        b.send(b"abc").await.unwrap();
+        a.readable().await.unwrap();
+        let n = loop {
+            match a.try_recv_buf(&mut slice) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => a.readable().await.unwrap(),
+                r => break r.unwrap(),
+            }
+        };
+        assert_eq!(n, 3);
+        assert_eq!(slice.len(), 3);
+        b.send(b"defghij").await.unwrap();
+        a.readable().await.unwrap();
+        let (n, _) = loop {
+            match a.try_recv_buf_from(&mut slice) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => a.readable().await.unwrap(),
+                r => break r.unwrap(),
+            }
+        };
+        assert_eq!(n, 3, "what fit of the datagram");
+        assert_eq!(&backing, b"abcdef");
+
+        // A Unix datagram socket into a `BytesMut`.
+        let path = socket_path("dgram-bufmut");
+        let ua = UnixDatagram::bind(&path).unwrap();
+        let ub = UnixDatagram::unbound().unwrap();
+        ub.connect(&path).unwrap();
+        let mut ubytes = bytes::BytesMut::new();
+        ub.send(b"unix").await.unwrap();
+        assert_eq!(ua.recv_buf(&mut ubytes).await.unwrap(), 4);
+        assert_eq!(&ubytes[..], b"unix");
+        let _ = std::fs::remove_file(&path);
+
+        // A TCP stream and its read half into a `BytesMut`.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        client.write_all(b"stream").await.unwrap();
+        let mut sbytes = bytes::BytesMut::new();
+        while sbytes.len() < 6 {
+            server.readable().await.unwrap();
+            match server.try_read_buf(&mut sbytes) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => assert!(r.unwrap() > 0, "end of stream too early"),
+            }
+        }
+        assert_eq!(&sbytes[..], b"stream");
+        let (read, _write) = server.into_split();
+        client.write_all(b"half").await.unwrap();
+        let mut hbytes = bytes::BytesMut::new();
+        while hbytes.len() < 4 {
+            read.readable().await.unwrap();
+            match read.try_read_buf(&mut hbytes) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => assert!(r.unwrap() > 0, "end of stream too early"),
+            }
+        }
+        assert_eq!(&hbytes[..], b"half");
+    });
+}

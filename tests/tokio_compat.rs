@@ -226,3 +226,60 @@ fn tokio_io_traits_on_kevent_unix_streams() {
         });
     }
 }
+
+#[test]
+fn tokio_io_traits_and_two_step_seek_on_kevent_files() {
+    use std::io::SeekFrom;
+    use std::pin::Pin;
+    use tokio::io::{AsyncSeek, AsyncSeekExt};
+
+    let path = std::env::temp_dir().join(format!("kevent-tokio-seek-{}", std::process::id()));
+    for rt in runtimes() {
+        rt.block_on(async {
+            let mut f = kevent::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .await
+                .unwrap();
+            // tokio's AsyncWriteExt / AsyncSeekExt / AsyncReadExt.
+            AsyncWriteExt::write_all(&mut f, b"0123456789")
+                .await
+                .unwrap();
+            AsyncWriteExt::flush(&mut f).await.unwrap();
+            assert_eq!(
+                AsyncSeekExt::seek(&mut f, SeekFrom::Start(3))
+                    .await
+                    .unwrap(),
+                3
+            );
+            let mut three = [0u8; 3];
+            AsyncReadExt::read_exact(&mut f, &mut three).await.unwrap();
+            assert_eq!(&three, b"345");
+            // Relative to where the reader is, not past its read-ahead.
+            assert_eq!(f.stream_position().await.unwrap(), 6);
+
+            // The two steps by hand: a second start before completing is
+            // refused; completing with none started tells the position.
+            Pin::new(&mut f).start_seek(SeekFrom::End(-2)).unwrap();
+            let again = Pin::new(&mut f).start_seek(SeekFrom::Start(0));
+            assert!(again.is_err(), "a seek was already in progress");
+            let pos = std::future::poll_fn(|cx| Pin::new(&mut f).poll_complete(cx))
+                .await
+                .unwrap();
+            assert_eq!(pos, 8);
+            let pos = std::future::poll_fn(|cx| Pin::new(&mut f).poll_complete(cx))
+                .await
+                .unwrap();
+            assert_eq!(pos, 8, "nothing started: the position");
+            let mut rest = String::new();
+            AsyncReadExt::read_to_string(&mut f, &mut rest)
+                .await
+                .unwrap();
+            assert_eq!(rest, "89");
+        });
+    }
+    let _ = std::fs::remove_file(&path);
+}

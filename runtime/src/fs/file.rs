@@ -8,6 +8,13 @@
 //! reports its error. The operation runs on the runtime's file ring on
 //! io_uring, on the blocking pool otherwise. A `File` dropped with a write
 //! in flight lets that write finish: every byte written lands.
+//!
+//! On the file ring a write's bytes are handed to the kernel by the
+//! `File`'s next call (another write, a read, a seek, `flush`, a sync,
+//! `set_len`, `into_std`, or its drop) rather than at once: when that
+//! call is `sync_data` or `sync_all`, the write and the fsync go to the
+//! ring as one linked pair, in one enter with one wait. A failed write's
+//! error is reported by that call, as a write-behind's always is.
 
 use std::fmt;
 use std::future::Future;
@@ -70,12 +77,22 @@ struct Inner {
     /// The error of a write-behind that failed, reported by the next
     /// write, flush or sync.
     last_write_err: Option<io::Error>,
+    /// The error of the fsync linked to a write, for the sync that
+    /// submitted them.
+    last_sync_err: Option<io::Error>,
+    /// A seek started by tokio's `AsyncSeek::start_seek`, for its
+    /// `poll_complete` (boxed: rare, and a `File` stays small).
+    #[cfg(feature = "tokio-compat")]
+    seek: Option<Box<SeekFrom>>,
 }
 
 /// What a `File` is doing.
 enum State {
     /// Nothing in flight; the buffer holds bytes read ahead, if any.
     Idle(Option<Buf>),
+    /// Bytes written and not handed to the kernel yet (file ring only):
+    /// the next call submits them, linked to its fsync if it syncs.
+    Written(Buf),
     /// An operation in flight (a write if the flag says so); it hands the
     /// buffer back.
     Busy(InFlight, bool),
@@ -90,6 +107,9 @@ enum Operation {
     Read(io::Result<usize>),
     /// A write of the whole buffer, or its error.
     Write(io::Result<()>),
+    /// A write of the whole buffer, then an fsync, and the fsync's result
+    /// (a write that failed is a `Write` error).
+    Synced(io::Result<()>),
 }
 
 /// A `File`'s buffer: bytes read ahead (from `pos`), or bytes to write.
@@ -166,6 +186,9 @@ impl File {
             inner: Mutex::new(Inner {
                 state: State::Idle(Some(Buf::default())),
                 last_write_err: None,
+                last_sync_err: None,
+                #[cfg(feature = "tokio-compat")]
+                seek: None,
             }),
             ring,
             max_buf: MAX_BUF,
@@ -181,8 +204,13 @@ impl File {
 
     /// The `std::fs::File`, if no operation is in flight; the `File`
     /// back otherwise.
+    // tokio's signature: the `File` itself comes back, unboxed.
+    #[allow(clippy::result_large_err)]
     pub fn try_into_std(mut self) -> Result<std::fs::File, File> {
-        if matches!(self.inner.get_mut().state, State::Busy(..)) {
+        if matches!(
+            self.inner.get_mut().state,
+            State::Busy(..) | State::Written(_)
+        ) {
             return Err(self);
         }
         self.unread_back();
@@ -227,7 +255,34 @@ impl File {
 
     async fn sync(&self, data_only: bool) -> io::Result<()> {
         let mut inner = self.inner.lock().await;
-        inner.settle().await?;
+        #[cfg(target_os = "linux")]
+        if let (Some(ring), State::Written(_)) = (&self.ring, &inner.state) {
+            // The bytes written and the fsync go together, linked. As an
+            // operation in flight, the pair survives this future's drop.
+            let State::Written(mut buf) = std::mem::replace(&mut inner.state, State::Idle(None))
+            else {
+                unreachable!("matched above")
+            };
+            let (ring, std) = (ring.clone(), self.std.clone());
+            let op: InFlight = Box::pin(async move {
+                let bytes = std::mem::take(&mut buf.bytes);
+                let (bytes, res) = ring.write_all_fsync(std, bytes, data_only).await;
+                buf.bytes = bytes;
+                buf.clear();
+                match res {
+                    Ok(synced) => (Operation::Synced(synced), buf),
+                    Err(e) => (Operation::Write(Err(e)), buf),
+                }
+            });
+            inner.last_sync_err = None;
+            inner.state = State::Busy(op, true);
+            inner.settle(&self.std, &self.ring).await?;
+            return match inner.last_sync_err.take() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            };
+        }
+        inner.settle(&self.std, &self.ring).await?;
         #[cfg(target_os = "linux")]
         if let Some(ring) = &self.ring {
             return ring.fsync(self.std.clone(), data_only).await;
@@ -247,7 +302,7 @@ impl File {
     /// flight. The position does not move.
     pub async fn set_len(&self, size: u64) -> io::Result<()> {
         let mut inner = self.inner.lock().await;
-        inner.settle().await?;
+        inner.settle(&self.std, &self.ring).await?;
         inner.seek_back_unread(&self.std)?;
         let std = self.std.clone();
         super::asyncify(move || std.set_len(size)).await
@@ -281,50 +336,50 @@ impl File {
     /// Waits for the operation in flight, keeping a failed write's error.
     fn poll_settle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let inner = self.inner.get_mut();
-        ready!(inner.poll_settle(cx));
+        ready!(inner.poll_settle(cx, &self.std, &self.ring));
         Poll::Ready(())
     }
+}
 
-    /// Starts a read of up to `len` bytes into `buf`.
-    fn start_read(&self, mut buf: Buf, len: usize) -> InFlight {
-        buf.clear();
-        let std = self.std.clone();
-        #[cfg(target_os = "linux")]
-        if let Some(ring) = &self.ring {
-            let ring = ring.clone();
-            return Box::pin(async move {
-                let (bytes, res) = ring.read(std, std::mem::take(&mut buf.bytes), len).await;
-                buf.bytes = bytes;
-                (Operation::Read(res), buf)
-            });
-        }
-        blocking(move || {
-            buf.bytes.resize(len, 0);
-            let res = (&*std).read(&mut buf.bytes);
-            buf.bytes.truncate(*res.as_ref().unwrap_or(&0));
+/// Starts a read of up to `len` bytes of `std` into `buf`.
+fn start_read(std: &Arc<std::fs::File>, ring: &Ring, mut buf: Buf, len: usize) -> InFlight {
+    buf.clear();
+    let std = std.clone();
+    #[cfg(target_os = "linux")]
+    if let Some(ring) = ring {
+        let ring = ring.clone();
+        return Box::pin(async move {
+            let (bytes, res) = ring.read(std, std::mem::take(&mut buf.bytes), len).await;
+            buf.bytes = bytes;
             (Operation::Read(res), buf)
-        })
+        });
     }
+    blocking(move || {
+        buf.bytes.resize(len, 0);
+        let res = (&*std).read(&mut buf.bytes);
+        buf.bytes.truncate(*res.as_ref().unwrap_or(&0));
+        (Operation::Read(res), buf)
+    })
+}
 
-    /// Starts writing all of `buf`.
-    fn start_write(&self, mut buf: Buf) -> InFlight {
-        let std = self.std.clone();
-        #[cfg(target_os = "linux")]
-        if let Some(ring) = &self.ring {
-            let ring = ring.clone();
-            return Box::pin(async move {
-                let (bytes, res) = ring.write_all(std, std::mem::take(&mut buf.bytes)).await;
-                buf.bytes = bytes;
-                buf.clear();
-                (Operation::Write(res), buf)
-            });
-        }
-        blocking(move || {
-            let res = (&*std).write_all(&buf.bytes);
+/// Starts writing all of `buf` to `std`.
+fn start_write(std: &Arc<std::fs::File>, ring: &Ring, mut buf: Buf) -> InFlight {
+    let std = std.clone();
+    #[cfg(target_os = "linux")]
+    if let Some(ring) = ring {
+        let ring = ring.clone();
+        return Box::pin(async move {
+            let (bytes, res) = ring.write_all(std, std::mem::take(&mut buf.bytes)).await;
+            buf.bytes = bytes;
             buf.clear();
             (Operation::Write(res), buf)
-        })
+        });
     }
+    blocking(move || {
+        let res = (&*std).write_all(&buf.bytes);
+        buf.clear();
+        (Operation::Write(res), buf)
+    })
 }
 
 /// An operation on the blocking pool.
@@ -342,14 +397,24 @@ fn blocking(f: impl FnOnce() -> (Operation, Buf) + Send + 'static) -> InFlight {
 }
 
 impl Inner {
-    /// Waits for the operation in flight; a failed write's error is kept
-    /// for the next write, flush or sync.
-    fn poll_settle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Submits bytes written and not handed over yet, and waits for the
+    /// operation in flight; a failed write's error is kept for the next
+    /// write, flush or sync.
+    fn poll_settle(
+        &mut self,
+        cx: &mut Context<'_>,
+        std: &Arc<std::fs::File>,
+        ring: &Ring,
+    ) -> Poll<()> {
+        if let State::Written(_) = self.state {
+            let State::Written(buf) = std::mem::replace(&mut self.state, State::Idle(None)) else {
+                unreachable!("matched above")
+            };
+            self.state = State::Busy(start_write(std, ring, buf), true);
+        }
         if let State::Busy(op, _) = &mut self.state {
             let (done, buf) = ready!(op.as_mut().poll(cx));
-            if let Operation::Write(Err(e)) = done {
-                self.last_write_err = Some(e);
-            }
+            self.record(done);
             // A read finished while nobody waits for it: its bytes stay
             // read ahead.
             self.state = State::Idle(Some(buf));
@@ -357,10 +422,20 @@ impl Inner {
         Poll::Ready(())
     }
 
+    /// Keeps what a finished operation reports to later calls: a failed
+    /// write's error, a linked fsync's result.
+    fn record(&mut self, done: Operation) {
+        match done {
+            Operation::Write(Err(e)) => self.last_write_err = Some(e),
+            Operation::Synced(Err(e)) => self.last_sync_err = Some(e),
+            Operation::Write(Ok(())) | Operation::Synced(Ok(())) | Operation::Read(_) => {}
+        }
+    }
+
     /// Waits for the operation in flight, then returns (and forgets) the
     /// error of a failed write.
-    async fn settle(&mut self) -> io::Result<()> {
-        std::future::poll_fn(|cx| self.poll_settle(cx)).await;
+    async fn settle(&mut self, std: &Arc<std::fs::File>, ring: &Ring) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_settle(cx, std, ring)).await;
         match self.last_write_err.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -397,9 +472,10 @@ impl crate::io::AsyncRead for File {
                         return Poll::Ready(Ok(buf.copy_to(dst)));
                     }
                     let buf = cell.take().expect("an idle file holds its buffer");
-                    let op = me.start_read(buf, dst.len().min(me.max_buf));
-                    me.inner.get_mut().state = State::Busy(op, false);
+                    let op = start_read(&me.std, &me.ring, buf, dst.len().min(me.max_buf));
+                    inner.state = State::Busy(op, false);
                 }
+                State::Written(_) => ready!(inner.poll_settle(cx, &me.std, &me.ring)),
                 State::Busy(op, _) => {
                     let (done, mut buf) = ready!(op.as_mut().poll(cx));
                     match done {
@@ -413,10 +489,8 @@ impl crate::io::AsyncRead for File {
                             inner.state = State::Idle(Some(buf));
                             return Poll::Ready(Err(e));
                         }
-                        Operation::Write(res) => {
-                            if let Err(e) = res {
-                                inner.last_write_err = Some(e);
-                            }
+                        other => {
+                            inner.record(other);
                             inner.state = State::Idle(Some(buf));
                         }
                     }
@@ -434,7 +508,7 @@ impl crate::io::AsyncWrite for File {
     ) -> Poll<io::Result<usize>> {
         let me = self.get_mut();
         let inner = me.inner.get_mut();
-        ready!(inner.poll_settle(cx));
+        ready!(inner.poll_settle(cx, &me.std, &me.ring));
         if let Some(e) = inner.last_write_err.take() {
             return Poll::Ready(Err(e));
         }
@@ -448,19 +522,23 @@ impl crate::io::AsyncWrite for File {
         let mut buf = cell.take().expect("an idle file holds its buffer");
         let n = src.len().min(me.max_buf);
         buf.bytes.extend_from_slice(&src[..n]);
-        let op = me.start_write(buf);
-        let inner = me.inner.get_mut();
-        inner.state = State::Busy(op, true);
-        // Start it now (an operation on the file ring is submitted at its
-        // first poll), so the bytes are on their way even if this `File`
+        if me.ring.is_some() {
+            // Handed to the kernel by the next call, linked to its fsync
+            // if it syncs (see the module docs).
+            inner.state = State::Written(buf);
+            return Poll::Ready(Ok(n));
+        }
+        inner.state = State::Busy(start_write(&me.std, &me.ring, buf), true);
+        // Start it now, so the bytes are on their way even if this `File`
         // is never polled again; a write that completes at once settles.
-        let _ = inner.poll_settle(cx);
+        let _ = inner.poll_settle(cx, &me.std, &me.ring);
         Poll::Ready(Ok(n))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let inner = self.get_mut().inner.get_mut();
-        ready!(inner.poll_settle(cx));
+        let me = self.get_mut();
+        let inner = me.inner.get_mut();
+        ready!(inner.poll_settle(cx, &me.std, &me.ring));
         match inner.last_write_err.take() {
             Some(e) => Poll::Ready(Err(e)),
             None => Poll::Ready(Ok(())),
@@ -480,7 +558,7 @@ impl crate::io::AsyncSeek for File {
     ) -> Poll<io::Result<u64>> {
         let me = self.get_mut();
         let inner = me.inner.get_mut();
-        ready!(inner.poll_settle(cx));
+        ready!(inner.poll_settle(cx, &me.std, &me.ring));
         if let Some(e) = inner.last_write_err.take() {
             return Poll::Ready(Err(e));
         }
@@ -499,18 +577,62 @@ impl crate::io::AsyncSeek for File {
     }
 }
 
+crate::net::byte_stream::tokio_io!(@read File);
+crate::net::byte_stream::tokio_io!(@write File);
+
+/// tokio's two-step seek (feature `tokio-compat`): `start_seek` records
+/// the target, `poll_complete` waits for the operation in flight and
+/// moves there (`lseek(2)`, inline), as futures' `poll_seek` does.
+#[cfg(feature = "tokio-compat")]
+impl tokio::io::AsyncSeek for File {
+    fn start_seek(self: Pin<&mut Self>, position: SeekFrom) -> io::Result<()> {
+        let inner = self.get_mut().inner.get_mut();
+        if inner.seek.is_some() {
+            return Err(io::Error::other(
+                "a seek is already in progress: call poll_complete before start_seek",
+            ));
+        }
+        inner.seek = Some(Box::new(position));
+        Ok(())
+    }
+
+    fn poll_complete(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+        // No seek started: where the file is (tokio answers the same).
+        let target = self
+            .inner
+            .get_mut()
+            .seek
+            .as_deref()
+            .copied()
+            .unwrap_or(SeekFrom::Current(0));
+        let res = ready!(crate::io::AsyncSeek::poll_seek(self.as_mut(), cx, target));
+        self.inner.get_mut().seek = None;
+        Poll::Ready(res)
+    }
+}
+
 impl Drop for File {
     fn drop(&mut self) {
         // A write in flight must land although nobody will wait for it:
         // let a task finish it (an operation on the blocking pool or the
         // file ring runs to its end without one, but a long write through
         // the ring may take more than one operation).
-        if let State::Busy(op, true) =
-            std::mem::replace(&mut self.inner.get_mut().state, State::Idle(None))
-        {
-            if let Ok(handle) = crate::runtime::Handle::try_current() {
-                drop(handle.spawn(op));
+        let op = match std::mem::replace(&mut self.inner.get_mut().state, State::Idle(None)) {
+            State::Busy(op, true) => op,
+            State::Written(buf) => {
+                // Hand the bytes to the kernel now: submitted, the write
+                // lands even if no task ever polls it again.
+                let mut op = start_write(&self.std, &self.ring, buf);
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                if op.as_mut().poll(&mut cx).is_ready() {
+                    return;
+                }
+                op
             }
+            _ => return,
+        };
+        if let Ok(handle) = crate::runtime::Handle::try_current() {
+            drop(handle.spawn(op));
         }
     }
 }
@@ -541,5 +663,53 @@ impl std::os::fd::AsFd for File {
 impl From<std::fs::File> for File {
     fn from(std: std::fs::File) -> File {
         File::from_std(std)
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::File;
+    use crate::io::AsyncWriteExt;
+    use crate::runtime::{Backend, Builder};
+
+    #[test]
+    fn a_sync_right_after_a_write_takes_one_submission_on_the_file_ring() {
+        let Ok(rt) = Builder::new_current_thread()
+            .backend(Backend::Uring)
+            .build()
+        else {
+            eprintln!("no io_uring here: nothing to check");
+            return;
+        };
+        rt.block_on(async {
+            let Some(ring) = crate::fs::ring() else {
+                eprintln!("file I/O on the blocking pool (KEVENT_FS=blocking): nothing to check");
+                return;
+            };
+            let path =
+                std::env::temp_dir().join(format!("kevent-file-link-{}", std::process::id()));
+            let mut f = File::create(&path).await.unwrap();
+            for round in 0..4u8 {
+                let before = ring.submissions();
+                f.write_all(&[round; 128]).await.unwrap();
+                if round % 2 == 0 {
+                    f.sync_data().await.unwrap();
+                } else {
+                    f.sync_all().await.unwrap();
+                }
+                assert_eq!(
+                    ring.submissions() - before,
+                    1,
+                    "round {round}: the write and the fsync went separately"
+                );
+            }
+            let on_disk = std::fs::read(&path).unwrap();
+            std::fs::remove_file(&path).unwrap();
+            assert_eq!(on_disk.len(), 4 * 128);
+            assert!(on_disk
+                .chunks(128)
+                .enumerate()
+                .all(|(i, c)| c.iter().all(|&b| b == i as u8)));
+        });
     }
 }

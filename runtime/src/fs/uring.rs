@@ -30,7 +30,7 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
@@ -73,6 +73,8 @@ pub(crate) struct FileRing {
     quiet: AtomicU32,
     /// Whether `watch` holds the registration.
     watched: AtomicBool,
+    /// Operations submitted (each one enter), for tests that count them.
+    submitted: AtomicU64,
 }
 
 /// The registration of the ring's descriptor.
@@ -174,6 +176,7 @@ impl FileRing {
             watch: Mutex::new(Watch::default()),
             quiet: AtomicU32::new(0),
             watched: AtomicBool::new(false),
+            submitted: AtomicU64::new(0),
         })
     }
 
@@ -248,6 +251,7 @@ impl FileRing {
         keep: Box<dyn Any + Send>,
     ) -> io::Result<Submitted> {
         debug_assert!(!entries.is_empty() && entries.len() <= MAX_CHAIN);
+        self.submitted.fetch_add(1, Ordering::Relaxed);
         let mut state = self.state.lock();
         let index = match state.free.pop() {
             Some(i) => i,
@@ -378,24 +382,48 @@ impl FileRing {
         file: Arc<std::fs::File>,
         buf: Vec<u8>,
     ) -> (Vec<u8>, io::Result<()>) {
+        let start = position(&file);
+        self.write_all_from(file, buf, 0, start).await
+    }
+
+    /// Writes `buf[written..]`, the first `written` bytes having gone to
+    /// the file from `start` (its position before them, if it has one);
+    /// the buffer comes back either way, the file position after the
+    /// bytes written.
+    ///
+    /// After a short write the kernel may leave the file position where
+    /// the write began (seen on Linux 6.18 when a write at the file's
+    /// position is cut short by `RLIMIT_FSIZE`): from the first short
+    /// write on, the rest goes at explicit offsets from `start`, and the
+    /// position is set after them.
+    async fn write_all_from(
+        self: &Arc<Self>,
+        file: Arc<std::fs::File>,
+        buf: Vec<u8>,
+        mut written: usize,
+        start: Option<u64>,
+    ) -> (Vec<u8>, io::Result<()>) {
+        let fd = file.as_raw_fd();
+        // The explicit start, once a write came back short.
+        let mut at = if written > 0 {
+            resume_at(fd, start)
+        } else {
+            None
+        };
         let mut keep: Box<dyn Any + Send> = Box::new((file, buf));
-        let mut written = 0usize;
-        loop {
-            let (fd, ptr, len) = {
-                let (file, buf) = keep
+        let res = loop {
+            let (ptr, len) = {
+                let (_, buf) = keep
                     .downcast_ref::<(Arc<std::fs::File>, Vec<u8>)>()
                     .expect("write keeps its buffer");
                 if written == buf.len() {
-                    break;
+                    break Ok(());
                 }
-                (
-                    file.as_raw_fd(),
-                    buf[written..].as_ptr(),
-                    buf.len() - written,
-                )
+                (buf[written..].as_ptr(), buf.len() - written)
             };
+            let offset = at.map_or(u64::MAX, |p| p + written as u64);
             let entry = opcode::Write::new(types::Fd(fd), ptr, len.min(u32::MAX as usize) as u32)
-                .offset(u64::MAX)
+                .offset(offset)
                 .build();
             let submitted = match self.submit(&[entry], keep) {
                 Ok(s) => s,
@@ -404,13 +432,25 @@ impl FileRing {
             let (res, back) = submitted.await;
             keep = back;
             match check(res[0]) {
-                Ok(0) => return (take_buf(keep), Err(io::ErrorKind::WriteZero.into())),
-                Ok(n) => written += n as usize,
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    written += n as usize;
+                    if (n as usize) < len && at.is_none() {
+                        at = resume_at(fd, start);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (take_buf(keep), Err(e)),
+                Err(e) => break Err(e),
+            }
+        };
+        if let Some(p) = at {
+            // SAFETY: lseek(2) on a descriptor `keep` holds open.
+            let r = unsafe { libc::lseek(fd, (p + written as u64) as libc::off_t, libc::SEEK_SET) };
+            if r < 0 && res.is_ok() {
+                return (take_buf(keep), Err(io::Error::last_os_error()));
             }
         }
-        (take_buf(keep), Ok(()))
+        (take_buf(keep), res)
     }
 
     /// `fsync` (`fdatasync` with `data_only`).
@@ -419,12 +459,67 @@ impl FileRing {
         file: Arc<std::fs::File>,
         data_only: bool,
     ) -> io::Result<()> {
-        let mut entry = opcode::Fsync::new(types::Fd(file.as_raw_fd()));
-        if data_only {
-            entry = entry.flags(types::FsyncFlags::DATASYNC);
-        }
-        let (res, _) = self.submit(&[entry.build()], Box::new(file))?.await;
+        let entry = fsync_entry(file.as_raw_fd(), data_only);
+        let (res, _) = self.submit(&[entry], Box::new(file))?.await;
         check(res[0]).map(drop)
+    }
+
+    /// Writes all of `buf` at the file's position, then `fsync`s
+    /// (`fdatasync` with `data_only`): the write and the fsync are one
+    /// linked pair, submitted in one enter and awaited once. Returns the
+    /// buffer, and the write's result holding the fsync's.
+    ///
+    /// The kernel cancels the linked fsync (`ECANCELED`) when the write
+    /// fails or is short; after a short write the rest is written and the
+    /// fsync submitted again, so the fsync always covers every byte.
+    pub(crate) async fn write_all_fsync(
+        self: &Arc<Self>,
+        file: Arc<std::fs::File>,
+        buf: Vec<u8>,
+        data_only: bool,
+    ) -> (Vec<u8>, io::Result<io::Result<()>>) {
+        let len = buf.len();
+        if len == 0 || len > u32::MAX as usize {
+            let (buf, res) = self.write_all(file.clone(), buf).await;
+            if let Err(e) = res {
+                return (buf, Err(e));
+            }
+            return (buf, Ok(self.fsync(file, data_only).await));
+        }
+        let fd = file.as_raw_fd();
+        let start = position(&file);
+        let write = opcode::Write::new(types::Fd(fd), buf.as_ptr(), len as u32)
+            .offset(u64::MAX)
+            .build()
+            .flags(squeue::Flags::IO_LINK);
+        let sync = fsync_entry(fd, data_only);
+        let submitted = match self.submit(&[write, sync], Box::new((file, buf))) {
+            Ok(s) => s,
+            Err(e) => return (Vec::new(), Err(e)),
+        };
+        let (res, keep) = submitted.await;
+        let (file, buf) = *keep
+            .downcast::<(Arc<std::fs::File>, Vec<u8>)>()
+            .expect("write_all_fsync keeps its buffer");
+        let written = match check(res[0]) {
+            Ok(n) if n as usize == len => return (buf, Ok(check(res[1]).map(drop))),
+            Ok(0) => return (buf, Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => n as usize,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) => return (buf, Err(e)),
+        };
+        // Short (or interrupted): the fsync was cancelled with the chain.
+        let (buf, res) = self.write_all_from(file.clone(), buf, written, start).await;
+        if let Err(e) = res {
+            return (buf, Err(e));
+        }
+        (buf, Ok(self.fsync(file, data_only).await))
+    }
+
+    /// Operations submitted to this ring so far (each one enter).
+    #[cfg(test)]
+    pub(crate) fn submissions(&self) -> u64 {
+        self.submitted.load(Ordering::Relaxed)
     }
 
     /// Whether `path` exists (a `statx` following links).
@@ -626,9 +721,9 @@ impl FileRing {
         // A short write: the close was cancelled with the rest of the
         // chain, the file is still open; write the rest.
         let file = owner.0.take().expect("the file was not closed");
-        use std::io::{Seek, SeekFrom};
-        (&file).seek(SeekFrom::Start(n as u64))?;
-        let (_, res) = self.write_all(Arc::new(file), contents[n..].to_vec()).await;
+        let (_, res) = self
+            .write_all_from(Arc::new(file), contents, n, Some(0))
+            .await;
         res
     }
 }
@@ -644,6 +739,34 @@ impl FdAfterClose {
             std::mem::forget(file);
         }
     }
+}
+
+/// The file position of `file`; `None` for a file without one (a pipe).
+fn position(file: &std::fs::File) -> Option<u64> {
+    // SAFETY: lseek(2) on a descriptor `file` holds open.
+    let pos = unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_CUR) };
+    u64::try_from(pos).ok()
+}
+
+/// Where the rest of a write cut short goes: explicit offsets from
+/// `start`, unless the file appends (every write goes to its end then)
+/// or has no position.
+fn resume_at(fd: RawFd, start: Option<u64>) -> Option<u64> {
+    // SAFETY: fcntl(2) F_GETFL on a descriptor the caller holds open.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || flags & libc::O_APPEND != 0 {
+        return None;
+    }
+    start
+}
+
+/// An `fsync` of `fd` (`fdatasync` with `data_only`).
+fn fsync_entry(fd: RawFd, data_only: bool) -> squeue::Entry {
+    let mut entry = opcode::Fsync::new(types::Fd(fd));
+    if data_only {
+        entry = entry.flags(types::FsyncFlags::DATASYNC);
+    }
+    entry.build()
 }
 
 /// The buffer of a finished write's `keep`.

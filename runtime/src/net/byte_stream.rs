@@ -223,10 +223,11 @@ macro_rules! byte_stream {
                 self.io.try_read_vectored(bufs)
             }
 
-            /// [`try_read`](Self::try_read) into `buf`'s spare capacity
-            /// (appended after its length; 64 bytes are reserved if it has
-            /// none), as tokio's `try_read_buf` does with a `BufMut`.
-            pub fn try_read_buf(&self, buf: &mut ::std::vec::Vec<u8>) -> ::std::io::Result<usize> {
+            /// [`try_read`](Self::try_read) into `buf`'s spare room
+            /// (`BufMut::chunk_mut`: for a `Vec`, after its length; 64
+            /// bytes are reserved if it has none), as tokio's
+            /// `try_read_buf` does.
+            pub fn try_read_buf<B: ::bytes::BufMut>(&self, buf: &mut B) -> ::std::io::Result<usize> {
                 $crate::net::datagram::into_spare(buf, |dst| self.io.try_read(dst).map(|n| (n, n)))
             }
 
@@ -553,7 +554,7 @@ macro_rules! borrowed_halves {
             }
 
             #[doc = concat!("See [`", stringify!($stream), "::try_read_buf`].")]
-            pub fn try_read_buf(&self, buf: &mut ::std::vec::Vec<u8>) -> ::std::io::Result<usize> {
+            pub fn try_read_buf<B: ::bytes::BufMut>(&self, buf: &mut B) -> ::std::io::Result<usize> {
                 self.$field.try_read_buf(buf)
             }
         }

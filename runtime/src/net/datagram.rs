@@ -119,12 +119,12 @@ macro_rules! datagram_socket {
             }
 
             /// Receives one datagram from the connected peer into `buf`'s
-            /// spare capacity (appended after its length; 64 bytes are
-            /// reserved if it has none), as tokio's `recv_buf` does with a
-            /// `BufMut`; bytes past the capacity are discarded.
-            pub async fn recv_buf(
+            /// spare room (`BufMut::chunk_mut`: for a `Vec`, after its
+            /// length; 64 bytes are reserved if it has none), as tokio's
+            /// `recv_buf` does; bytes past the room are discarded.
+            pub async fn recv_buf<B: ::bytes::BufMut>(
                 &self,
-                buf: &mut ::std::vec::Vec<u8>,
+                buf: &mut B,
             ) -> ::std::io::Result<usize> {
                 self.io
                     .io($crate::driver::slab::Direction::Read, |s| {
@@ -135,16 +135,19 @@ macro_rules! datagram_socket {
 
             /// [`recv_buf`](Self::recv_buf) without waiting; `WouldBlock`
             /// if no datagram is queued.
-            pub fn try_recv_buf(&self, buf: &mut ::std::vec::Vec<u8>) -> ::std::io::Result<usize> {
+            pub fn try_recv_buf<B: ::bytes::BufMut>(
+                &self,
+                buf: &mut B,
+            ) -> ::std::io::Result<usize> {
                 self.io.try_io($crate::driver::slab::Direction::Read, |s| {
                     $crate::net::datagram::into_spare(buf, |dst| s.recv(dst).map(|n| (n, n)))
                 })
             }
 
             /// [`recv_buf`](Self::recv_buf) with the sender's address.
-            pub async fn recv_buf_from(
+            pub async fn recv_buf_from<B: ::bytes::BufMut>(
                 &self,
-                buf: &mut ::std::vec::Vec<u8>,
+                buf: &mut B,
             ) -> ::std::io::Result<(usize, $addr)> {
                 self.io
                     .io($crate::driver::slab::Direction::Read, |s| {
@@ -157,9 +160,9 @@ macro_rules! datagram_socket {
 
             /// [`recv_buf_from`](Self::recv_buf_from) without waiting;
             /// `WouldBlock` if no datagram is queued.
-            pub fn try_recv_buf_from(
+            pub fn try_recv_buf_from<B: ::bytes::BufMut>(
                 &self,
-                buf: &mut ::std::vec::Vec<u8>,
+                buf: &mut B,
             ) -> ::std::io::Result<(usize, $addr)> {
                 self.io.try_io($crate::driver::slab::Direction::Read, |s| {
                     $crate::net::datagram::into_spare(buf, |dst| s.recv_from(dst).map(|r| (r.0, r)))
@@ -296,22 +299,31 @@ macro_rules! datagram_socket {
 
 pub(crate) use datagram_socket;
 
-/// Runs `recv` on `buf`'s spare capacity (64 bytes reserved if it has
-/// none, as `bytes`' `BufMut` for `Vec` does) and keeps the `n` bytes it
-/// reports, where `recv` returns `(n, result)`.
+/// Runs `recv` on `buf`'s next chunk of spare room (for a full `Vec`,
+/// `BufMut::chunk_mut` reserves 64 bytes first) and advances `buf` over
+/// the `n` bytes it reports, where `recv` returns `(n, result)`.
 ///
-/// The spare capacity is zeroed first: `recv` takes an initialised slice.
-pub(crate) fn into_spare<R>(
-    buf: &mut Vec<u8>,
+/// The chunk is zeroed first: `recv` takes an initialised slice.
+pub(crate) fn into_spare<B: bytes::BufMut + ?Sized, R>(
+    buf: &mut B,
     recv: impl FnOnce(&mut [u8]) -> std::io::Result<(usize, R)>,
 ) -> std::io::Result<R> {
-    if buf.capacity() == buf.len() {
-        buf.reserve(64);
+    let chunk = buf.chunk_mut();
+    let room = chunk.len();
+    let ptr = chunk.as_mut_ptr();
+    // SAFETY: `chunk_mut` hands out `room` writable bytes at `ptr`; zeroed,
+    // they are initialised, so a `&mut [u8]` over them is sound while
+    // `buf` is not touched.
+    let dst = unsafe {
+        std::ptr::write_bytes(ptr, 0, room);
+        std::slice::from_raw_parts_mut(ptr, room)
+    };
+    let res = recv(dst);
+    if let Ok((n, _)) = &res {
+        let n = (*n).min(room);
+        // SAFETY: the first `n <= room` bytes of the chunk are initialised
+        // (zeroed, then written by `recv`).
+        unsafe { buf.advance_mut(n) };
     }
-    let len = buf.len();
-    buf.resize(buf.capacity(), 0);
-    let res = recv(&mut buf[len..]);
-    let n = res.as_ref().map_or(0, |(n, _)| *n);
-    buf.truncate(len + n);
     res.map(|(_, r)| r)
 }
