@@ -49,6 +49,7 @@ mod stream;
 pub mod syscalls;
 mod timer;
 mod waiters;
+mod wakers;
 mod wheel;
 
 #[cfg(target_os = "linux")]
@@ -61,3 +62,4 @@ pub use crate::registration::Key;
 pub use crate::stream::{Direction, Readiness, StreamIo};
 pub use crate::timer::{Deadline, Timeout};
 pub use crate::waiters::BUSY_CLAIM;
+pub use crate::wakers::WakerList;

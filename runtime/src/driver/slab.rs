@@ -8,9 +8,9 @@
 
 use crate::loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::OnceLock;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
-use kevent_reactor::Ready;
+use kevent_reactor::{Ready, WakerList};
 use parking_lot::Mutex;
 
 /// Readiness bits that wake readers: reads, closes, errors, timers, user
@@ -62,9 +62,9 @@ pub(crate) struct ScheduledIo {
     state: AtomicU32,
     /// Tasks waiting to read (usually one; several when tasks share a
     /// socket through `&TcpStream` or await `readable()` together).
-    reader: Mutex<Vec<Waker>>,
+    reader: Mutex<WakerList>,
     /// Tasks waiting to write.
-    writer: Mutex<Vec<Waker>>,
+    writer: Mutex<WakerList>,
 }
 
 impl ScheduledIo {
@@ -106,10 +106,7 @@ impl ScheduledIo {
             Direction::Write => &self.writer,
         };
         {
-            let mut waiters = slot.lock();
-            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
-                waiters.push(cx.waker().clone());
-            }
+            slot.lock().register(cx.waker());
         }
         // Readiness may have arrived between the first check and storing the
         // waker; `dispatch` sets the bits before taking the waker.
@@ -162,16 +159,14 @@ impl ScheduledIo {
 }
 
 /// Wakes and removes every waker in `list`, outside the lock.
-fn wake_list(list: &Mutex<Vec<Waker>>) {
+fn wake_list(list: &Mutex<WakerList>) {
     let mut guard = list.lock();
     if guard.is_empty() {
         return;
     }
-    let wakers = std::mem::take(&mut *guard);
+    let wakers = guard.take();
     drop(guard);
-    for w in wakers {
-        w.wake();
-    }
+    wakers.wake_all();
 }
 
 /// Pages; page `p` holds `PAGE0 << p` slots.

@@ -75,7 +75,7 @@ impl UringBackend {
         let mut rearm = Vec::new();
         let mut again = Vec::new();
         let mut resend = Vec::new();
-        let mut writers = Vec::new();
+        let mut writers = crate::WakerList::new();
         let mut fired = Vec::new();
         let mut woke = false;
         let mut listeners = false;
@@ -173,9 +173,7 @@ impl UringBackend {
         }
         // Writers waiting for room or for their flush, woken with no lock
         // of ours held.
-        for w in writers {
-            w.wake();
-        }
+        writers.wake_all();
         if listeners {
             let calls = self.listeners.harvest(out)?;
             self.syscalls.fetch_add(calls, Ordering::Relaxed);

@@ -99,7 +99,7 @@ struct State {
     /// Tasks waiting for room, for writability or for the outbox to drain
     /// (a writer and a flusher, or `writable()` on a shared stream, may
     /// wait at once: each is woken).
-    wakers: Vec<Waker>,
+    wakers: crate::WakerList,
 }
 
 /// What a send's completion leads to.
@@ -296,9 +296,9 @@ impl Outbox {
 
     /// A send completed with `res` (bytes sent, or `-errno`): what to do
     /// next, and the tasks to wake (once no lock is held).
-    pub(crate) fn completed(&self, res: i32) -> (Next, Vec<Waker>) {
+    pub(crate) fn completed(&self, res: i32) -> (Next, crate::WakerList) {
         let mut s = self.state.lock();
-        let waker = std::mem::take(&mut s.wakers);
+        let waker = s.wakers.take();
         s.blocked = false;
         if res < 0 && res != -libc::EAGAIN && res != -libc::EINTR {
             s.error = Some(-res);
@@ -346,9 +346,7 @@ impl State {
     }
 
     fn set_waker(&mut self, waker: &Waker) {
-        if !self.wakers.iter().any(|w| w.will_wake(waker)) {
-            self.wakers.push(waker.clone());
-        }
+        self.wakers.register(waker);
     }
 }
 
@@ -408,7 +406,7 @@ impl UringBackend {
         id: u64,
         res: i32,
         out: &mut Vec<(u64, Ready)>,
-        writers: &mut Vec<std::task::Waker>,
+        writers: &mut crate::WakerList,
     ) -> Option<io_uring::squeue::Entry> {
         let mut sends = self.sends.lock();
         let outbox = sends.get(&id)?;
@@ -416,7 +414,7 @@ impl UringBackend {
         if !waiting.is_empty() {
             // A waiter may run on a consumer asleep in the shared ring's
             // wait: the event brings it back.
-            writers.extend(waiting);
+            writers.append(waiting);
             out.push((outbox.entry(), Ready::WRITABLE));
         }
         match next {
@@ -465,7 +463,7 @@ impl UringBackend {
         let Some(ring) = self.own_send_ring(false) else {
             return Ok(());
         };
-        let mut writers = Vec::new();
+        let mut writers = crate::WakerList::new();
         let mut resend = Vec::new();
         let mut result = Ok(());
         loop {
@@ -488,9 +486,7 @@ impl UringBackend {
             }
             resend.clear();
         }
-        for w in writers {
-            w.wake();
-        }
+        writers.wake_all();
         result?;
         self.watch_send_ring(&ring)
     }
@@ -502,7 +498,7 @@ impl UringBackend {
         &self,
         ring: &SendRing,
         out: &mut Vec<(u64, Ready)>,
-        writers: &mut Vec<std::task::Waker>,
+        writers: &mut crate::WakerList,
         resend: &mut Vec<io_uring::squeue::Entry>,
     ) -> io::Result<()> {
         loop {
@@ -560,7 +556,7 @@ impl UringBackend {
             // The workers are gone: what their rings hold is sent from here.
             let rings = self.send_rings.lock().clone();
             let mut resend = Vec::new();
-            let mut writers = Vec::new();
+            let mut writers = crate::WakerList::new();
             for ring in rings {
                 if ring.submit(&|| self.count_syscall()).is_err() {
                     continue;
@@ -572,9 +568,7 @@ impl UringBackend {
                     continue;
                 }
             }
-            for w in writers {
-                w.wake();
-            }
+            writers.wake_all();
             if self.push(&resend).is_err() {
                 break;
             }
