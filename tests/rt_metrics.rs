@@ -229,6 +229,46 @@ async fn a_short_backlog_wakes_no_sleeping_worker(_: Flavor) {
     .unwrap();
 }
 
+rt_test!(tasks_woken_by_one_batch_of_events_wake_no_sleeping_worker: multi_thread_2, multi_thread_4);
+async fn tasks_woken_by_one_batch_of_events_wake_no_sleeping_worker(_: Flavor) {
+    // 32 tasks wait for timers that expire together. The ring shares the
+    // expiries out; a worker that dispatches its share runs the tasks it
+    // wakes itself (fewer than a claim batch) and wakes no sibling for them.
+    kevent::spawn(async {
+        for round in 0..5 {
+            let deadline = kevent::time::Instant::now() + ms(40);
+            let waiting = Arc::new(AtomicUsize::new(0));
+            let handles: Vec<_> = (0..32)
+                .map(|_| {
+                    let waiting = waiting.clone();
+                    kevent::spawn(async move {
+                        let s = kevent::time::sleep_until(deadline);
+                        waiting.fetch_add(1, SeqCst);
+                        s.await;
+                    })
+                })
+                .collect();
+            while waiting.load(SeqCst) < 32 {
+                kevent::task::yield_now().await;
+            }
+            // Every task has polled its sleep (or is about to); spawning
+            // is over.
+            kevent::task::yield_now().await;
+            let before = sum(&metrics(), |w| w.wakeups_sent);
+            for h in handles {
+                h.await.unwrap();
+            }
+            let sent = sum(&metrics(), |w| w.wakeups_sent) - before;
+            assert_eq!(
+                sent, 0,
+                "round {round}: 32 tasks woken by expiring timers woke a sleeping worker"
+            );
+        }
+    })
+    .await
+    .unwrap();
+}
+
 rt_test!(a_long_backlog_wakes_a_sleeping_worker_to_steal: multi_thread_2, multi_thread_4);
 async fn a_long_backlog_wakes_a_sleeping_worker_to_steal(_: Flavor) {
     // Sixteen tasks that each keep their worker busy for 5 ms, queued by

@@ -38,14 +38,22 @@ const EVENT_INTERVAL: u32 = 61;
 /// Most tasks taken from the LIFO slot in a row before the queue's front.
 const MAX_LIFO: u32 = 3;
 /// Tasks queued on a worker (its LIFO slot included) from which a task it
-/// queues wakes a sleeping sibling to steal. Waking a thread costs ~15-30
-/// µs here (a context switch each way, more when the CPUs are busy), about
-/// what a worker needs to run a few typical tasks itself: for a shorter
-/// backlog the sibling arrives to find nothing left, and every such wakeup
-/// is two context switches spent for nothing. tokio wakes one for any
-/// second task. A worker that blocks with a short backlog behind it is
+/// spawns or wakes wakes a sleeping sibling to steal. Waking a thread costs
+/// ~15-30 µs here (a context switch each way, more when the CPUs are busy),
+/// about what a worker needs to run a few typical tasks itself: for a
+/// shorter backlog the sibling arrives to find nothing left, and every such
+/// wakeup is two context switches spent for nothing. tokio wakes one for
+/// any second task. A worker that blocks with a short backlog behind it is
 /// covered by the stall check, as a blocked one always was.
 const NOTIFY_BACKLOG: usize = 4;
+/// The same for tasks woken by the events a worker dispatches (I/O,
+/// timers, send completions): one claim batch. The ring already shares
+/// events out (a batch beyond what its publisher claims wakes one sleeper),
+/// so a worker's own claim is its share; waking a sibling for a few of its
+/// tasks costs more than it saves. Measured at 2 workers under HTTP load
+/// (BENCHMARKS.md, stop 17): futex calls per request 0.021-0.027 with the
+/// spawn rule, 0.009-0.012 with this one, at the same CPU per request.
+const NOTIFY_BACKLOG_DISPATCH: usize = CLAIM_BATCH;
 /// Events claimed from the ring at a time.
 pub(crate) const CLAIM_BATCH: usize = kevent_reactor::BUSY_CLAIM;
 
@@ -57,6 +65,9 @@ pub(crate) struct WorkerCtx {
     pub(crate) index: usize,
     /// The local run queue.
     local: RefCell<Local<Runnable>>,
+    /// The worker is dispatching events: the tasks it wakes now came with
+    /// them (see `NOTIFY_BACKLOG_DISPATCH`).
+    dispatching: std::cell::Cell<bool>,
 }
 
 thread_local! {
@@ -149,7 +160,12 @@ pub(crate) fn schedule_local(
     }
     // A sibling is worth waking only for a backlog this worker would not
     // get through before the sibling is up (see `NOTIFY_BACKLOG`).
-    let notify = queued && local.len() >= NOTIFY_BACKLOG;
+    let backlog = if ctx.dispatching.get() {
+        NOTIFY_BACKLOG_DISPATCH
+    } else {
+        NOTIFY_BACKLOG
+    };
+    let notify = queued && local.len() >= backlog;
     drop(local);
     if notify && !shared.single && shared.notify_one(false) {
         shared.remotes[ctx.index]
@@ -252,6 +268,7 @@ impl Worker {
             shared: shared.clone(),
             index: core.index,
             local: RefCell::new(local),
+            dispatching: std::cell::Cell::new(false),
         });
         WORKER.with(|w| *w.borrow_mut() = Some(ctx.clone()));
         Worker { shared, core, ctx }
@@ -419,7 +436,9 @@ impl Worker {
 
     /// Polls the backend without sleeping, then consumes what came.
     fn harvest(&mut self) -> usize {
+        self.ctx.dispatching.set(true);
         let _ = self.core.consumer.harvest();
+        self.ctx.dispatching.set(false);
         self.consume_ring()
     }
 
@@ -437,6 +456,7 @@ impl Worker {
         super::bump(&counters.events, n as u64);
         let mut stall = false;
         let mut notified = false;
+        self.ctx.dispatching.set(true);
         for ev in &self.core.events {
             match ev.token {
                 NOTIFY => notified = true,
@@ -449,6 +469,7 @@ impl Worker {
                 }
             }
         }
+        self.ctx.dispatching.set(false);
         // Commit after dispatching: until then each registration is ours
         // alone, and readiness arriving meanwhile is queued again.
         self.core.consumer.commit(n);
