@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One wrk run against a server binary, with its per-request figures: for A/B
+# comparisons of two builds (run it alternately on each, other load stopped).
+#
+#   bash benches/ab.sh BIN PORT WORKERS [PIPELINE] [SECONDS]
+#
+# BIN: a release build of examples/http (or http_tokio), started with
+# KEVENT_WORKERS / TOKIO_WORKER_THREADS = WORKERS ("default": unset). One
+# second of warm-up, then `wrk -t1 -c64 -dSECONDS` (pipelined with
+# benches/pipeline.lua when PIPELINE > 1). Prints server CPU per request
+# (utime+stime of /proc/PID/stat), and context switches, futex calls and
+# syscalls per request (`perf stat -p PID`). Needs wrk and perf, as
+# benches/http.sh does.
+BIN=$1; PORT=$2; W=$3; PIPE=${4:-1}; DUR=${5:-4}
+LUA=$(dirname "$0")/pipeline.lua
+if [ "$W" = default ]; then env -u KEVENT_WORKERS -u TOKIO_WORKER_THREADS $BIN 127.0.0.1:$PORT 2>/dev/null & else KEVENT_WORKERS=$W TOKIO_WORKER_THREADS=$W $BIN 127.0.0.1:$PORT 2>/dev/null & fi
+PID=$!
+sleep 0.4
+ARGS="-t1 -c64"
+if [ "$PIPE" != 1 ]; then WRK="wrk $ARGS -s $LUA http://127.0.0.1:$PORT/plaintext -- $PIPE"; else WRK="wrk $ARGS http://127.0.0.1:$PORT/plaintext"; fi
+$WRK -d1s > /dev/null 2>&1
+cpu0=$(awk '{print $14+$15}' /proc/$PID/stat)
+perf stat -x, -e 'context-switches,syscalls:sys_enter_futex,raw_syscalls:sys_enter' -p $PID -o /tmp/ab.perf &
+PP=$!
+OUT=$($WRK -d${DUR}s --latency 2>&1)
+cpu1=$(awk '{print $14+$15}' /proc/$PID/stat)
+kill -INT $PP; wait $PP 2>/dev/null
+kill -TERM $PID; wait $PID 2>/dev/null
+REQ=$(echo "$OUT" | awk '/requests in/ {print $1}')
+RPS=$(echo "$OUT" | awk '/Requests\/sec/ {print $2}')
+P99=$(echo "$OUT" | awk '$1=="99%" {print $2}')
+CS=$(awk -F, '/context-switches/ {print $1}' /tmp/ab.perf)
+FX=$(awk -F, '/sys_enter_futex/ {print $1}' /tmp/ab.perf)
+SC=$(awk -F, '/raw_syscalls/ {print $1}' /tmp/ab.perf)
+HZ=$(getconf CLK_TCK)
+awk -v c0=$cpu0 -v c1=$cpu1 -v r=$REQ -v hz=$HZ -v cs=$CS -v fx=$FX -v sc=$SC -v rps=$RPS -v p99=$P99 -v b=$(basename $BIN) -v w=$W -v p=$PIPE 'BEGIN{printf "%-12s w=%-7s p=%-2s cpu/req=%.2fus cs/req=%.3f futex/req=%.3f sys/req=%.3f rps=%s p99=%s\n", b, w, p, (c1-c0)/hz*1e6/r, cs/r, fx/r, sc/r, rps, p99}'
