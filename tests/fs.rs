@@ -402,6 +402,77 @@ fn file_sync_set_len_metadata_clone_and_into_std() {
 }
 
 #[test]
+fn metadata_and_set_len_report_what_std_reports_and_fail_like_it() {
+    each_flavor(|| async {
+        let dir = TempDir::new("meta");
+        let path = dir.join("f");
+        std::fs::write(&path, [7u8; 3000]).unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+
+        // The same answers std gives.
+        let ours = fs::metadata(&link).await.unwrap();
+        let std = std::fs::metadata(&link).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (ours.ino(), ours.len(), ours.mode()),
+            (std.ino(), std.len(), std.mode())
+        );
+        assert!(ours.is_file());
+        let ours = fs::symlink_metadata(&link).await.unwrap();
+        assert!(ours.file_type().is_symlink());
+        assert_eq!(ours.ino(), std::fs::symlink_metadata(&link).unwrap().ino());
+        assert!(fs::metadata(&dir.0).await.unwrap().is_dir());
+
+        // Bad paths: missing, a broken link, a file used as a directory,
+        // a NUL byte.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            fs::metadata(&link).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        assert!(
+            fs::symlink_metadata(&link).await.is_ok(),
+            "the link itself is there"
+        );
+        assert_eq!(
+            fs::symlink_metadata(&path).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        std::fs::write(&path, b"x").unwrap();
+        let err = fs::metadata(path.join("below")).await.unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR), "{err}");
+        let err = fs::metadata("a\0b").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+
+        // set_len shrinks and extends with zeroes, keeps the position, and
+        // File::metadata sees it.
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .await
+            .unwrap();
+        f.write_all(b"abcdef").await.unwrap();
+        f.set_len(3).await.unwrap();
+        assert_eq!(f.metadata().await.unwrap().len(), 3);
+        f.set_len(10).await.unwrap();
+        assert_eq!(f.metadata().await.unwrap().len(), 10);
+        assert_eq!(f.seek(SeekFrom::Current(0)).await.unwrap(), 6);
+        assert_eq!(std::fs::read(&path).unwrap(), b"abc\0\0\0\0\0\0\0");
+        let err = f.set_len(u64::MAX).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+
+        // set_len on a file opened read-only fails as ftruncate(2) does,
+        // and changes nothing.
+        let ro = File::open(&path).await.unwrap();
+        let err = ro.set_len(1).await.unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err}");
+        assert_eq!(ro.metadata().await.unwrap().len(), 10);
+    });
+}
+
+#[test]
 fn path_calls_create_copy_link_rename_and_remove() {
     each_flavor(|| async {
         let dir = TempDir::new("paths");
@@ -539,6 +610,15 @@ fn on_io_uring_file_io_takes_no_blocking_thread() {
             f.seek(SeekFrom::Start(0)).await.unwrap();
             f.read_exact(&mut buf).await.unwrap();
             assert!(fs::try_exists(&path).await.unwrap());
+            assert_eq!(f.metadata().await.unwrap().len(), 100);
+            f.set_len(50).await.unwrap();
+            assert_eq!(fs::metadata(&path).await.unwrap().len(), 50);
+            assert!(fs::symlink_metadata(&path).await.unwrap().is_file());
+            let missing = dir.join("missing");
+            assert_eq!(
+                fs::metadata(&missing).await.unwrap_err().kind(),
+                ErrorKind::NotFound
+            );
         }
         let threads = kevent::runtime::Handle::current()
             .metrics()
