@@ -3,7 +3,7 @@
 //! On io_uring (Linux, the default backend there) the calls that move
 //! bytes or wait for the disk (opening and closing files, `read`,
 //! `write`, the reads and writes of a [`File`], `sync_all`, `sync_data`,
-//! `set_len`, [`try_exists`], the path lookup of [`metadata`]) are submitted to a small io_uring of the runtime's own
+//! `set_len`, [`copy`], [`try_exists`], the path lookup of [`metadata`]) are submitted to a small io_uring of the runtime's own
 //! and complete without a thread hop: a worker submits, and a page-cache
 //! hit completes inside that submission. Everything else, and everything
 //! on the mio backend, runs on the blocking pool ([`spawn_blocking`]), as
@@ -95,9 +95,18 @@ pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Re
 }
 
 /// Copies the contents and permissions of `from` to `to`; returns the
-/// bytes copied.
+/// bytes copied. `to` is created or truncated; `from` must be a regular
+/// file (or a link to one).
+///
+/// On io_uring both files are opened, and the bytes read and written, by
+/// linked chains through the file ring (a file up to 1 MiB in one enter
+/// after the opens); on mio `std::fs::copy` runs on the blocking pool.
 pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u64> {
     let (from, to) = (from.as_ref().to_owned(), to.as_ref().to_owned());
+    #[cfg(target_os = "linux")]
+    if let Some(ring) = ring() {
+        return ring.copy(&from, &to).await;
+    }
     asyncify(move || std::fs::copy(from, to)).await
 }
 

@@ -41,6 +41,7 @@ use crate::driver::slab::Direction;
 use crate::driver::Registration;
 use crate::runtime::Handle;
 
+mod copy;
 mod meta;
 
 /// Submission queue entries: operations are submitted as they come, so a
