@@ -170,3 +170,47 @@ impl FileRing {
         check(res[0]).map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{FTRUNCATE_NO, FTRUNCATE_YES};
+    use crate::runtime::{Backend, Builder};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    #[test]
+    fn set_len_uses_the_ring_where_the_kernel_has_ftruncate_and_the_pool_where_not() {
+        let Ok(rt) = Builder::new_current_thread()
+            .backend(Backend::Uring)
+            .build()
+        else {
+            eprintln!("no io_uring here: nothing to check");
+            return;
+        };
+        rt.block_on(async {
+            let Some(ring) = crate::fs::ring() else {
+                eprintln!("file I/O on the blocking pool (KEVENT_FS=blocking): nothing to check");
+                return;
+            };
+            let path = std::env::temp_dir().join(format!("kevent-ftrunc-{}", std::process::id()));
+            let file = Arc::new(std::fs::File::create(&path).unwrap());
+            let before = ring.submissions();
+            ring.set_len(file.clone(), 1000).await.unwrap();
+            assert_eq!(file.metadata().unwrap().len(), 1000);
+            let through_ring = ring.submissions() - before;
+            if ring.ftruncate.load(Ordering::Relaxed) == FTRUNCATE_YES {
+                assert_eq!(through_ring, 1, "the ftruncate did not go through the ring");
+            } else {
+                assert_eq!(through_ring, 0);
+            }
+            // A kernel without the opcode: the pool does it, the ring sees
+            // nothing.
+            ring.ftruncate.store(FTRUNCATE_NO, Ordering::Relaxed);
+            let before = ring.submissions();
+            ring.set_len(file.clone(), 10).await.unwrap();
+            assert_eq!(file.metadata().unwrap().len(), 10);
+            assert_eq!(ring.submissions() - before, 0);
+            std::fs::remove_file(&path).unwrap();
+        });
+    }
+}
