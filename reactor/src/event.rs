@@ -76,12 +76,13 @@ impl std::ops::BitOrAssign for Interest {
 impl fmt::Debug for Interest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const NAMES: [&str; 4] = ["READABLE", "WRITABLE", "PRIORITY", "ERROR"];
-        names(f, self.0 as u16, &NAMES)
+        names(f, self.0 as u16, &NAMES, "(none)")
     }
 }
 
-/// Writes the names of the bits set in `bits`, joined by ` | `.
-fn names(f: &mut fmt::Formatter<'_>, bits: u16, names: &[&str]) -> fmt::Result {
+/// Writes the names of the bits set in `bits`, joined by ` | `, or
+/// `none` if no bit is set.
+fn names(f: &mut fmt::Formatter<'_>, bits: u16, names: &[&str], none: &str) -> fmt::Result {
     let mut first = true;
     for (i, name) in names.iter().enumerate() {
         if bits & (1 << i) != 0 {
@@ -93,7 +94,7 @@ fn names(f: &mut fmt::Formatter<'_>, bits: u16, names: &[&str]) -> fmt::Result {
         }
     }
     if first {
-        f.write_str("(none)")?;
+        f.write_str(none)?;
     }
     Ok(())
 }
@@ -255,7 +256,7 @@ impl fmt::Debug for Ready {
             "SIGNAL",
             "PRIORITY",
         ];
-        names(f, self.0, &NAMES)
+        names(f, self.0, &NAMES, "(empty)")
     }
 }
 
@@ -316,6 +317,7 @@ mod tests {
         assert!(!Ready::READABLE.is_priority());
         assert_eq!(format!("{r:?}"), "ERROR | PRIORITY");
         assert_eq!(Ready::from_bits(r.bits()), r);
+        assert_eq!(format!("{:?}", Ready::EMPTY), "(empty)");
     }
 
     #[test]
