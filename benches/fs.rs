@@ -31,6 +31,12 @@
 //!   disk it is the device's floor (an fdatasync waits for the disk, and
 //!   no runtime can go under that); on tmpfs an fdatasync costs next to
 //!   nothing, so what the runtimes add shows.
+//! * `fs_copy_100_files_4k` and `fs_copy_16mib`: `fs::copy` of 100 files
+//!   of 4 KiB (each to its own destination, overwritten every iteration),
+//!   and of one 16 MiB file. tokio's runs `std::fs::copy`
+//!   (`copy_file_range(2)`) on its pool; kevent's reads and writes
+//!   through its file ring on io_uring.
+//! * `fs_metadata_1000`: `fs::metadata` of the 1 000 small files.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,6 +57,10 @@ const CHUNK: usize = 64 * 1024;
 const SYNCED_WRITES: usize = 1_000;
 /// Bytes per synced write.
 const WRITE_SIZE: usize = 128;
+/// Small files copied per iteration.
+const COPIES: usize = 100;
+/// Size of the file copied whole.
+const COPY_SIZE: usize = 16 * 1024 * 1024;
 
 #[path = "common/mod.rs"]
 mod common;
@@ -64,6 +74,8 @@ struct Fixture {
     small: Arc<Vec<PathBuf>>,
     /// The large file.
     large: PathBuf,
+    /// The file copied whole.
+    copy_src: PathBuf,
 }
 
 impl Fixture {
@@ -83,14 +95,17 @@ impl Fixture {
             .collect();
         let large = dir.join("large");
         std::fs::write(&large, vec![7u8; LARGE_SIZE]).unwrap();
+        let copy_src = dir.join("copy-src");
+        std::fs::write(&copy_src, vec![9u8; COPY_SIZE]).unwrap();
         // Into the page cache.
-        for p in small.iter().chain([&large]) {
+        for p in small.iter().chain([&large, &copy_src]) {
             std::fs::read(p).unwrap();
         }
         Fixture {
             dir,
             small: Arc::new(small),
             large,
+            copy_src,
         }
     }
 }
@@ -157,6 +172,62 @@ macro_rules! suite {
                                 total += n;
                             }
                             assert_eq!(total, LARGE_SIZE);
+                        }))
+                        .unwrap();
+                    })
+                });
+            }
+
+            pub fn copy_small_files(
+                g: &mut BenchmarkGroup<'_, WallTime>,
+                files: &Arc<Vec<PathBuf>>,
+                dir: &Path,
+            ) {
+                let rt = runtime();
+                let dst: Arc<Vec<PathBuf>> = Arc::new(
+                    (0..COPIES)
+                        .map(|i| dir.join(format!(concat!("copy-", stringify!($krate), "-{}"), i)))
+                        .collect(),
+                );
+                g.bench_function(NAME, |b| {
+                    b.iter(|| {
+                        let (files, dst) = (files.clone(), dst.clone());
+                        rt.block_on(rt.spawn(async move {
+                            for (from, to) in files.iter().zip(dst.iter()) {
+                                let n = krate::fs::copy(from, to).await.unwrap();
+                                assert_eq!(n, SMALL_SIZE as u64);
+                            }
+                        }))
+                        .unwrap();
+                    })
+                });
+            }
+
+            pub fn copy_large_file(g: &mut BenchmarkGroup<'_, WallTime>, from: &Path) {
+                let rt = runtime();
+                let to = from.with_file_name(concat!("copy-large-", stringify!($krate)));
+                g.bench_function(NAME, |b| {
+                    b.iter(|| {
+                        let (from, to) = (from.to_owned(), to.clone());
+                        rt.block_on(rt.spawn(async move {
+                            let n = krate::fs::copy(&from, &to).await.unwrap();
+                            assert_eq!(n, COPY_SIZE as u64);
+                        }))
+                        .unwrap();
+                    })
+                });
+            }
+
+            pub fn metadata(g: &mut BenchmarkGroup<'_, WallTime>, files: &Arc<Vec<PathBuf>>) {
+                let rt = runtime();
+                g.bench_function(NAME, |b| {
+                    b.iter(|| {
+                        let files = files.clone();
+                        rt.block_on(rt.spawn(async move {
+                            for p in files.iter() {
+                                let len = krate::fs::metadata(p).await.unwrap().len();
+                                assert_eq!(len, SMALL_SIZE as u64);
+                            }
                         }))
                         .unwrap();
                     })
@@ -241,6 +312,21 @@ fn fs(c: &mut Criterion) {
     let mut g = group(c, "fs_read_64mib_in_64k_chunks");
     on_kevent::read_large_file(&mut g, &fx.large);
     on_tokio::read_large_file(&mut g, &fx.large);
+    g.finish();
+
+    let mut g = group(c, "fs_copy_100_files_4k");
+    on_kevent::copy_small_files(&mut g, &fx.small, &fx.dir);
+    on_tokio::copy_small_files(&mut g, &fx.small, &fx.dir);
+    g.finish();
+
+    let mut g = group(c, "fs_copy_16mib");
+    on_kevent::copy_large_file(&mut g, &fx.copy_src);
+    on_tokio::copy_large_file(&mut g, &fx.copy_src);
+    g.finish();
+
+    let mut g = group(c, "fs_metadata_1000");
+    on_kevent::metadata(&mut g, &fx.small);
+    on_tokio::metadata(&mut g, &fx.small);
     g.finish();
 
     let mut g = group(c, "fs_write_sync_data_1000_disk");

@@ -402,6 +402,139 @@ fn file_sync_set_len_metadata_clone_and_into_std() {
 }
 
 #[test]
+fn metadata_and_set_len_report_what_std_reports_and_fail_like_it() {
+    each_flavor(|| async {
+        let dir = TempDir::new("meta");
+        let path = dir.join("f");
+        std::fs::write(&path, [7u8; 3000]).unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+
+        // The same answers std gives.
+        let ours = fs::metadata(&link).await.unwrap();
+        let std = std::fs::metadata(&link).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (ours.ino(), ours.len(), ours.mode()),
+            (std.ino(), std.len(), std.mode())
+        );
+        assert!(ours.is_file());
+        let ours = fs::symlink_metadata(&link).await.unwrap();
+        assert!(ours.file_type().is_symlink());
+        assert_eq!(ours.ino(), std::fs::symlink_metadata(&link).unwrap().ino());
+        assert!(fs::metadata(&dir.0).await.unwrap().is_dir());
+
+        // Bad paths: missing, a broken link, a file used as a directory,
+        // a NUL byte.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            fs::metadata(&link).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        assert!(
+            fs::symlink_metadata(&link).await.is_ok(),
+            "the link itself is there"
+        );
+        assert_eq!(
+            fs::symlink_metadata(&path).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        std::fs::write(&path, b"x").unwrap();
+        let err = fs::metadata(path.join("below")).await.unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR), "{err}");
+        let err = fs::metadata("a\0b").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+
+        // set_len shrinks and extends with zeroes, keeps the position, and
+        // File::metadata sees it.
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .await
+            .unwrap();
+        f.write_all(b"abcdef").await.unwrap();
+        f.set_len(3).await.unwrap();
+        assert_eq!(f.metadata().await.unwrap().len(), 3);
+        f.set_len(10).await.unwrap();
+        assert_eq!(f.metadata().await.unwrap().len(), 10);
+        assert_eq!(f.seek(SeekFrom::Current(0)).await.unwrap(), 6);
+        assert_eq!(std::fs::read(&path).unwrap(), b"abc\0\0\0\0\0\0\0");
+        let err = f.set_len(u64::MAX).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+
+        // set_len on a file opened read-only fails as ftruncate(2) does,
+        // and changes nothing.
+        let ro = File::open(&path).await.unwrap();
+        let err = ro.set_len(1).await.unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err}");
+        assert_eq!(ro.metadata().await.unwrap().len(), 10);
+    });
+}
+
+#[test]
+fn copy_moves_every_byte_and_the_permission_bits_and_fails_like_std() {
+    use std::os::unix::fs::PermissionsExt;
+    each_flavor(|| async {
+        let dir = TempDir::new("copy");
+        // Sizes around the copy's 1 MiB chunk and its one-byte probe.
+        for (i, len) in [0usize, 1, 4096, 1 << 20, (1 << 20) + 1, (3 << 20) + 5]
+            .into_iter()
+            .enumerate()
+        {
+            let (src, dst) = (dir.join(&format!("src{i}")), dir.join(&format!("dst{i}")));
+            let bytes = pattern(i as u64, len);
+            std::fs::write(&src, &bytes).unwrap();
+            assert_eq!(
+                fs::copy(&src, &dst).await.unwrap(),
+                len as u64,
+                "{len} bytes"
+            );
+            assert!(std::fs::read(&dst).unwrap() == bytes, "{len} bytes differ");
+        }
+
+        // The source's permission bits, past the umask, onto an existing
+        // longer file (truncated).
+        let (src, dst) = (dir.join("mode-src"), dir.join("mode-dst"));
+        std::fs::write(&src, b"short").unwrap();
+        std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o666)).unwrap();
+        std::fs::write(&dst, [1u8; 100]).unwrap();
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(fs::copy(&src, &dst).await.unwrap(), 5);
+        assert_eq!(std::fs::read(&dst).unwrap(), b"short");
+        let mode = std::fs::metadata(&dst).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o666);
+
+        // A file that does not know its size (procfs says 0).
+        let proc_copy = dir.join("version");
+        let n = fs::copy("/proc/version", &proc_copy).await.unwrap();
+        let want = std::fs::read("/proc/version").unwrap();
+        assert!(!want.is_empty());
+        assert_eq!(
+            (n, std::fs::read(&proc_copy).unwrap()),
+            (want.len() as u64, want)
+        );
+
+        // Bad input fails as std::fs::copy does.
+        for (from, to) in [
+            (dir.join("missing"), dir.join("out")),
+            (dir.0.clone(), dir.join("out")),
+            (src.clone(), dir.join("no/such/dir")),
+            (src.clone(), dir.0.clone()),
+        ] {
+            let ours = fs::copy(&from, &to).await.unwrap_err();
+            let std = std::fs::copy(&from, &to).unwrap_err();
+            assert_eq!(
+                ours.kind(),
+                std.kind(),
+                "{from:?} -> {to:?}: {ours} / {std}"
+            );
+            assert_eq!(ours.raw_os_error(), std.raw_os_error(), "{ours} / {std}");
+        }
+    });
+}
+
+#[test]
 fn path_calls_create_copy_link_rename_and_remove() {
     each_flavor(|| async {
         let dir = TempDir::new("paths");
@@ -539,6 +672,16 @@ fn on_io_uring_file_io_takes_no_blocking_thread() {
             f.seek(SeekFrom::Start(0)).await.unwrap();
             f.read_exact(&mut buf).await.unwrap();
             assert!(fs::try_exists(&path).await.unwrap());
+            assert_eq!(f.metadata().await.unwrap().len(), 100);
+            f.set_len(50).await.unwrap();
+            assert_eq!(fs::metadata(&path).await.unwrap().len(), 50);
+            assert!(fs::symlink_metadata(&path).await.unwrap().is_file());
+            assert_eq!(fs::copy(&path, dir.join("copy")).await.unwrap(), 50);
+            let missing = dir.join("missing");
+            assert_eq!(
+                fs::metadata(&missing).await.unwrap_err().kind(),
+                ErrorKind::NotFound
+            );
         }
         let threads = kevent::runtime::Handle::current()
             .metrics()

@@ -366,3 +366,133 @@ fn async_fd_clear_ready_matching_clears_only_the_side_named() {
         assert!(held, "the write side's readiness survived every clear");
     });
 }
+
+#[test]
+fn async_fd_priority_wakes_for_out_of_band_data_and_not_for_plain_bytes() {
+    use std::os::fd::AsRawFd;
+    each_flavor(|| async {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut tx = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (rx, _) = listener.accept().unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let fd = AsyncFd::with_interest(rx, Interest::PRIORITY).unwrap();
+        assert!(fd.interest().is_priority() && !fd.interest().is_readable());
+
+        // Ordinary bytes are no priority data.
+        tx.write_all(b"plain").unwrap();
+        let early = timeout(Duration::from_millis(50), fd.ready(Interest::PRIORITY)).await;
+        assert!(early.is_err(), "priority readiness for ordinary bytes");
+
+        // SAFETY: send(2) of one byte from a live buffer on an open socket.
+        let sent = unsafe { libc::send(tx.as_raw_fd(), b"!".as_ptr().cast(), 1, libc::MSG_OOB) };
+        assert_eq!(sent, 1, "{}", io::Error::last_os_error());
+        let mut guard = timeout(Duration::from_secs(5), fd.ready(Interest::PRIORITY))
+            .await
+            .expect("priority readiness for out-of-band data")
+            .unwrap();
+        assert!(guard.ready().is_priority(), "{:?}", guard.ready());
+        let mut byte = 0u8;
+        let got = guard
+            .try_io(|fd| {
+                // SAFETY: recv(2) of one byte into `byte`, on an open socket.
+                let n = unsafe {
+                    libc::recv(
+                        fd.as_raw_fd(),
+                        (&mut byte as *mut u8).cast(),
+                        1,
+                        libc::MSG_OOB,
+                    )
+                };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n)
+                }
+            })
+            .expect("the out-of-band byte is there")
+            .unwrap();
+        assert_eq!((got, byte), (1, b'!'));
+    });
+}
+
+#[test]
+fn async_fd_error_wakes_when_an_icmp_error_reaches_the_error_queue() {
+    use std::os::fd::AsRawFd;
+    each_flavor(|| async {
+        // A loopback port nobody listens on: the kernel answers a datagram
+        // to it with ICMP port unreachable.
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let closed_addr = closed.local_addr().unwrap();
+        drop(closed);
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt(2) with a live c_int of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_RECVERR,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0, "{}", io::Error::last_os_error());
+        sock.connect(closed_addr).unwrap();
+        sock.set_nonblocking(true).unwrap();
+        let fd = AsyncFd::with_interest(sock, Interest::ERROR).unwrap();
+        let early = timeout(Duration::from_millis(30), fd.ready(Interest::ERROR)).await;
+        assert!(early.is_err(), "an error before anything was sent");
+
+        fd.get_ref().send(b"anyone?").unwrap();
+        let mut guard = timeout(Duration::from_secs(5), fd.ready(Interest::ERROR))
+            .await
+            .expect("error readiness after the ICMP error")
+            .unwrap();
+        assert!(guard.ready().is_error(), "{:?}", guard.ready());
+        let errno = guard
+            .try_io(|fd| read_error_queue(fd.get_ref().as_raw_fd()))
+            .expect("an entry waits on the error queue")
+            .unwrap();
+        assert_eq!(errno, libc::ECONNREFUSED);
+    });
+}
+
+/// Reads one entry of a socket's error queue (`MSG_ERRQUEUE`) and returns
+/// the errno it carries.
+fn read_error_queue(fd: std::os::fd::RawFd) -> io::Result<i32> {
+    let mut data = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut control = [0u64; 64];
+    // SAFETY: msghdr is plain data; all zeroes is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: `msg` points to live buffers of the sizes it names.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `msg` was filled by recvmsg(2); the CMSG macros walk the
+    // control buffer it describes.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !cmsg.is_null() {
+        // SAFETY: `cmsg` is non-null and inside the control buffer.
+        let hdr = unsafe { &*cmsg };
+        if hdr.cmsg_level == libc::IPPROTO_IP && hdr.cmsg_type == libc::IP_RECVERR {
+            // SAFETY: an IP_RECVERR message carries a sock_extended_err,
+            // possibly unaligned in the buffer.
+            let err = unsafe {
+                std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::sock_extended_err>())
+            };
+            return Ok(err.ee_errno as i32);
+        }
+        // SAFETY: as above.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
+    }
+    Err(io::Error::other("no IP_RECVERR message on the error queue"))
+}

@@ -174,3 +174,42 @@ fn ipv6_loopback_listens_and_connects() {
         assert_eq!(server.await.unwrap(), 2);
     });
 }
+
+#[test]
+fn bind_device_to_lo_reads_back_and_still_reaches_loopback() {
+    each_flavor(|| async {
+        let socket = TcpSocket::new_v4().unwrap();
+        assert_eq!(socket.device().unwrap(), None);
+        // Bad names: too long for IFNAMSIZ, a NUL byte, no such interface.
+        let err = socket.bind_device(Some(b"a-name-of-16-byt")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        let err = socket.bind_device(Some(b"l\0o")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        match socket.bind_device(Some(b"lo")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                // Without CAP_NET_RAW the error says so, and nothing is bound.
+                assert_eq!(socket.device().unwrap(), None);
+                eprintln!("no CAP_NET_RAW: bind_device refused, as it must be");
+                return;
+            }
+            Err(e) => panic!("binding to lo: {e}"),
+        }
+        assert_eq!(socket.device().unwrap().as_deref(), Some(&b"lo"[..]));
+        let err = socket.bind_device(Some(b"nosuchdev0")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENODEV), "{err}");
+        socket.bind_device(None).unwrap();
+        assert_eq!(socket.device().unwrap(), None);
+        socket.bind_device(Some(b"lo")).unwrap();
+
+        let server = net_support::tcp::listener().await;
+        let to = server.local_addr().unwrap();
+        let echoing = kevent::spawn(async move {
+            let (s, _) = server.accept().await.unwrap();
+            echo(s).await.unwrap()
+        });
+        let stream = socket.connect(to).await.unwrap();
+        assert_echoed(stream, b"via lo").await;
+        assert_eq!(echoing.await.unwrap(), 6);
+    });
+}

@@ -269,3 +269,31 @@ fn std_conversions_round_trip() {
         assert_eq!(s.local_addr().unwrap(), addr);
     });
 }
+
+#[test]
+fn bind_device_to_lo_reads_back_and_still_carries_loopback_datagrams() {
+    each_flavor(|| async {
+        let (a, b) = (socket().await, socket().await);
+        assert_eq!(a.device().unwrap(), None);
+        let err = a.bind_device(Some(b"a-name-of-16-byt")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        match a.bind_device(Some(b"lo")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                assert_eq!(a.device().unwrap(), None);
+                eprintln!("no CAP_NET_RAW: bind_device refused, as it must be");
+                return;
+            }
+            Err(e) => panic!("binding to lo: {e}"),
+        }
+        assert_eq!(a.device().unwrap().as_deref(), Some(&b"lo"[..]));
+        let err = a.bind_device(Some(b"nosuchdev0")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENODEV), "{err}");
+        a.send_to(b"on lo", b.local_addr().unwrap()).await.unwrap();
+        let mut buf = [0u8; 16];
+        let (n, from) = b.recv_from(&mut buf).await.unwrap();
+        assert_eq!((&buf[..n], from), (&b"on lo"[..], a.local_addr().unwrap()));
+        a.bind_device(None).unwrap();
+        assert_eq!(a.device().unwrap(), None);
+    });
+}

@@ -10,7 +10,8 @@ use std::fmt;
 pub struct Token(pub usize);
 
 /// What a file-descriptor registration wants to hear about. Errors and
-/// hang-ups are always reported, whatever the interest.
+/// hang-ups are always reported, whatever the interest; [`Interest::ERROR`]
+/// is for a registration that waits for nothing else.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Interest(u8);
 
@@ -21,6 +22,12 @@ impl Interest {
     pub const WRITABLE: Interest = Interest(2);
     /// Both directions.
     pub const BOTH: Interest = Interest(3);
+    /// Priority data is ready (`POLLPRI`): a TCP socket's out-of-band
+    /// byte, an exceptional condition on some device files.
+    pub const PRIORITY: Interest = Interest(4);
+    /// An error condition is pending (`POLLERR`): a socket error, or an
+    /// entry on a socket's error queue (`IP_RECVERR`, `SO_TIMESTAMPING`).
+    pub const ERROR: Interest = Interest(8);
 
     /// Whether reading is of interest.
     pub fn is_readable(self) -> bool {
@@ -30,6 +37,16 @@ impl Interest {
     /// Whether writing is of interest.
     pub fn is_writable(self) -> bool {
         self.0 & 2 != 0
+    }
+
+    /// Whether priority data is of interest.
+    pub fn is_priority(self) -> bool {
+        self.0 & 4 != 0
+    }
+
+    /// Whether error conditions are of interest.
+    pub fn is_error(self) -> bool {
+        self.0 & 8 != 0
     }
 
     /// Both interests combined.
@@ -50,15 +67,36 @@ impl std::ops::BitOr for Interest {
     }
 }
 
+impl std::ops::BitOrAssign for Interest {
+    fn bitor_assign(&mut self, rhs: Interest) {
+        self.0 |= rhs.0;
+    }
+}
+
 impl fmt::Debug for Interest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.is_readable(), self.is_writable()) {
-            (true, true) => f.write_str("READABLE | WRITABLE"),
-            (true, false) => f.write_str("READABLE"),
-            (false, true) => f.write_str("WRITABLE"),
-            (false, false) => f.write_str("(none)"),
+        const NAMES: [&str; 4] = ["READABLE", "WRITABLE", "PRIORITY", "ERROR"];
+        names(f, self.0 as u16, &NAMES, "(none)")
+    }
+}
+
+/// Writes the names of the bits set in `bits`, joined by ` | `, or
+/// `none` if no bit is set.
+fn names(f: &mut fmt::Formatter<'_>, bits: u16, names: &[&str], none: &str) -> fmt::Result {
+    let mut first = true;
+    for (i, name) in names.iter().enumerate() {
+        if bits & (1 << i) != 0 {
+            if !first {
+                f.write_str(" | ")?;
+            }
+            f.write_str(name)?;
+            first = false;
         }
     }
+    if first {
+        f.write_str(none)?;
+    }
+    Ok(())
 }
 
 /// Readiness carried by an event: a small bit set. Readiness that arrives
@@ -85,8 +123,10 @@ impl Ready {
     pub const TIMER: Ready = Ready(1 << 6);
     /// A watched signal arrived.
     pub const SIGNAL: Ready = Ready(1 << 7);
+    /// Priority data is ready (`POLLPRI`, see [`Interest::PRIORITY`]).
+    pub const PRIORITY: Ready = Ready(1 << 8);
 
-    pub(crate) const MASK: u16 = 0xff;
+    pub(crate) const MASK: u16 = 0x1ff;
 
     /// Whether every bit of `other` is set.
     pub fn contains(self, other: Ready) -> bool {
@@ -129,9 +169,15 @@ impl Ready {
         self.contains(Self::WRITE_CLOSED)
     }
 
-    /// An error condition is pending (for a socket, in `SO_ERROR`).
+    /// An error condition is pending (for a socket, in `SO_ERROR` or on
+    /// its error queue).
     pub fn is_error(self) -> bool {
         self.contains(Self::ERROR)
+    }
+
+    /// Priority data is ready (a TCP socket's out-of-band byte).
+    pub fn is_priority(self) -> bool {
+        self.contains(Self::PRIORITY)
     }
 
     /// The raw bits.
@@ -148,7 +194,8 @@ impl Ready {
     /// two share their bit values on Linux, so an io_uring poll's result,
     /// an `epoll_wait` of the listener set and mio's `epoll_pwait` all
     /// read through this. A hang-up closes both directions; `RDHUP` only
-    /// the reading one; urgent data counts as readable.
+    /// the reading one; urgent data is priority readiness and counts as
+    /// readable too (as mio and `select(2)` count it).
     #[cfg(target_os = "linux")]
     pub(crate) fn from_poll_bits(bits: u32) -> Ready {
         const _: () = assert!(
@@ -163,6 +210,9 @@ impl Ready {
         let mut ready = Ready::EMPTY;
         if bits & (libc::EPOLLIN | libc::EPOLLPRI) != 0 {
             ready |= Ready::READABLE;
+        }
+        if bits & libc::EPOLLPRI != 0 {
+            ready |= Ready::PRIORITY;
         }
         if bits & libc::EPOLLOUT != 0 {
             ready |= Ready::WRITABLE;
@@ -195,7 +245,7 @@ impl std::ops::BitOrAssign for Ready {
 
 impl fmt::Debug for Ready {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [&str; 8] = [
+        const NAMES: [&str; 9] = [
             "READABLE",
             "WRITABLE",
             "ERROR",
@@ -204,21 +254,9 @@ impl fmt::Debug for Ready {
             "USER",
             "TIMER",
             "SIGNAL",
+            "PRIORITY",
         ];
-        let mut first = true;
-        for (i, name) in NAMES.iter().enumerate() {
-            if self.0 & (1 << i) != 0 {
-                if !first {
-                    f.write_str(" | ")?;
-                }
-                f.write_str(name)?;
-                first = false;
-            }
-        }
-        if first {
-            f.write_str("(empty)")?;
-        }
-        Ok(())
+        names(f, self.0, &NAMES, "(empty)")
     }
 }
 
@@ -267,14 +305,27 @@ pub type Hint = usize;
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
-    use super::Ready;
+    use super::{Interest, Ready};
+
+    #[test]
+    fn interests_and_readiness_print_and_combine() {
+        let i = Interest::READABLE | Interest::PRIORITY | Interest::ERROR;
+        assert!(i.is_readable() && i.is_priority() && i.is_error() && !i.is_writable());
+        assert_eq!(format!("{i:?}"), "READABLE | PRIORITY | ERROR");
+        let r = Ready::PRIORITY | Ready::ERROR;
+        assert!(r.is_priority() && r.is_error());
+        assert!(!Ready::READABLE.is_priority());
+        assert_eq!(format!("{r:?}"), "ERROR | PRIORITY");
+        assert_eq!(Ready::from_bits(r.bits()), r);
+        assert_eq!(format!("{:?}", Ready::EMPTY), "(empty)");
+    }
 
     #[test]
     fn poll_bits_map_to_readiness() {
         let of = |bits: i32| Ready::from_poll_bits(bits as u32);
         assert_eq!(of(0), Ready::EMPTY);
         assert_eq!(of(libc::EPOLLIN), Ready::READABLE);
-        assert_eq!(of(libc::EPOLLPRI), Ready::READABLE);
+        assert_eq!(of(libc::EPOLLPRI), Ready::READABLE | Ready::PRIORITY);
         assert_eq!(of(libc::EPOLLOUT), Ready::WRITABLE);
         assert_eq!(of(libc::EPOLLERR), Ready::ERROR);
         assert_eq!(of(libc::EPOLLHUP), Ready::READ_CLOSED | Ready::WRITE_CLOSED);

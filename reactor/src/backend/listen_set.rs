@@ -132,6 +132,9 @@ fn mask(interest: Interest) -> u32 {
     if interest.is_writable() {
         mask |= libc::EPOLLOUT as u32;
     }
+    if interest.is_priority() {
+        mask |= libc::EPOLLPRI as u32;
+    }
     mask
 }
 

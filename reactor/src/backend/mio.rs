@@ -47,11 +47,27 @@ impl MioBackend {
 }
 
 fn mio_interest(interest: Interest) -> mio::Interest {
-    match (interest.is_readable(), interest.is_writable()) {
-        (true, true) => mio::Interest::READABLE | mio::Interest::WRITABLE,
-        (false, true) => mio::Interest::WRITABLE,
-        _ => mio::Interest::READABLE,
+    let mut out: Option<mio::Interest> = None;
+    let mut add = |i: mio::Interest| out = Some(out.map_or(i, |o| o | i));
+    if interest.is_readable() {
+        add(mio::Interest::READABLE);
     }
+    if interest.is_writable() {
+        add(mio::Interest::WRITABLE);
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if interest.is_priority() {
+        add(mio::Interest::PRIORITY);
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    if interest.is_priority() {
+        // kqueue has no priority filter; urgent data reads as readable.
+        add(mio::Interest::READABLE);
+    }
+    // Errors are always reported and mio has no interest for them; an
+    // error-only registration still needs one, and its readable events
+    // are filtered out by the waiter, which asks for errors only.
+    out.unwrap_or(mio::Interest::READABLE)
 }
 
 fn ready_of(event: &mio::event::Event) -> Ready {
@@ -64,6 +80,9 @@ fn ready_of(event: &mio::event::Event) -> Ready {
     }
     if event.is_error() {
         ready |= Ready::ERROR;
+    }
+    if event.is_priority() {
+        ready |= Ready::PRIORITY;
     }
     if event.is_read_closed() {
         ready |= Ready::READ_CLOSED;

@@ -25,13 +25,24 @@ pub(crate) const READ_SIDE: u16 = Ready::READABLE.bits()
 pub(crate) const WRITE_SIDE: u16 =
     Ready::WRITABLE.bits() | Ready::WRITE_CLOSED.bits() | Ready::ERROR.bits();
 
-/// Which half of a resource a task waits on.
+/// Readiness bits that wake a task waiting for priority data: the data,
+/// or a close that means none will come.
+pub(crate) const PRIORITY_SIDE: u16 = Ready::PRIORITY.bits() | Ready::READ_CLOSED.bits();
+
+/// What a task waits on: which readiness bits answer it, and which of the
+/// two waiter lists it waits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Direction {
     /// Reads (and timers, signals).
     Read,
     /// Writes.
     Write,
+    /// Priority data (`AsyncFd` with `Interest::PRIORITY`); waits with
+    /// the readers.
+    Priority,
+    /// An error condition only (`Interest::ERROR`); waits with the
+    /// readers.
+    Error,
 }
 
 impl Direction {
@@ -39,6 +50,8 @@ impl Direction {
         match self {
             Direction::Read => READ_SIDE,
             Direction::Write => WRITE_SIDE,
+            Direction::Priority => PRIORITY_SIDE,
+            Direction::Error => Ready::ERROR.bits(),
         }
     }
 }
@@ -77,7 +90,7 @@ impl ScheduledIo {
                 let tick = (s >> 16).wrapping_add(1) & 0xffff;
                 Some(tick << 16 | (s & 0xffff) | bits)
             });
-        if ready.bits() & READ_SIDE != 0 {
+        if ready.bits() & (READ_SIDE | PRIORITY_SIDE) != 0 {
             wake_list(&self.reader);
         }
         if ready.bits() & WRITE_SIDE != 0 {
@@ -102,7 +115,7 @@ impl ScheduledIo {
             return Poll::Ready(ev);
         }
         let slot = match dir {
-            Direction::Read => &self.reader,
+            Direction::Read | Direction::Priority | Direction::Error => &self.reader,
             Direction::Write => &self.writer,
         };
         {

@@ -3,7 +3,7 @@
 //! On io_uring (Linux, the default backend there) the calls that move
 //! bytes or wait for the disk (opening and closing files, `read`,
 //! `write`, the reads and writes of a [`File`], `sync_all`, `sync_data`,
-//! [`try_exists`]) are submitted to a small io_uring of the runtime's own
+//! `set_len`, [`copy`], [`try_exists`], the path lookup of [`metadata`]) are submitted to a small io_uring of the runtime's own
 //! and complete without a thread hop: a worker submits, and a page-cache
 //! hit completes inside that submission. Everything else, and everything
 //! on the mio backend, runs on the blocking pool ([`spawn_blocking`]), as
@@ -95,9 +95,18 @@ pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Re
 }
 
 /// Copies the contents and permissions of `from` to `to`; returns the
-/// bytes copied.
+/// bytes copied. `to` is created or truncated; `from` must be a regular
+/// file (or a link to one).
+///
+/// On io_uring both files are opened, and the bytes read and written, by
+/// linked chains through the file ring (a file up to 1 MiB in one enter
+/// after the opens); on mio `std::fs::copy` runs on the blocking pool.
 pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u64> {
     let (from, to) = (from.as_ref().to_owned(), to.as_ref().to_owned());
+    #[cfg(target_os = "linux")]
+    if let Some(ring) = ring() {
+        return ring.copy(&from, &to).await;
+    }
     asyncify(move || std::fs::copy(from, to)).await
 }
 
@@ -138,14 +147,27 @@ pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<
 }
 
 /// The metadata of `path`, following symbolic links.
+///
+/// On io_uring the path is resolved by a `statx` through the file ring,
+/// which gives the error if any; std's `Metadata` (which has no public
+/// constructor) is then read on the worker from the kernel's caches.
 pub async fn metadata(path: impl AsRef<Path>) -> io::Result<std::fs::Metadata> {
     let path = path.as_ref().to_owned();
+    #[cfg(target_os = "linux")]
+    if let Some(ring) = ring() {
+        return ring.metadata(&path, false).await;
+    }
     asyncify(move || std::fs::metadata(path)).await
 }
 
-/// The metadata of `path` itself, not following a symbolic link.
+/// The metadata of `path` itself, not following a symbolic link; on
+/// io_uring through the file ring as [`metadata`] is.
 pub async fn symlink_metadata(path: impl AsRef<Path>) -> io::Result<std::fs::Metadata> {
     let path = path.as_ref().to_owned();
+    #[cfg(target_os = "linux")]
+    if let Some(ring) = ring() {
+        return ring.metadata(&path, true).await;
+    }
     asyncify(move || std::fs::symlink_metadata(path)).await
 }
 

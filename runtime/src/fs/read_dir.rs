@@ -16,6 +16,11 @@ const BATCH: usize = 32;
 /// The entries of the directory at `path` (without `.` and `..`), in the
 /// order the OS gives them.
 ///
+/// On every backend, io_uring included, the directory is opened and read
+/// on the blocking pool, 32 entries a trip: io_uring has no
+/// operation that reads a directory (no `getdents`), so there is nothing
+/// to submit to the file ring.
+///
 /// ```
 /// # kevent_runtime::runtime::Runtime::new().unwrap().block_on(async {
 /// let mut dir = kevent_runtime::fs::read_dir(std::env::temp_dir()).await?;

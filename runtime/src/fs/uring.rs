@@ -30,7 +30,7 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
@@ -40,6 +40,9 @@ use parking_lot::Mutex;
 use crate::driver::slab::Direction;
 use crate::driver::Registration;
 use crate::runtime::Handle;
+
+mod copy;
+mod meta;
 
 /// Submission queue entries: operations are submitted as they come, so a
 /// few chains at a time.
@@ -75,6 +78,8 @@ pub(crate) struct FileRing {
     watched: AtomicBool,
     /// Operations submitted (each one enter), for tests that count them.
     submitted: AtomicU64,
+    /// Whether the kernel has `IORING_OP_FTRUNCATE` (`meta::FTRUNCATE_*`).
+    ftruncate: AtomicU8,
 }
 
 /// The registration of the ring's descriptor.
@@ -177,6 +182,7 @@ impl FileRing {
             quiet: AtomicU32::new(0),
             watched: AtomicBool::new(false),
             submitted: AtomicU64::new(0),
+            ftruncate: AtomicU8::new(meta::FTRUNCATE_UNKNOWN),
         })
     }
 
@@ -520,26 +526,6 @@ impl FileRing {
     #[cfg(test)]
     pub(crate) fn submissions(&self) -> u64 {
         self.submitted.load(Ordering::Relaxed)
-    }
-
-    /// Whether `path` exists (a `statx` following links).
-    pub(crate) async fn try_exists(self: &Arc<Self>, path: &Path) -> io::Result<bool> {
-        let path = cstring(path)?;
-        // SAFETY: `statx` is plain data; all zeroes is a valid value.
-        let mut statx: Box<libc::statx> = Box::new(unsafe { std::mem::zeroed() });
-        let entry = opcode::Statx::new(
-            types::Fd(libc::AT_FDCWD),
-            path.as_ptr(),
-            (&mut *statx as *mut libc::statx).cast::<types::statx>(),
-        )
-        .mask(libc::STATX_TYPE)
-        .build();
-        let (res, _) = self.submit(&[entry], Box::new((path, statx)))?.await;
-        match check(res[0]) {
-            Ok(_) => Ok(true),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
-            Err(e) => Err(e),
-        }
     }
 
     /// Reads the whole file at `path`. A file up to [`GUESS`] bytes takes

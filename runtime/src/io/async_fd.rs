@@ -113,6 +113,12 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// when the fd cannot be registered, e.g. a regular file under epoll
     /// (`EPERM`) or an fd already registered.
     ///
+    /// Besides reading and writing, `interest` may ask for
+    /// [`Interest::PRIORITY`] (`POLLPRI`: a TCP socket's out-of-band byte)
+    /// and [`Interest::ERROR`] (`POLLERR`: a socket error, or an entry on
+    /// its error queue), waited for with [`AsyncFd::ready`] and seen as
+    /// [`Ready::is_priority`] and [`Ready::is_error`].
+    ///
     /// # Panics
     ///
     /// Outside a kevent runtime.
@@ -173,22 +179,23 @@ impl<T: AsRawFd> AsyncFd<T> {
         inner
     }
 
-    /// Readiness in each direction of `interest` that looks ready, or
-    /// registers the task to be woken by either.
-    fn poll_events(
-        &self,
-        cx: &mut Context<'_>,
-        interest: Interest,
-    ) -> Poll<io::Result<[Option<ReadyEvent>; 2]>> {
-        let mut events = [None, None];
-        if interest.is_readable() {
-            if let Poll::Ready(ev) = self.reg.poll_ready(cx, Direction::Read) {
-                events[0] = Some(ev?);
-            }
-        }
-        if interest.is_writable() {
-            if let Poll::Ready(ev) = self.reg.poll_ready(cx, Direction::Write) {
-                events[1] = Some(ev?);
+    /// Readiness for each part of `interest` that looks ready, or
+    /// registers the task to be woken by any.
+    fn poll_events(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<Events>> {
+        let mut events = [None; 4];
+        for (k, (wanted, dir)) in [
+            (interest.is_readable(), Direction::Read),
+            (interest.is_writable(), Direction::Write),
+            (interest.is_priority(), Direction::Priority),
+            (interest.is_error(), Direction::Error),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if wanted {
+                if let Poll::Ready(ev) = self.reg.poll_ready(cx, dir) {
+                    events[k] = Some(ev?);
+                }
             }
         }
         if events.iter().all(Option::is_none) {
@@ -325,8 +332,12 @@ impl<T: AsRawFd> AsRawFd for AsyncFd<T> {
     }
 }
 
+/// The readiness a guard saw, one slot per part of the interest waited
+/// for: readable, writable, priority, error.
+type Events = [Option<ReadyEvent>; 4];
+
 /// What both guard types share.
-fn ready_of(events: &[Option<ReadyEvent>; 2]) -> Ready {
+fn ready_of(events: &Events) -> Ready {
     let mut ready = Ready::EMPTY;
     for ev in events.iter().flatten() {
         ready |= ev.ready;
@@ -354,13 +365,16 @@ macro_rules! guard {
                 }
             }
 
-            /// Forgets the readiness seen in the directions `ready` names
+            /// Forgets the readiness seen in the parts `ready` names
             /// (readable and closed-for-reading bits: the read side;
-            /// writable and closed-for-writing bits: the write side).
+            /// writable and closed-for-writing bits: the write side;
+            /// the priority bit; the error bit).
             pub fn clear_ready_matching(&mut self, ready: Ready) {
                 let sides = [
                     ready.intersects(Ready::READABLE | Ready::READ_CLOSED),
                     ready.intersects(Ready::WRITABLE | Ready::WRITE_CLOSED),
+                    ready.is_priority(),
+                    ready.is_error(),
                 ];
                 for (ev, clear) in self.events.iter_mut().zip(sides) {
                     if clear {
@@ -373,7 +387,7 @@ macro_rules! guard {
 
             /// Keeps the readiness (the default when the guard drops).
             pub fn retain_ready(&mut self) {
-                self.events = [None, None];
+                self.events = [None; 4];
             }
 
             /// Runs `f`; on `WouldBlock` clears the readiness and returns
@@ -418,16 +432,16 @@ macro_rules! guard {
 pub struct AsyncFdReadyGuard<'a, T: AsRawFd> {
     /// The fd.
     fd: &'a AsyncFd<T>,
-    /// The read and write readiness seen.
-    events: [Option<ReadyEvent>; 2],
+    /// The readiness seen, per part of the interest.
+    events: Events,
 }
 
 /// Readiness seen on an [`AsyncFd`], giving `&mut` access to it.
 pub struct AsyncFdReadyMutGuard<'a, T: AsRawFd> {
     /// The fd.
     fd: &'a mut AsyncFd<T>,
-    /// The read and write readiness seen.
-    events: [Option<ReadyEvent>; 2],
+    /// The readiness seen, per part of the interest.
+    events: Events,
 }
 
 guard!(AsyncFdReadyGuard, get_ref_fd, &AsyncFd<T>);

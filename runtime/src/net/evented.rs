@@ -28,13 +28,20 @@ use crate::driver::Registration;
 /// With both directions: the caller must say which one `op` needs.
 #[track_caller]
 pub(crate) fn direction(interest: Interest) -> Direction {
-    match (interest.is_readable(), interest.is_writable()) {
-        (true, false) => Direction::Read,
-        (false, true) => Direction::Write,
-        _ => panic!(
-            "`try_io`/`async_io` need one direction: pass `Interest::READABLE` or \
-             `Interest::WRITABLE`, not {interest:?}"
-        ),
+    let one = |i: Interest| interest == i;
+    if one(Interest::READABLE) {
+        Direction::Read
+    } else if one(Interest::WRITABLE) {
+        Direction::Write
+    } else if one(Interest::PRIORITY) {
+        Direction::Priority
+    } else if one(Interest::ERROR) {
+        Direction::Error
+    } else {
+        panic!(
+            "`try_io`/`async_io` need one direction: pass `Interest::READABLE`, \
+             `WRITABLE`, `PRIORITY` or `ERROR`, not {interest:?}"
+        )
     }
 }
 
@@ -156,7 +163,9 @@ impl<S: AsRawFd> Evented<S> {
         dir: Direction,
     ) -> Poll<io::Result<()>> {
         match dir {
-            Direction::Read => self.reg.poll_ready(cx, dir).map_ok(|_| ()),
+            Direction::Read | Direction::Priority | Direction::Error => {
+                self.reg.poll_ready(cx, dir).map_ok(|_| ())
+            }
             Direction::Write => self.bytes.poll_write_ready(cx, &*self.reg).map_ok(|_| ()),
         }
     }

@@ -97,6 +97,70 @@ fn get<T: Copy>(socket: &impl AsFd, level: libc::c_int, name: libc::c_int) -> io
     }
 }
 
+/// Longest interface name `SO_BINDTODEVICE` takes (`IFNAMSIZ` less its
+/// NUL).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const MAX_DEVICE: usize = libc::IFNAMSIZ - 1;
+
+/// Binds `socket` to the network interface `name` (`SO_BINDTODEVICE`):
+/// it then sends and receives only through that interface. `None` (or an
+/// empty name) removes the binding. Binding needs `CAP_NET_RAW` unless the
+/// socket is unbound and the name is empty.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn bind_device(socket: &impl AsFd, name: Option<&[u8]>) -> io::Result<()> {
+    let name = name.unwrap_or(&[]);
+    // The kernel would cut a longer name short, and could bind to another
+    // interface whose name is the cut one.
+    if name.len() > MAX_DEVICE || name.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an interface name has at most 15 bytes and no NUL byte",
+        ));
+    }
+    // SAFETY: `name` is a live slice and the length passed is its length
+    // (0 unbinds, and the pointer is then not read); the fd is borrowed
+    // for the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The interface `socket` is bound to (`SO_BINDTODEVICE`), `None` if none.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn device(socket: &impl AsFd) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = [0u8; libc::IFNAMSIZ];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: `buf` and `len` are live locals and `len` holds `buf`'s
+    // size, so the kernel writes within it; the fd is borrowed.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // The kernel writes the name with its NUL.
+    let name = &buf[..(len as usize).min(buf.len())];
+    let name = name.split(|&b| b == 0).next().unwrap_or_default();
+    Ok((!name.is_empty()).then(|| name.to_vec()))
+}
+
 /// A new nonblocking, close-on-exec socket.
 pub(crate) fn socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;

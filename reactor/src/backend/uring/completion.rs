@@ -133,7 +133,11 @@ impl UringBackend {
                         }
                     }
                     Completion::Poll(entry) => {
-                        out.push((entry, Ready::from_poll_bits(res as u32)));
+                        let mut bits = res as u32;
+                        if bits & libc::POLLPRI as u32 != 0 && !self.priority_is_real(entry) {
+                            bits &= !(libc::POLLPRI as u32);
+                        }
+                        out.push((entry, Ready::from_poll_bits(bits)));
                         if !more {
                             rearm.push((-1, entry, 0));
                         }
@@ -222,6 +226,30 @@ impl UringBackend {
         }
         self.enter_getevents()?;
         self.drain(out, wait_turn)
+    }
+}
+
+impl UringBackend {
+    /// Whether the registration `entry` really has priority data: a
+    /// multishot poll reports the wakeup's mask, and every ordinary byte
+    /// on a TCP socket wakes with `EPOLLPRI` in it, so the socket is asked
+    /// (`poll(2)`, zero timeout). Only polls that asked for `POLLPRI`
+    /// (`Interest::PRIORITY`, see `poll_mask`) see it in a result.
+    fn priority_is_real(&self, entry: u64) -> bool {
+        // The lock keeps the registration, and so its descriptor, alive.
+        let polls = self.polls.lock();
+        let Some(w) = polls.get(&entry) else {
+            return false;
+        };
+        let mut pfd = libc::pollfd {
+            fd: w.fd,
+            events: libc::POLLPRI,
+            revents: 0,
+        };
+        // SAFETY: poll(2) on one live pollfd; the descriptor stays open
+        // while its registration is in `polls`, which the lock holds.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        n > 0 && pfd.revents & libc::POLLPRI != 0
     }
 }
 

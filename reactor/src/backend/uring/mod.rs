@@ -151,14 +151,28 @@ impl std::fmt::Debug for UringBackend {
     }
 }
 
+/// The poll mask for `interest`.
+///
+/// `POLLPRI` is asked for only with [`Interest::PRIORITY`], and then with
+/// `POLLIN`: io_uring leaves `EPOLLPRI` out when it matches a wakeup to a
+/// poll (Linux 6.18 `io_poll_wake`), so a poll for `POLLPRI` alone is never
+/// woken, while the wakeup that urgent data sends (`sock_def_readable`)
+/// carries `EPOLLIN` too. That same wakeup is sent for every ordinary
+/// byte, and a multishot poll's result is the wakeup's mask, not the
+/// socket's state: a `POLLPRI` in a result is checked with `poll(2)`
+/// before it counts (`UringBackend::priority_is_real`).
 fn poll_mask(interest: Interest) -> u32 {
     let mut mask = (libc::POLLERR | libc::POLLHUP) as u32;
     if interest.is_readable() {
-        mask |= (libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP) as u32;
+        mask |= (libc::POLLIN | libc::POLLRDHUP) as u32;
     }
     if interest.is_writable() {
         mask |= libc::POLLOUT as u32;
     }
+    if interest.is_priority() {
+        mask |= (libc::POLLIN | libc::POLLPRI) as u32;
+    }
+    // `Interest::ERROR` needs nothing more: POLLERR is always in the mask.
     mask
 }
 

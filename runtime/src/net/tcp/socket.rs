@@ -161,6 +161,24 @@ impl TcpSocket {
         sockopt::int(self, libc::IPPROTO_IP, libc::IP_TOS).map(|v| v as u32)
     }
 
+    /// Binds the socket to the network interface `interface`
+    /// (`SO_BINDTODEVICE`, e.g. `Some(b"eth0")`): its packets then go
+    /// through that interface only, whatever the routes say. `None`
+    /// removes the binding. Needs `CAP_NET_RAW` (`PermissionDenied`
+    /// without it); a name longer than 15 bytes is `InvalidInput`, an
+    /// unknown one `ENODEV`.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn bind_device(&self, interface: Option<&[u8]>) -> io::Result<()> {
+        sockopt::bind_device(self, interface)
+    }
+
+    /// The interface the socket is bound to by
+    /// [`bind_device`](TcpSocket::bind_device), `None` if none.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn device(&self) -> io::Result<Option<Vec<u8>>> {
+        sockopt::device(self)
+    }
+
     /// Sets `IPV6_TCLASS`, the traffic class of outgoing IPv6 packets (an
     /// IPv6 socket only).
     pub fn set_tclass_v6(&self, tclass: u32) -> io::Result<()> {
