@@ -689,22 +689,10 @@ impl From<std::fs::File> for File {
 mod tests {
     use super::File;
     use crate::io::AsyncWriteExt;
-    use crate::runtime::{Backend, Builder};
 
     #[test]
     fn a_sync_right_after_a_write_takes_one_submission_on_the_file_ring() {
-        let Ok(rt) = Builder::new_current_thread()
-            .backend(Backend::Uring)
-            .build()
-        else {
-            eprintln!("no io_uring here: nothing to check");
-            return;
-        };
-        rt.block_on(async {
-            let Some(ring) = crate::fs::ring() else {
-                eprintln!("file I/O on the blocking pool (KEVENT_FS=blocking): nothing to check");
-                return;
-            };
+        crate::fs::with_test_ring(|ring| async move {
             let path =
                 std::env::temp_dir().join(format!("kevent-file-link-{}", std::process::id()));
             let mut f = File::create(&path).await.unwrap();

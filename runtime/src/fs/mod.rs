@@ -60,6 +60,30 @@ pub(crate) fn ring() -> Option<std::sync::Arc<uring::FileRing>> {
     uring::FileRing::current()
 }
 
+/// Runs `body` with the file ring of a current-thread io_uring runtime, for
+/// unit tests that count the ring's submissions; says why and does nothing
+/// where there is none (no io_uring, or `KEVENT_FS=blocking`).
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) fn with_test_ring<Fut: std::future::Future<Output = ()>>(
+    body: impl FnOnce(std::sync::Arc<uring::FileRing>) -> Fut,
+) {
+    let Ok(rt) = crate::runtime::Builder::new_current_thread()
+        .backend(crate::runtime::Backend::Uring)
+        .build()
+    else {
+        eprintln!("no io_uring here: nothing to check");
+        return;
+    };
+    rt.block_on(async {
+        match ring() {
+            Some(ring) => body(ring).await,
+            None => {
+                eprintln!("file I/O on the blocking pool (KEVENT_FS=blocking): nothing to check")
+            }
+        }
+    });
+}
+
 /// The runtime's file ring: never, off Linux.
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn ring() -> Option<std::sync::Arc<std::convert::Infallible>> {

@@ -174,24 +174,12 @@ impl FileRing {
 #[cfg(test)]
 mod tests {
     use super::{FTRUNCATE_NO, FTRUNCATE_YES};
-    use crate::runtime::{Backend, Builder};
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
 
     #[test]
     fn set_len_uses_the_ring_where_the_kernel_has_ftruncate_and_the_pool_where_not() {
-        let Ok(rt) = Builder::new_current_thread()
-            .backend(Backend::Uring)
-            .build()
-        else {
-            eprintln!("no io_uring here: nothing to check");
-            return;
-        };
-        rt.block_on(async {
-            let Some(ring) = crate::fs::ring() else {
-                eprintln!("file I/O on the blocking pool (KEVENT_FS=blocking): nothing to check");
-                return;
-            };
+        crate::fs::with_test_ring(|ring| async move {
             let path = std::env::temp_dir().join(format!("kevent-ftrunc-{}", std::process::id()));
             let file = Arc::new(std::fs::File::create(&path).unwrap());
             let before = ring.submissions();
