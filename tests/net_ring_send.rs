@@ -3,7 +3,7 @@
 //! them. Nothing written may be lost or reordered: not when the stream is
 //! dropped or shut down right after a large write, not when the runtime
 //! itself goes away, not when the peer reads slowly; `flush` waits for the
-//! bytes to be sent; a raw write that would overtake queued bytes fails
+//! bytes to be sent (hyper's flush does not, and loses nothing); a raw write that would overtake queued bytes fails
 //! clearly. On mio, or with `send_through_ring(false)`, the same tests
 //! pass on the plain `send(2)` path.
 
@@ -422,6 +422,90 @@ fn a_vectored_write_leaves_as_one_segment() {
             assert_eq!(&got[..head.len()], head);
             assert_eq!(&got[head.len()..], body);
             assert_eq!(sent, 1, "headers and body left in {sent} segments");
+        });
+    });
+}
+
+/// hyper's flush (`hyper::rt::Write::poll_flush`) through kevent's
+/// `TcpStream`, polled once.
+fn hyper_flush(server: &mut TcpStream) -> std::task::Poll<io::Result<()>> {
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    hyper::rt::Write::poll_flush(std::pin::Pin::new(server), &mut cx)
+}
+
+#[test]
+fn hypers_flush_does_not_wait_for_the_ring_and_nothing_is_lost() {
+    let some_queued = std::sync::atomic::AtomicBool::new(false);
+    let uring = std::sync::atomic::AtomicBool::new(false);
+    each(|rt| {
+        if rt.handle().metrics().backend == "io_uring" {
+            uring.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        rt.block_on(async {
+            let (client, mut server) = std_pair().await;
+            // The peer does not read yet: the socket's buffer and the
+            // outbox (where the stream has one) fill.
+            let all = pattern(16 << 20);
+            let sent = fill(&server, &all).await;
+            if server.try_io(Interest::WRITABLE, || Ok(())).is_err() {
+                some_queued.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            // Ready at once, bytes queued or not: no second wakeup of the
+            // connection's task per response.
+            match hyper_flush(&mut server) {
+                std::task::Poll::Ready(Ok(())) => {}
+                other => panic!("hyper's flush: {other:?}"),
+            }
+            // ...and the bytes still all arrive, in order, after a drop.
+            let reader = read_all_slowly(client);
+            drop(server);
+            let got = reader.join().unwrap();
+            assert_eq!(got.len(), sent, "bytes lost");
+            assert!(got[..] == all[..sent], "bytes reordered or corrupted");
+        });
+    });
+    if uring.into_inner() {
+        // Not vacuous: on io_uring the flush above found bytes queued.
+        assert!(some_queued.into_inner(), "no run queued bytes in an outbox");
+    }
+}
+
+#[test]
+fn hypers_flush_reports_a_send_that_failed() {
+    each(|rt| {
+        rt.block_on(async {
+            let (client, mut server) = std_pair().await;
+            // Unread data at close: the client's kernel sends a RST.
+            let mut c = client;
+            c.write_all(b"unread").unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            drop(c);
+            std::thread::sleep(Duration::from_millis(20));
+            let mut failed = None;
+            for _ in 0..1000 {
+                let res = async {
+                    server.write_all(&[1; 4096]).await?;
+                    kevent::time::sleep(Duration::from_millis(1)).await;
+                    match hyper_flush(&mut server) {
+                        std::task::Poll::Ready(res) => res,
+                        std::task::Poll::Pending => panic!("hyper's flush waited"),
+                    }
+                }
+                .await;
+                if let Err(e) = res {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            let e = failed.expect("writes and flushes to a reset peer kept succeeding");
+            assert!(
+                matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+                ),
+                "{e:?}"
+            );
         });
     });
 }

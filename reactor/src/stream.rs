@@ -231,6 +231,20 @@ impl StreamIo {
         }
     }
 
+    /// A flush that does not wait for the ring's sends: `Ok` at once unless
+    /// a send failed (its error then). What was written is the ring's to
+    /// send, in order, whatever the stream does next (as a socket's send
+    /// buffer is the kernel's), so a caller that flushes at the end of each
+    /// message and learns of a failure at its next write, flush or shutdown
+    /// (hyper) need not be woken again only to see the bytes sent.
+    pub fn flush_behind(&self) -> io::Result<()> {
+        match &self.path {
+            Path::Socket(_) => Ok(()),
+            #[cfg(target_os = "linux")]
+            Path::Uring(s) => s.flush_behind(),
+        }
+    }
+
     /// Shuts down part of the connection; the write side only after the
     /// bytes queued in the ring are sent (as the kernel sends its buffer
     /// before the FIN).

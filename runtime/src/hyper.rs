@@ -161,8 +161,15 @@ mod io_impls {
                     true
                 }
 
-                fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                    self.evented().poll_flush(cx)
+                /// Write-behind: hyper flushes at the end of every response
+                /// and learns of a failed send at its next write, flush or
+                /// shutdown, so this does not wait for the ring's send (the
+                /// bytes go out in order whatever the connection does next;
+                /// `AsyncWrite::flush` on the stream still waits for them).
+                /// Waiting would cost each response a second wakeup of its
+                /// connection's task.
+                fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                    Poll::Ready(self.evented().flush_behind())
                 }
 
                 fn poll_shutdown(

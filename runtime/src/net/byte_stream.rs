@@ -104,6 +104,12 @@ impl<S: AsRawFd> Evented<S> {
         self.bytes.poll_flush(cx)
     }
 
+    /// hyper's flush: reports a failed send, does not wait for those in
+    /// flight (`StreamIo::flush_behind`).
+    pub(crate) fn flush_behind(&self) -> io::Result<()> {
+        self.bytes.flush_behind()
+    }
+
     /// Shuts down part of the connection (the write side after the bytes
     /// still queued in the ring).
     pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {

@@ -331,6 +331,13 @@ impl Stream {
         }
     }
 
+    pub(crate) fn flush_behind(&self) -> io::Result<()> {
+        match self.armed_outbox() {
+            Some(outbox) => outbox.drained().map(drop),
+            None => Ok(()),
+        }
+    }
+
     pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
         use std::net::Shutdown;
         let Some(outbox) = self.armed_outbox() else {
