@@ -17,12 +17,18 @@ if [ "$W" = default ]; then env -u KEVENT_WORKERS -u TOKIO_WORKER_THREADS $BIN 1
 PID=$!
 sleep 0.4
 ARGS="-t1 -c64"
-if [ "$PIPE" != 1 ]; then WRK="wrk $ARGS -s $LUA http://127.0.0.1:$PORT/plaintext -- $PIPE"; else WRK="wrk $ARGS http://127.0.0.1:$PORT/plaintext"; fi
-$WRK -d1s > /dev/null 2>&1
+URL=http://127.0.0.1:$PORT/plaintext
+# wrk takes its options before the URL; what follows `--` goes to the script.
+wrk_run() { # seconds, extra options...
+    local d=$1; shift
+    if [ "$PIPE" != 1 ]; then wrk $ARGS -d"$d"s "$@" -s "$LUA" "$URL" -- "$PIPE"; else wrk $ARGS -d"$d"s "$@" "$URL"; fi
+}
+wrk_run 1 > /dev/null 2>&1
 cpu0=$(awk '{print $14+$15}' /proc/$PID/stat)
 perf stat -x, -e 'context-switches,syscalls:sys_enter_futex,raw_syscalls:sys_enter' -p $PID -o /tmp/ab.perf &
 PP=$!
-OUT=$($WRK -d${DUR}s --latency 2>&1)
+sleep 0.2 # perf ignores SIGINT until it has attached
+OUT=$(wrk_run "$DUR" --latency 2>&1)
 cpu1=$(awk '{print $14+$15}' /proc/$PID/stat)
 kill -INT $PP; wait $PP 2>/dev/null
 kill -TERM $PID; wait $PID 2>/dev/null

@@ -219,22 +219,9 @@ RESULTS="$OUT/results.tsv"
 : >"$RESULTS"
 log "raw wrk output, server logs and results.tsv: $OUT"
 
-# TechEmpower's pipeline.lua: N copies of the request, sent as one write.
-cat >"$OUT/pipeline.lua" <<'EOF'
-init = function(args)
-  local r = {}
-  local depth = tonumber(args[1]) or 1
-  local path = args[2] or wrk.path
-  for i = 1, depth do
-    r[i] = wrk.format(nil, path)
-  end
-  req = table.concat(r)
-end
-
-request = function()
-  return req
-end
-EOF
+# Pipelined shapes: benches/pipeline.lua sends N copies of the request as
+# one write (as TechEmpower's pipeline.lua does).
+cp "$ROOT/benches/pipeline.lua" "$OUT/pipeline.lua"
 
 # ---------------------------------------------------------------- helpers
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
