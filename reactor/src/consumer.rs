@@ -400,7 +400,7 @@ impl Consumer {
             return &self.events;
         }
         let inner = &*self.kevent.inner;
-        inner.mark_consuming();
+        crate::backend::mark_consuming(inner.id());
         let mut out = Delivery {
             id: self.id,
             events: &mut self.events,
@@ -500,7 +500,7 @@ impl Delivery<'_> {
 impl Drop for Consumer {
     fn drop(&mut self) {
         self.commit(self.held.len());
-        self.kevent.inner.unmark_consuming();
+        crate::backend::unmark_consuming(self.kevent.inner.id());
         if let Some(entry) = self.kevent.inner.waiters.detach(self.id) {
             // Hand the entry hinted to us to the others.
             let key = Key::from_entry(entry);

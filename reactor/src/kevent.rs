@@ -80,27 +80,8 @@ impl fmt::Debug for Kevent {
     }
 }
 
-thread_local! {
-    /// The ring (its `Inner::id`) this thread last consumed from; 0: none.
-    /// Lets the backend make a consuming thread the owner of the requests
-    /// it submits (see `Backend::register`).
-    static CONSUMING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
 /// Ring ids (`Inner::id`).
 static NEXT_RING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
-
-/// The calling thread consumes from the ring `ring` (an `Inner::id`): it
-/// claimed events with one of its consumers, which is still attached.
-pub(crate) fn consumes(ring: usize) -> bool {
-    CONSUMING.with(|c| c.get()) == ring
-}
-
-/// An identity of the calling thread, unique among live threads (never 0):
-/// the address of its `CONSUMING` cell.
-pub(crate) fn thread_tag() -> usize {
-    CONSUMING.with(|c| c as *const std::cell::Cell<usize> as usize)
-}
 
 /// Everything a ring is made of.
 #[derive(Debug)]
@@ -116,7 +97,7 @@ pub(crate) struct Inner {
     /// [`Poller::drains_concurrently`], asked once.
     pub(crate) drains_concurrently: bool,
     /// This ring's identity among the rings of the process (never 0): what
-    /// a consuming thread's `CONSUMING` holds.
+    /// a consuming thread is marked with (`backend::mark_consuming`).
     id: usize,
     /// Entries that found the ring full, oldest first.
     overflow: Overflow,
@@ -486,18 +467,9 @@ impl Inner {
         entries.len()
     }
 
-    /// Marks this thread as one that consumes from this ring.
-    pub(crate) fn mark_consuming(&self) {
-        CONSUMING.with(|c| c.set(self.id));
-    }
-
-    /// Unmarks this thread if it was marked for this ring.
-    pub(crate) fn unmark_consuming(&self) {
-        CONSUMING.with(|c| {
-            if c.get() == self.id {
-                c.set(0);
-            }
-        });
+    /// This ring's identity among the rings of the process (never 0).
+    pub(crate) fn id(&self) -> usize {
+        self.id
     }
 
     /// Turns harvested OS readiness into ring entries.

@@ -20,6 +20,40 @@ pub(crate) mod mio;
 pub(crate) mod uring;
 pub(crate) mod user;
 
+thread_local! {
+    /// The ring (its id) this thread last consumed from; 0: none.
+    static CONSUMING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the calling thread as one that consumes from ring `ring` (it
+/// claimed events with one of its consumers). io_uring runs a request's
+/// completion work on the thread that submitted it, so its backend lets
+/// only such threads submit (`UringBackend::consumes_here`).
+pub(crate) fn mark_consuming(ring: usize) {
+    CONSUMING.with(|c| c.set(ring));
+}
+
+/// Unmarks the calling thread if it was marked for `ring` (its consumer
+/// goes away).
+pub(crate) fn unmark_consuming(ring: usize) {
+    CONSUMING.with(|c| {
+        if c.get() == ring {
+            c.set(0);
+        }
+    });
+}
+
+/// The calling thread consumes from ring `ring`.
+pub(crate) fn consumes(ring: usize) -> bool {
+    CONSUMING.with(|c| c.get()) == ring
+}
+
+/// An identity of the calling thread, unique among live threads (never
+/// 0): the address of its `CONSUMING` cell.
+pub(crate) fn thread_tag() -> usize {
+    CONSUMING.with(|c| c as *const std::cell::Cell<usize> as usize)
+}
+
 /// A source of OS readiness for the ring.
 pub(crate) trait Poller: Send + Sync + fmt::Debug {
     /// Starts watching `fd` for `interest`, reporting it as `entry`.

@@ -127,7 +127,7 @@ pub(crate) struct UringBackend {
     send_rings: Mutex<Vec<Arc<SendRing>>>,
     /// Unique among backends (the key of `OWN_SEND_RING`).
     id: u64,
-    /// The ring this backend feeds (`kevent::consumes`); 0: none (a probe).
+    /// The ring this backend feeds (`backend::consumes`); 0: none (a probe).
     ring_id: usize,
     /// Outboxes with a send in flight, by outbox id: the kernel reads their
     /// memory until the send completes, and a dropped stream's outbox

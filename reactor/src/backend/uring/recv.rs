@@ -76,7 +76,7 @@ pub(crate) struct State {
     pub(crate) recv: Recv,
     /// The registration is gone: never re-arm.
     pub(crate) closed: bool,
-    /// The thread that submitted the receive (`kevent::thread_tag`); 0:
+    /// The thread that submitted the receive (`backend::thread_tag`); 0:
     /// unknown.
     /// The kernel runs the receive's completion work on that thread.
     pub(crate) owner: usize,
@@ -162,7 +162,7 @@ impl Inbox {
     /// with `peek`). `Ok(0)` at end of stream; the receive error, once,
     /// after the data before it; `WouldBlock` when nothing has arrived.
     ///
-    /// `reader`: the calling thread's `kevent::thread_tag` when it consumes from
+    /// `reader`: the calling thread's `backend::thread_tag` when it consumes from
     /// the ring. The kernel posts a receive's completions from work run on
     /// the thread that submitted it, so a receive whose socket is now read
     /// on another worker would need that thread woken for every message.
@@ -343,7 +343,7 @@ impl UringBackend {
         // A consumer's next enter submits it, as a rule before another
         // consumer's does.
         let inbox = Arc::new(Inbox::new(if here {
-            crate::kevent::thread_tag()
+            crate::backend::thread_tag()
         } else {
             0
         }));

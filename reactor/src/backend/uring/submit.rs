@@ -36,7 +36,7 @@ impl UringBackend {
     /// the kernel then runs their completion work on it (interrupting its
     /// own blocking calls: a `read` with a timeout returns `EINTR`).
     pub(super) fn consumes_here(&self) -> bool {
-        self.ring_id != 0 && crate::kevent::consumes(self.ring_id)
+        self.ring_id != 0 && crate::backend::consumes(self.ring_id)
     }
 
     /// Submits SQEs from this thread if it consumes from the ring (`here`),
