@@ -3,8 +3,8 @@
 //! them. Nothing written may be lost or reordered: not when the stream is
 //! dropped or shut down right after a large write, not when the runtime
 //! itself goes away, not when the peer reads slowly; `flush` waits for the
-//! bytes to be sent (hyper's flush does not, and loses nothing); a raw write that would overtake queued bytes fails
-//! clearly. On mio, or with `send_through_ring(false)`, the same tests
+//! bytes to be sent (hyper's flush does not, and loses nothing); a raw
+//! write that would overtake queued bytes fails clearly. On mio, or with `send_through_ring(false)`, the same tests
 //! pass on the plain `send(2)` path.
 
 mod net_support;
@@ -235,17 +235,33 @@ fn a_raw_write_that_would_overtake_queued_bytes_fails_clearly() {
     });
 }
 
+/// A server stream whose peer has reset the connection: the client
+/// closed with data unread, so its kernel sent a RST.
+async fn reset_by_its_peer() -> TcpStream {
+    let (mut client, server) = std_pair().await;
+    client.write_all(b"unread").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    drop(client);
+    std::thread::sleep(Duration::from_millis(20));
+    server
+}
+
+/// `e` is what a write to a reset peer fails with.
+fn assert_reset(e: &io::Error) {
+    assert!(
+        matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+        ),
+        "{e:?}"
+    );
+}
+
 #[test]
 fn a_write_to_a_reset_peer_fails_and_keeps_failing() {
     each(|rt| {
         rt.block_on(async {
-            let (client, mut server) = std_pair().await;
-            // Unread data at close: the client's kernel sends a RST.
-            let mut c = client;
-            c.write_all(b"unread").unwrap();
-            std::thread::sleep(Duration::from_millis(20));
-            drop(c);
-            std::thread::sleep(Duration::from_millis(20));
+            let mut server = reset_by_its_peer().await;
             let mut failed = None;
             for _ in 0..1000 {
                 let res = async {
@@ -259,13 +275,7 @@ fn a_write_to_a_reset_peer_fails_and_keeps_failing() {
                 }
             }
             let e = failed.expect("writes to a reset peer kept succeeding");
-            assert!(
-                matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
-                ),
-                "{e:?}"
-            );
+            assert_reset(&e);
             // And the next write fails too.
             assert!(server.write_all(b"again").await.is_err());
         });
@@ -473,15 +483,14 @@ fn hypers_flush_does_not_wait_for_the_ring_and_nothing_is_lost() {
 
 #[test]
 fn hypers_flush_reports_a_send_that_failed() {
+    let uring = std::sync::atomic::AtomicBool::new(false);
+    let ring_failed = std::sync::atomic::AtomicBool::new(false);
     each(|rt| {
+        if rt.handle().metrics().backend == "io_uring" {
+            uring.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         rt.block_on(async {
-            let (client, mut server) = std_pair().await;
-            // Unread data at close: the client's kernel sends a RST.
-            let mut c = client;
-            c.write_all(b"unread").unwrap();
-            std::thread::sleep(Duration::from_millis(20));
-            drop(c);
-            std::thread::sleep(Duration::from_millis(20));
+            let mut server = reset_by_its_peer().await;
             let mut failed = None;
             for _ in 0..1000 {
                 let res = async {
@@ -499,13 +508,25 @@ fn hypers_flush_reports_a_send_that_failed() {
                 }
             }
             let e = failed.expect("writes and flushes to a reset peer kept succeeding");
-            assert!(
-                matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
-                ),
-                "{e:?}"
-            );
+            assert_reset(&e);
+            // Where the failed send was the ring's, hyper's flush itself
+            // reports it (every time); on `send(2)` the write did, and a
+            // socket's flush has nothing to report.
+            let through_ring = server.try_io(Interest::WRITABLE, || Ok(())).is_err();
+            if through_ring {
+                ring_failed.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            match hyper_flush(&mut server) {
+                std::task::Poll::Ready(Err(e)) if through_ring => assert_reset(&e),
+                std::task::Poll::Ready(Ok(())) if !through_ring => {}
+                other => {
+                    panic!("hyper's flush after the failure: {other:?} (ring: {through_ring})")
+                }
+            }
         });
     });
+    if uring.into_inner() {
+        // Not vacuous: on io_uring some run's failure was the ring's.
+        assert!(ring_failed.into_inner(), "no run failed a send in the ring");
+    }
 }

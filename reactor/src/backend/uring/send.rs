@@ -39,7 +39,7 @@ use super::completion::{SEND, SEND_RING};
 use super::send_ring::SendRing;
 use super::UringBackend;
 use crate::event::Ready;
-use crate::loom::sync::atomic::Ordering;
+use crate::loom::sync::atomic::{AtomicI32, Ordering};
 use crate::loom::Mutex;
 
 /// Queued bytes past which a write waits for the send in flight.
@@ -64,6 +64,9 @@ pub struct Outbox {
     /// The descriptor once the stream handed it over (dropped with bytes
     /// still queued); closed with the outbox.
     adopted: Mutex<Option<OwnedFd>>,
+    /// `State::error`, readable without the lock (0: none): what hyper's
+    /// flush asks once per response ([`Outbox::failed`]).
+    failed: AtomicI32,
     state: Mutex<State>,
 }
 
@@ -121,6 +124,7 @@ impl Outbox {
             entry,
             fd,
             adopted: Mutex::new(None),
+            failed: AtomicI32::new(0),
             state: Mutex::new(State::default()),
         }
     }
@@ -266,6 +270,14 @@ impl Outbox {
         Ok(s.idle())
     }
 
+    /// The error of a send that failed, if one did; takes no lock.
+    pub fn failed(&self) -> io::Result<()> {
+        match self.failed.load(Ordering::Acquire) {
+            0 => Ok(()),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+
     /// Shuts the write side down now if drained (true), or once it is:
     /// later writes fail either way.
     pub fn shutdown_write(&self) -> io::Result<bool> {
@@ -302,6 +314,7 @@ impl Outbox {
         s.blocked = false;
         if res < 0 && res != -libc::EAGAIN && res != -libc::EINTR {
             s.error = Some(-res);
+            self.failed.store(-res, Ordering::Release);
             s.busy = false;
             s.pending = Vec::new();
             s.inflight = Vec::new();

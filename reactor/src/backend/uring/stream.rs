@@ -333,7 +333,7 @@ impl Stream {
 
     pub(crate) fn flush_behind(&self) -> io::Result<()> {
         match self.armed_outbox() {
-            Some(outbox) => outbox.drained().map(drop),
+            Some(outbox) => outbox.failed(),
             None => Ok(()),
         }
     }
