@@ -246,6 +246,17 @@ async fn reset_by_its_peer() -> TcpStream {
     server
 }
 
+/// The error of the first of up to 1 000 `attempt`s that fails (writes
+/// to a reset peer, which must not keep succeeding).
+async fn first_failure(mut attempt: impl AsyncFnMut() -> io::Result<()>) -> io::Error {
+    for _ in 0..1000 {
+        if let Err(e) = attempt().await {
+            return e;
+        }
+    }
+    panic!("writes to a reset peer kept succeeding");
+}
+
 /// `e` is what a write to a reset peer fails with.
 fn assert_reset(e: &io::Error) {
     assert!(
@@ -262,19 +273,11 @@ fn a_write_to_a_reset_peer_fails_and_keeps_failing() {
     each(|rt| {
         rt.block_on(async {
             let mut server = reset_by_its_peer().await;
-            let mut failed = None;
-            for _ in 0..1000 {
-                let res = async {
-                    server.write_all(&[1; 4096]).await?;
-                    server.flush().await
-                }
-                .await;
-                if let Err(e) = res {
-                    failed = Some(e);
-                    break;
-                }
-            }
-            let e = failed.expect("writes to a reset peer kept succeeding");
+            let e = first_failure(async || {
+                server.write_all(&[1; 4096]).await?;
+                server.flush().await
+            })
+            .await;
             assert_reset(&e);
             // And the next write fails too.
             assert!(server.write_all(b"again").await.is_err());
@@ -444,23 +447,29 @@ fn hyper_flush(server: &mut TcpStream) -> std::task::Poll<io::Result<()>> {
     hyper::rt::Write::poll_flush(std::pin::Pin::new(server), &mut cx)
 }
 
+/// [`each`], for a test that returns whether its run reached the case it
+/// is about (`what`), which only the ring's send path can reach: on
+/// io_uring, some run must have, or the test proved nothing.
+fn each_reaching(what: &str, test: impl Fn(&Runtime) -> bool) {
+    let uring = std::cell::Cell::new(false);
+    let reached = std::cell::Cell::new(false);
+    each(|rt| {
+        uring.set(uring.get() | (rt.handle().metrics().backend == "io_uring"));
+        reached.set(reached.get() | test(rt));
+    });
+    assert!(!uring.get() || reached.get(), "no run on io_uring {what}");
+}
+
 #[test]
 fn hypers_flush_does_not_wait_for_the_ring_and_nothing_is_lost() {
-    let some_queued = std::sync::atomic::AtomicBool::new(false);
-    let uring = std::sync::atomic::AtomicBool::new(false);
-    each(|rt| {
-        if rt.handle().metrics().backend == "io_uring" {
-            uring.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
+    each_reaching("queued bytes in an outbox", |rt| {
         rt.block_on(async {
             let (client, mut server) = std_pair().await;
             // The peer does not read yet: the socket's buffer and the
             // outbox (where the stream has one) fill.
             let all = pattern(16 << 20);
             let sent = fill(&server, &all).await;
-            if server.try_io(Interest::WRITABLE, || Ok(())).is_err() {
-                some_queued.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
+            let queued = server.try_io(Interest::WRITABLE, || Ok(())).is_err();
             // Ready at once, bytes queued or not: no second wakeup of the
             // connection's task per response.
             match hyper_flush(&mut server) {
@@ -473,49 +482,30 @@ fn hypers_flush_does_not_wait_for_the_ring_and_nothing_is_lost() {
             let got = reader.join().unwrap();
             assert_eq!(got.len(), sent, "bytes lost");
             assert!(got[..] == all[..sent], "bytes reordered or corrupted");
-        });
+            queued
+        })
     });
-    if uring.into_inner() {
-        // Not vacuous: on io_uring the flush above found bytes queued.
-        assert!(some_queued.into_inner(), "no run queued bytes in an outbox");
-    }
 }
 
 #[test]
 fn hypers_flush_reports_a_send_that_failed() {
-    let uring = std::sync::atomic::AtomicBool::new(false);
-    let ring_failed = std::sync::atomic::AtomicBool::new(false);
-    each(|rt| {
-        if rt.handle().metrics().backend == "io_uring" {
-            uring.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
+    each_reaching("failed a send in the ring", |rt| {
         rt.block_on(async {
             let mut server = reset_by_its_peer().await;
-            let mut failed = None;
-            for _ in 0..1000 {
-                let res = async {
-                    server.write_all(&[1; 4096]).await?;
-                    kevent::time::sleep(Duration::from_millis(1)).await;
-                    match hyper_flush(&mut server) {
-                        std::task::Poll::Ready(res) => res,
-                        std::task::Poll::Pending => panic!("hyper's flush waited"),
-                    }
+            let e = first_failure(async || {
+                server.write_all(&[1; 4096]).await?;
+                kevent::time::sleep(Duration::from_millis(1)).await;
+                match hyper_flush(&mut server) {
+                    std::task::Poll::Ready(res) => res,
+                    std::task::Poll::Pending => panic!("hyper's flush waited"),
                 }
-                .await;
-                if let Err(e) = res {
-                    failed = Some(e);
-                    break;
-                }
-            }
-            let e = failed.expect("writes and flushes to a reset peer kept succeeding");
+            })
+            .await;
             assert_reset(&e);
             // Where the failed send was the ring's, hyper's flush itself
             // reports it (every time); on `send(2)` the write did, and a
             // socket's flush has nothing to report.
             let through_ring = server.try_io(Interest::WRITABLE, || Ok(())).is_err();
-            if through_ring {
-                ring_failed.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
             match hyper_flush(&mut server) {
                 std::task::Poll::Ready(Err(e)) if through_ring => assert_reset(&e),
                 std::task::Poll::Ready(Ok(())) if !through_ring => {}
@@ -523,10 +513,7 @@ fn hypers_flush_reports_a_send_that_failed() {
                     panic!("hyper's flush after the failure: {other:?} (ring: {through_ring})")
                 }
             }
-        });
+            through_ring
+        })
     });
-    if uring.into_inner() {
-        // Not vacuous: on io_uring some run's failure was the ring's.
-        assert!(ring_failed.into_inner(), "no run failed a send in the ring");
-    }
 }
