@@ -18,7 +18,11 @@
 #                     runtime starts one worker per CPU), N sets both to N
 #   WORKERS=N         the same as WORKER_COUNTS=N (kept for old command lines)
 #   CONNECTIONS="64 256"   wrk -c values
-#   PIPELINES="1 16"       1 = plain keep-alive, N = N requests pipelined (pipeline.lua)
+#   PIPELINES="1 16 paced" 1 = plain keep-alive, N = N requests pipelined
+#                     (pipeline.lua), paced = keep-alive with PACE_MS between
+#                     a response and the connection's next request (paced.lua):
+#                     the same offered load for both servers, for latency
+#   PACE_MS=1         the pause of the paced shape
 #   URL_PATH=/plaintext    the path asked of the http application
 #   AXUM_PATH=$URL_PATH    the path asked of the axum application (e.g.
 #                     /user/42: the router's path parameter and JSON)
@@ -55,7 +59,8 @@ APPS=${APPS:-"http axum"}
 WORKERS=${WORKERS:-}
 WORKER_COUNTS=${WORKER_COUNTS:-${WORKERS:-"default 1"}}
 CONNECTIONS=${CONNECTIONS:-"64 256"}
-PIPELINES=${PIPELINES:-"1 16"}
+PIPELINES=${PIPELINES:-"1 16 paced"}
+PACE_MS=${PACE_MS:-1}
 URL_PATH=${URL_PATH:-/plaintext}
 AXUM_PATH=${AXUM_PATH:-$URL_PATH}
 declare -A APP_PATH=([http]=$URL_PATH [axum]=$AXUM_PATH)
@@ -79,15 +84,21 @@ for w in $WORKER_COUNTS; do
     [[ $w == default ]] && ordered="default $ordered" || ordered+="$w "
 done
 WORKER_COUNTS=$(echo $ordered)
+for p in $PIPELINES; do
+    [[ $p == paced || ($p =~ ^[0-9]+$ && $p -gt 0) ]] ||
+        { echo "http.sh: PIPELINES holds positive integers or \"paced\", not \"$p\"" >&2; exit 1; }
+done
+[[ $PACE_MS =~ ^[0-9]+$ && $PACE_MS -gt 0 ]] ||
+    { echo "http.sh: PACE_MS is a positive number of milliseconds, not \"$PACE_MS\"" >&2; exit 1; }
 for a in $APPS; do
     [[ -n "${EXAMPLE[$a:kevent]:-}" ]] || { echo "http.sh: unknown application \"$a\" in APPS (http, axum)" >&2; exit 1; }
 done
 
 # The command line as run, with the knobs that differ from the defaults.
 CMDLINE=""
-for v in DURATION WARMUP ROUNDS APPS WORKER_COUNTS CONNECTIONS PIPELINES URL_PATH AXUM_PATH SERVERS SYSCALLS; do
+for v in DURATION WARMUP ROUNDS APPS WORKER_COUNTS CONNECTIONS PIPELINES PACE_MS URL_PATH AXUM_PATH SERVERS SYSCALLS; do
     case "$v=${!v}" in
-        DURATION=4|WARMUP=1|ROUNDS=3|"APPS=http axum"|"WORKER_COUNTS=default 1"|"CONNECTIONS=64 256"|"PIPELINES=1 16"|URL_PATH=/plaintext|"AXUM_PATH=$URL_PATH"|"SERVERS=kevent tokio"|SYSCALLS=auto) ;;
+        DURATION=4|WARMUP=1|ROUNDS=3|"APPS=http axum"|"WORKER_COUNTS=default 1"|"CONNECTIONS=64 256"|"PIPELINES=1 16 paced"|PACE_MS=1|URL_PATH=/plaintext|"AXUM_PATH=$URL_PATH"|"SERVERS=kevent tokio"|SYSCALLS=auto) ;;
         *) if [[ "${!v}" == *" "* ]]; then CMDLINE+="$v=\"${!v}\" "; else CMDLINE+="$v=${!v} "; fi ;;
     esac
 done
@@ -222,6 +233,8 @@ log "raw wrk output, server logs and results.tsv: $OUT"
 # Pipelined shapes: benches/pipeline.lua sends N copies of the request as
 # one write (as TechEmpower's pipeline.lua does).
 cp "$ROOT/benches/pipeline.lua" "$OUT/pipeline.lua"
+# Paced shapes: benches/paced.lua pauses PACE_MS after every response.
+cp "$ROOT/benches/paced.lua" "$OUT/paced.lua"
 
 # ---------------------------------------------------------------- helpers
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
@@ -366,7 +379,7 @@ parse_wrk() { # file
 }
 
 shape_name() { # conns pipeline
-    if [[ $2 -gt 1 ]]; then echo "c$1 pipelined x$2"; else echo "c$1 plain"; fi
+    if [[ $2 == paced ]]; then echo "c$1 paced ${PACE_MS} ms"; elif [[ $2 -gt 1 ]]; then echo "c$1 pipelined x$2"; else echo "c$1 plain"; fi
 }
 
 workers_name() { # workers
@@ -382,7 +395,11 @@ run_one() { # app server workers conns pipeline round
     local path=${APP_PATH[$app]}
     local url="http://$HOST:$port$path"
     local -a wrk_args=(-t1 -c"$conns" --latency --timeout 4s "$url")
-    [[ $depth -gt 1 ]] && wrk_args+=(-s "$OUT/pipeline.lua" -- "$depth" "$path")
+    if [[ $depth == paced ]]; then
+        wrk_args+=(-s "$OUT/paced.lua" -- "$PACE_MS" "$path")
+    elif [[ $depth -gt 1 ]]; then
+        wrk_args+=(-s "$OUT/pipeline.lua" -- "$depth" "$path")
+    fi
 
     if [[ ${BUILT[$app:$name]} != 1 ]]; then
         printf '%s\tNA\tNA\t0\tNA\tNA\tNA\tNA\tNA\tNA\t0\tbuild-failed\n' "$key" >>"$RESULTS"
@@ -640,7 +657,7 @@ SECTION=$(
     echo
     echo "- Command: \`$CMDLINE\` (total ${ELAPSED} s, at $COMMIT)"
     echo "- Machine: $MACHINE; wrk ${WRK_VER:-?}"
-    echo "- Load: \`wrk -t1 -c{$(echo "$CONNECTIONS" | tr ' ' ',')} -d${DURATION}s --latency http://$HOST:PORT$URL_PATH\`$([[ $AXUM_PATH == "$URL_PATH" ]] || echo " (\`$AXUM_PATH\` for axum)"), pipelined shapes add TechEmpower's pipeline.lua (\`-s pipeline.lua -- 16\`); ${WARMUP} s warm-up per run, fresh server per run, $ROUNDS rounds alternating kevent/tokio (order flipped every other round)."
+    echo "- Load: \`wrk -t1 -c{$(echo "$CONNECTIONS" | tr ' ' ',')} -d${DURATION}s --latency http://$HOST:PORT$URL_PATH\`$([[ $AXUM_PATH == "$URL_PATH" ]] || echo " (\`$AXUM_PATH\` for axum)"), pipelined shapes add TechEmpower's pipeline.lua (\`-s pipeline.lua -- 16\`), paced shapes \`-s paced.lua -- $PACE_MS\` (each connection waits $PACE_MS ms after every response); ${WARMUP} s warm-up per run, fresh server per run, $ROUNDS rounds alternating kevent/tokio (order flipped every other round)."
     echo "- Servers, release builds, each against its tokio twin: \`examples/http.rs\` / \`examples/http_tokio.rs\` (app \`http\`: hyper, a hand-written service) and \`examples/axum.rs\` / \`examples/axum_tokio.rs\` (app \`axum\`: an axum 0.8 \`Router\` through hyper-util's auto builder and \`TowerToHyperService\`); measured: $APPS. Worker counts: $WORKERS_TEXT."
     echo "- Counting: server CPU = Δ(utime+stime) of \`/proc/PID/stat\` over the wrk run ÷ requests wrk reports; $SYSCALL_NOTE; TCP segments = Δ\`OutSegs\` of the \`Tcp:\` lines of \`/proc/net/snmp\` over the wrk run ÷ requests (machine-wide, so both directions on loopback: 2.0 is one request segment and one response segment)."
     echo
@@ -654,7 +671,7 @@ SECTION=$(
         echo "**⚠ $ANY_BAD run(s) had errors or misbehaved (see the errors column); their figures are included above.**"
         echo
     fi
-    echo "How to read it: on this 2-vCPU machine wrk needs a core of its own and saturates before the server, so req/s (and p99, which follows wrk's own queueing) differ little between runtimes and swing ±25% between runs; only ratios from the same run, A/B alternated, mean anything. The figure that shows a faster runtime is **server CPU per request** (all server threads' utime+stime over the run ÷ requests; 10 ms ticks). Calibration: this script run A/A, tokio against a copy of itself, gave CPU/request ratios of 0.90–1.06, syscall ratios of 0.99–1.00 and p99 ratios of 0.67–1.71, so CPU differences under ~10% and any single p99 ratio are noise. Syscalls per request explain much of the CPU (the kernel's loopback TCP is most of the cost, so fewer crossings matter). Context switches and futex calls per request show how often workers sleep and are woken; io_uring enters are part of the syscalls (tokio makes none). TCP segments above 2.0 per plain keep-alive request mean responses left in pieces; the counter is machine-wide, so anything else on the machine talking TCP adds to it. In pipelined shapes one p99 sample covers a batch of 16 requests. † wrk 4.1 sometimes prints \`99%  0.00us\` (its coordinated-omission correction adds samples below the recorded minimum, where its percentile scan starts); such runs have no p99 and the cell says how many runs it rests on. Targets, in every shape at every worker count: kevent's server CPU per request ≤ 0.8× tokio's, ≤ 1.0 syscall per keep-alive request, context switches, futex calls and TCP segments per request no more than tokio's, req/s and p99 no worse than tokio's (a req/s or p99 ratio up to 10% on the wrong side is marked ≈, noise; p99 is noisier still)."
+    echo "How to read it: on this 2-vCPU machine wrk needs a core of its own and saturates before the server, so req/s (and p99, which follows wrk's own queueing) differ little between runtimes and swing ±25% between runs; only ratios from the same run, A/B alternated, mean anything. The figure that shows a faster runtime is **server CPU per request** (all server threads' utime+stime over the run ÷ requests; 10 ms ticks). Calibration: this script run A/A, tokio against a copy of itself, gave CPU/request ratios of 0.90–1.06, syscall ratios of 0.99–1.00 and p99 ratios of 0.67–1.71, so CPU differences under ~10% and any single p99 ratio are noise. Syscalls per request explain much of the CPU (the kernel's loopback TCP is most of the cost, so fewer crossings matter). Context switches and futex calls per request show how often workers sleep and are woken; io_uring enters are part of the syscalls (tokio makes none). TCP segments above 2.0 per plain keep-alive request mean responses left in pieces; the counter is machine-wide, so anything else on the machine talking TCP adds to it. In pipelined shapes one p99 sample covers a batch of 16 requests. wrk is closed-loop: in the plain and pipelined shapes the faster server makes wrk, which shares the CPUs, the bottleneck, and wrk's p99 then includes its own wait for a CPU; the paced shapes offer both servers the same load, one both keep up with, which is where p99 compares runtimes. † wrk 4.1 sometimes prints \`99%  0.00us\` (its coordinated-omission correction adds samples below the recorded minimum, where its percentile scan starts); such runs have no p99 and the cell says how many runs it rests on. Targets, in every shape at every worker count: kevent's server CPU per request ≤ 0.8× tokio's, ≤ 1.0 syscall per keep-alive request, context switches, futex calls and TCP segments per request no more than tokio's, req/s and p99 no worse than tokio's (a req/s or p99 ratio up to 10% on the wrong side is marked ≈, noise; p99 is noisier still)."
     echo "<!-- http:end -->"
 )
 
