@@ -9,7 +9,10 @@
 //!   stuck worker's LIFO slot) runs on another worker within 100 ms;
 //!   tokio leaves it waiting the full second because its LIFO slot cannot
 //!   be stolen;
-//! * wakeups from threads outside the runtime still reach their tasks.
+//! * wakeups from threads outside the runtime still reach their tasks;
+//! * tasks queued on the stuck worker run on another within 100 ms even
+//!   when no worker ever sleeps (the other one busy with a task that keeps
+//!   yielding), as they must when the kernel preempts a worker.
 //!
 //! With one worker none of this can hold, so these run on multi_thread
 //! with 2 and 4 workers only. The tests run one at a time (`SERIAL`) so
@@ -270,5 +273,60 @@ async fn each_worker_takes_one_of_as_many_blocking_tasks(flavor: Flavor) {
     assert!(
         waits.iter().all(|&w| w < MAX_WAKE_LATENCY),
         "blocking tasks started after {waits:?}: one waited behind another's blocked worker"
+    );
+}
+
+rt_test!(@run crate::run_serial, tasks_queued_behind_a_blocked_worker_run_while_the_other_never_sleeps: multi_thread_2);
+async fn tasks_queued_behind_a_blocked_worker_run_while_the_other_never_sleeps(_: Flavor) {
+    // The other worker runs a task that yields forever, so it always has
+    // work and never sleeps: the stall check, armed only by a sleeping
+    // worker, never fires, and a worker with work of its own never steals.
+    // What finds the stuck worker's queue is the busy worker's own look at
+    // its siblings' poll counts. A preempted worker looks the same to it.
+    const QUEUED: usize = 3;
+    let stop = Arc::new(AtomicBool::new(false));
+    let spinning_on = Arc::new(Mutex::new(None));
+    let spinner = kevent::spawn({
+        let (stop, spinning_on) = (stop.clone(), spinning_on.clone());
+        async move {
+            while !stop.load(SeqCst) {
+                *spinning_on.lock().unwrap() = Some(thread::current().id());
+                kevent::task::yield_now().await;
+            }
+        }
+    });
+    sleep(ms(20)).await;
+    let mut latencies = None;
+    for _ in 0..50 {
+        let spinning_on = spinning_on.clone();
+        let blocker = kevent::spawn(async move {
+            if *spinning_on.lock().unwrap() == Some(thread::current().id()) {
+                return None; // on the spinner's worker: try again
+            }
+            let queued: Vec<_> = (0..QUEUED)
+                .map(|_| {
+                    let spawned = Instant::now();
+                    kevent::spawn(async move { spawned.elapsed() })
+                })
+                .collect();
+            block_worker();
+            Some(queued)
+        });
+        if let Some(queued) = blocker.await.unwrap() {
+            let mut waits = Vec::new();
+            for q in queued {
+                waits.push(q.await.unwrap());
+            }
+            latencies = Some(waits);
+            break;
+        }
+        sleep(ms(5)).await;
+    }
+    stop.store(true, SeqCst);
+    spinner.await.unwrap();
+    let latencies = latencies.expect("the blocker never landed beside the spinner");
+    assert!(
+        latencies.iter().all(|&l| l < MAX_WAKE_LATENCY),
+        "tasks queued on a blocked worker waited {latencies:?} while the other worker was busy"
     );
 }

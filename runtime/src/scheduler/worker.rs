@@ -5,7 +5,9 @@
 //! ```text
 //!   loop:
 //!     every EVENT_INTERVAL ticks: injector first (fairness), then harvest
-//!       the ring without sleeping (I/O must not starve behind tasks)
+//!       the ring without sleeping (I/O must not starve behind tasks), then
+//!       take half the queue of a sibling that ran nothing since the last
+//!       look (preempted or blocked: its tasks must not wait for it)
 //!     task = LIFO slot (at most MAX_LIFO in a row) | local queue | injector
 //!          | ring events (which wake tasks onto this worker) | steal
 //!     run it with a fresh cooperative budget
@@ -203,6 +205,9 @@ pub(crate) struct Core {
     global_queue_interval: u32,
     /// When the worker last woke, for its busy time.
     awake_since: std::time::Instant,
+    /// Each worker's poll count at this worker's previous look
+    /// (`rescue_preempted`).
+    peer_polls: Vec<u64>,
 }
 
 impl std::fmt::Debug for Core {
@@ -228,6 +233,7 @@ impl Core {
             event_interval: EVENT_INTERVAL,
             global_queue_interval: EVENT_INTERVAL,
             awake_since: std::time::Instant::now(),
+            peer_polls: Vec::new(),
         }
     }
 
@@ -315,6 +321,7 @@ impl Worker {
             // queue holds the injector is never empty, and returning before
             // the harvest would starve them forever.
             self.harvest();
+            self.rescue_preempted();
         }
         if self.core.tick % self.core.global_queue_interval == 0 {
             // Fairness: take a batch from the injector, not one task, or a
@@ -593,19 +600,54 @@ impl Worker {
             shared.arm_stall_check();
         }
         for i in stalled {
-            let stolen = shared.remotes[i]
-                .steal
-                .steal_into(&mut self.ctx.local.borrow_mut());
-            if let Some(task) = stolen {
-                self.remote()
-                    .counters
-                    .steals
-                    .fetch_add(1, Ordering::Relaxed);
-                self.ctx
-                    .local
-                    .borrow_mut()
-                    .push_back(task, &mut |rest| shared.injector.push_batch(rest));
+            if self.steal_queued(i) {
                 break;
+            }
+        }
+    }
+
+    /// Takes half of worker `victim`'s queued tasks into the local queue,
+    /// to run in turn after the tasks already there. False if it had none.
+    fn steal_queued(&mut self, victim: usize) -> bool {
+        let shared = &self.shared;
+        let mut local = self.ctx.local.borrow_mut();
+        let Some(task) = shared.remotes[victim].steal.steal_into(&mut local) else {
+            return false;
+        };
+        self.shared.remotes[self.core.index]
+            .counters
+            .steals
+            .fetch_add(1, Ordering::Relaxed);
+        local.push_back(task, &mut |rest| shared.injector.push_batch(rest));
+        true
+    }
+
+    /// A busy worker's look at the others, every `event_interval` ticks:
+    /// one whose poll count has not moved since the previous look, with
+    /// tasks queued, is off its CPU (the kernel preempted it: with more
+    /// runnable threads than CPUs, for a whole time slice, 1.5-3 ms here)
+    /// or stuck in a long task, and its tasks would wait for it. Take half.
+    /// A busy worker never steals otherwise, and the stall check runs only
+    /// while some worker sleeps. Cost when nobody is stuck: one relaxed
+    /// load per worker per interval.
+    fn rescue_preempted(&mut self) {
+        let n = self.shared.remotes.len();
+        if n <= 1 {
+            return;
+        }
+        if self.core.peer_polls.len() != n {
+            self.core.peer_polls = vec![u64::MAX; n];
+        }
+        for i in 0..n {
+            if i == self.core.index {
+                continue;
+            }
+            let remote = &self.shared.remotes[i];
+            let polls = remote.counters.polls.load(Ordering::Relaxed);
+            let stuck = self.core.peer_polls[i] == polls && !remote.steal.is_empty();
+            self.core.peer_polls[i] = polls;
+            if stuck {
+                self.steal_queued(i);
             }
         }
     }
