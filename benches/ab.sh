@@ -22,6 +22,7 @@
 # queueing then shows in the latency it measures).
 BIN=$1; PORT=$2; W=$3; PIPE=${4:-1}; DUR=${5:-4}
 LUA=$(dirname "$0")/pipeline.lua
+PACED=$(dirname "$0")/paced.lua
 if [ "$W" = default ]; then env -u KEVENT_WORKERS -u TOKIO_WORKER_THREADS $BIN 127.0.0.1:$PORT 2>/dev/null & else KEVENT_WORKERS=$W TOKIO_WORKER_THREADS=$W $BIN 127.0.0.1:$PORT 2>/dev/null & fi
 PID=$!
 sleep 0.4
@@ -31,7 +32,7 @@ URL=http://127.0.0.1:$PORT/plaintext
 wrk_run() { # seconds, extra options...
     local d=$1; shift
     if [ -n "$PACE_MS" ]; then
-        wrk $ARGS -d"$d"s "$@" -s "$(dirname "$0")/paced.lua" "$URL" -- "$PACE_MS"
+        wrk $ARGS -d"$d"s "$@" -s "$PACED" "$URL" -- "$PACE_MS"
     elif [ "$PIPE" != 1 ]; then wrk $ARGS -d"$d"s "$@" -s "$LUA" "$URL" -- "$PIPE"; else wrk $ARGS -d"$d"s "$@" "$URL"; fi
 }
 wrk_run 1 > /dev/null 2>&1

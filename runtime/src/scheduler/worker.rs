@@ -206,7 +206,7 @@ pub(crate) struct Core {
     /// When the worker last woke, for its busy time.
     awake_since: std::time::Instant,
     /// Each worker's poll count at this worker's previous look
-    /// (`rescue_preempted`).
+    /// (`rescue_preempted`); sized when the worker enters its runtime.
     peer_polls: Vec<u64>,
 }
 
@@ -270,6 +270,7 @@ impl Worker {
         core.event_interval = knobs.event_interval;
         core.global_queue_interval = knobs.global_queue_interval;
         core.awake_since = std::time::Instant::now();
+        core.peer_polls = vec![u64::MAX; shared.remotes.len()];
         let ctx = Rc::new(WorkerCtx {
             shared: shared.clone(),
             index: core.index,
@@ -614,7 +615,7 @@ impl Worker {
         let Some(task) = shared.remotes[victim].steal.steal_into(&mut local) else {
             return false;
         };
-        self.shared.remotes[self.core.index]
+        self.remote()
             .counters
             .steals
             .fetch_add(1, Ordering::Relaxed);
@@ -631,14 +632,7 @@ impl Worker {
     /// while some worker sleeps. Cost when nobody is stuck: one relaxed
     /// load per worker per interval.
     fn rescue_preempted(&mut self) {
-        let n = self.shared.remotes.len();
-        if n <= 1 {
-            return;
-        }
-        if self.core.peer_polls.len() != n {
-            self.core.peer_polls = vec![u64::MAX; n];
-        }
-        for i in 0..n {
+        for i in 0..self.core.peer_polls.len() {
             if i == self.core.index {
                 continue;
             }
