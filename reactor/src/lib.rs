@@ -53,7 +53,7 @@ mod wakers;
 mod wheel;
 
 #[cfg(target_os = "linux")]
-pub use crate::backend::uring::OUTBOX_LIMIT;
+pub use crate::backend::uring::{FileRing, FileRingHost, OUTBOX_LIMIT};
 pub use crate::config::{Backend, Config};
 pub use crate::consumer::{Consumer, ConsumerStats, WaitStatus};
 pub use crate::event::{Event, Flags, Hint, Interest, Ready, Token};

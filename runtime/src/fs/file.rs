@@ -31,7 +31,7 @@ const MAX_BUF: usize = 2 * 1024 * 1024;
 
 /// The runtime's file ring, if file I/O goes through io_uring.
 #[cfg(target_os = "linux")]
-type Ring = Option<Arc<super::uring::FileRing>>;
+type Ring = Option<Arc<super::ring::FileRing>>;
 /// No file ring off Linux.
 #[cfg(not(target_os = "linux"))]
 type Ring = Option<Arc<std::convert::Infallible>>;
@@ -316,7 +316,7 @@ impl File {
                     "cannot set a file's length past i64::MAX",
                 ));
             }
-            return ring.set_len(std, size).await;
+            return super::ring::set_len(ring, std, size).await;
         }
         super::asyncify(move || std.set_len(size)).await
     }

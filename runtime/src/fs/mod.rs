@@ -28,7 +28,7 @@ mod file;
 mod open_options;
 mod read_dir;
 #[cfg(target_os = "linux")]
-pub(crate) mod uring;
+pub(crate) mod ring;
 
 pub use dir_builder::DirBuilder;
 pub use file::File;
@@ -56,8 +56,8 @@ where
 /// The runtime's file ring, where file I/O goes through io_uring; `None`
 /// on the blocking pool.
 #[cfg(target_os = "linux")]
-pub(crate) fn ring() -> Option<std::sync::Arc<uring::FileRing>> {
-    uring::FileRing::current()
+pub(crate) fn ring() -> Option<std::sync::Arc<ring::FileRing>> {
+    ring::current()
 }
 
 /// Runs `body` with the file ring of a current-thread io_uring runtime, for
@@ -65,7 +65,7 @@ pub(crate) fn ring() -> Option<std::sync::Arc<uring::FileRing>> {
 /// where there is none (no io_uring, or `KEVENT_FS=blocking`).
 #[cfg(all(test, target_os = "linux"))]
 pub(crate) fn with_test_ring<Fut: std::future::Future<Output = ()>>(
-    body: impl FnOnce(std::sync::Arc<uring::FileRing>) -> Fut,
+    body: impl FnOnce(std::sync::Arc<ring::FileRing>) -> Fut,
 ) {
     let Ok(rt) = crate::runtime::Builder::new_current_thread()
         .backend(crate::runtime::Backend::Uring)

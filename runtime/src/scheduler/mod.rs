@@ -213,7 +213,7 @@ pub(crate) struct Shared {
     pub(crate) timer_pool: Mutex<Vec<(Key, crate::driver::slab::IoToken)>>,
     /// The file ring of `kevent::fs` on io_uring, made at first use.
     #[cfg(target_os = "linux")]
-    pub(crate) file_ring: std::sync::OnceLock<Option<Arc<crate::fs::uring::FileRing>>>,
+    pub(crate) file_ring: std::sync::OnceLock<Option<Arc<crate::fs::ring::FileRing>>>,
     /// The runtime's clock, which a test can pause (`time::pause`).
     pub(crate) clock: crate::time::clock::Clock,
     /// Builder settings the workers read when they start.

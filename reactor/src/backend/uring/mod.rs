@@ -41,6 +41,7 @@ use std::time::Duration;
 use io_uring::{opcode, types, IoUring};
 
 mod completion;
+mod file;
 mod pool;
 mod recv;
 mod send;
@@ -49,6 +50,7 @@ mod stream;
 mod submit;
 
 pub(crate) use self::stream::Stream;
+pub use file::{FileRing, FileRingHost};
 pub use send::OUTBOX_LIMIT;
 
 use self::completion::{LISTENERS, RECV, WAKE};

@@ -20,18 +20,19 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use io_uring::{opcode, types};
 
-use super::{check, cstring, FileRing};
+use crate::loom::sync::atomic::Ordering;
+
+use super::{check, cstring, FileRing, FileRingHost};
 
 /// `IORING_OP_FTRUNCATE` not probed yet.
 pub(super) const FTRUNCATE_UNKNOWN: u8 = 0;
 /// The kernel has `IORING_OP_FTRUNCATE` (Linux 6.9 and later).
 const FTRUNCATE_YES: u8 = 1;
-/// The kernel lacks it: `set_len` runs on the blocking pool.
+/// The kernel lacks it: the runtime truncates on its blocking pool.
 const FTRUNCATE_NO: u8 = 2;
 
 /// Where a `statx` starts from.
@@ -42,10 +43,10 @@ enum StatxAt {
     File(Arc<std::fs::File>),
 }
 
-impl FileRing {
+impl<H: FileRingHost> FileRing<H> {
     /// `statx(2)` of `path` through the ring: follows a final symbolic
     /// link unless `nofollow`; `mask` says which fields are wanted.
-    pub(crate) async fn statx_path(
+    pub async fn statx_path(
         self: &Arc<Self>,
         path: &Path,
         nofollow: bool,
@@ -60,7 +61,7 @@ impl FileRing {
     }
 
     /// `statx(2)` of an open file through the ring.
-    pub(crate) async fn statx_file(
+    pub async fn statx_file(
         self: &Arc<Self>,
         file: Arc<std::fs::File>,
         mask: u32,
@@ -101,7 +102,7 @@ impl FileRing {
 
     /// `fs::metadata` (or `fs::symlink_metadata` with `nofollow`): the
     /// ring's `statx`, then std's from the caches (see the module docs).
-    pub(crate) async fn metadata(
+    pub async fn metadata(
         self: &Arc<Self>,
         path: &Path,
         nofollow: bool,
@@ -117,7 +118,7 @@ impl FileRing {
 
     /// `File::metadata`: the ring's `statx` of the open file, then std's
     /// `fstat` of its in-memory inode (see the module docs).
-    pub(crate) async fn file_metadata(
+    pub async fn file_metadata(
         self: &Arc<Self>,
         file: Arc<std::fs::File>,
     ) -> io::Result<std::fs::Metadata> {
@@ -127,7 +128,7 @@ impl FileRing {
     }
 
     /// Whether `path` exists: the ring's `statx` alone, following links.
-    pub(crate) async fn try_exists(self: &Arc<Self>, path: &Path) -> io::Result<bool> {
+    pub async fn try_exists(self: &Arc<Self>, path: &Path) -> io::Result<bool> {
         match self.statx_path(path, false, libc::STATX_TYPE).await {
             Ok(_) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
@@ -135,10 +136,12 @@ impl FileRing {
         }
     }
 
-    /// Whether the kernel has `IORING_OP_FTRUNCATE`, probed once per
-    /// ring. The probe decides, not an `EINVAL` completion: `ftruncate`
-    /// answers `EINVAL` itself for a file not open for writing.
-    fn has_ftruncate(&self) -> bool {
+    /// Whether the kernel has `IORING_OP_FTRUNCATE` (Linux 6.9 and later),
+    /// probed once per ring: where it does not, [`FileRing::set_len`]
+    /// fails with `Unsupported` and the caller truncates another way. The
+    /// probe decides, not an `EINVAL` completion: `ftruncate` answers
+    /// `EINVAL` itself for a file not open for writing.
+    pub fn has_ftruncate(&self) -> bool {
         match self.ftruncate.load(Ordering::Relaxed) {
             FTRUNCATE_YES => return true,
             FTRUNCATE_NO => return false,
@@ -155,50 +158,24 @@ impl FileRing {
         yes
     }
 
-    /// `ftruncate(2)` through the ring; on a kernel without the opcode,
-    /// on the blocking pool.
-    pub(crate) async fn set_len(
-        self: &Arc<Self>,
-        file: Arc<std::fs::File>,
-        size: u64,
-    ) -> io::Result<()> {
+    /// Makes the ring act as on a kernel without `IORING_OP_FTRUNCATE`,
+    /// for tests of the caller's other way.
+    #[doc(hidden)]
+    pub fn forget_ftruncate(&self) {
+        self.ftruncate.store(FTRUNCATE_NO, Ordering::Relaxed);
+    }
+
+    /// `ftruncate(2)` through the ring; `Unsupported` on a kernel without
+    /// the opcode (see [`FileRing::has_ftruncate`]).
+    pub async fn set_len(self: &Arc<Self>, file: Arc<std::fs::File>, size: u64) -> io::Result<()> {
         if !self.has_ftruncate() {
-            return crate::fs::asyncify(move || file.set_len(size)).await;
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this kernel has no IORING_OP_FTRUNCATE",
+            ));
         }
         let entry = opcode::Ftruncate::new(types::Fd(file.as_raw_fd()), size).build();
         let (res, _) = self.submit(&[entry], Box::new(file))?.await;
         check(res[0]).map(drop)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{FTRUNCATE_NO, FTRUNCATE_YES};
-    use std::sync::atomic::Ordering;
-    use std::sync::Arc;
-
-    #[test]
-    fn set_len_uses_the_ring_where_the_kernel_has_ftruncate_and_the_pool_where_not() {
-        crate::fs::with_test_ring(|ring| async move {
-            let path = std::env::temp_dir().join(format!("kevent-ftrunc-{}", std::process::id()));
-            let file = Arc::new(std::fs::File::create(&path).unwrap());
-            let before = ring.submissions();
-            ring.set_len(file.clone(), 1000).await.unwrap();
-            assert_eq!(file.metadata().unwrap().len(), 1000);
-            let through_ring = ring.submissions() - before;
-            if ring.ftruncate.load(Ordering::Relaxed) == FTRUNCATE_YES {
-                assert_eq!(through_ring, 1, "the ftruncate did not go through the ring");
-            } else {
-                assert_eq!(through_ring, 0);
-            }
-            // A kernel without the opcode: the pool does it, the ring sees
-            // nothing.
-            ring.ftruncate.store(FTRUNCATE_NO, Ordering::Relaxed);
-            let before = ring.submissions();
-            ring.set_len(file.clone(), 10).await.unwrap();
-            assert_eq!(file.metadata().unwrap().len(), 10);
-            assert_eq!(ring.submissions() - before, 0);
-            std::fs::remove_file(&path).unwrap();
-        });
     }
 }

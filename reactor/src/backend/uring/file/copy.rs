@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use io_uring::{opcode, squeue, types};
 
-use super::{check, FileRing};
+use super::{check, FileRing, FileRingHost};
 
 /// Most bytes one read-and-write pair moves.
 const CHUNK: usize = 1024 * 1024;
@@ -29,10 +29,10 @@ const CHUNK: usize = 1024 * 1024;
 /// files (their descriptors) and the buffer.
 type Keep = (Arc<std::fs::File>, Arc<std::fs::File>, Vec<u8>);
 
-impl FileRing {
+impl<H: FileRingHost> FileRing<H> {
     /// Copies the contents and permission bits of `from` to `to`;
     /// returns the bytes copied.
-    pub(crate) async fn copy(self: &Arc<Self>, from: &Path, to: &Path) -> io::Result<u64> {
+    pub async fn copy(self: &Arc<Self>, from: &Path, to: &Path) -> io::Result<u64> {
         let src = self.open(from, libc::O_RDONLY | libc::O_CLOEXEC, 0).await?;
         // fstat(2) on an open file reads its in-memory inode: no I/O.
         let meta = src.metadata()?;

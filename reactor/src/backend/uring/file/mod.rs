@@ -1,19 +1,19 @@
-//! The file ring: file I/O through an io_uring of the runtime's own, with
-//! no blocking-pool hop.
+//! The file ring: file I/O through an io_uring of its own, with no
+//! blocking-pool hop.
 //!
-//! One small io_uring per runtime, made at the first file operation when
-//! the runtime's backend is io_uring. A caller pushes its submission
+//! One small io_uring per runtime, made by the runtime at its first file
+//! operation when its backend is io_uring. A caller pushes its submission
 //! entries (one operation, or a short linked chain) and enters the kernel
 //! once; a page-cache hit, an open of a cached path or a close completes
 //! inside that enter, and the caller reads its completion right away.
 //! Operations the kernel finishes later (an fsync, a statx, a read that
 //! waits for the disk) post their completion from the kernel's own
 //! workers. While any operation waits, the ring's descriptor is registered
-//! with the runtime's reactor like a socket (it polls readable when
-//! completions are posted), so whichever backend delivers that readiness;
-//! the waiting tasks then read the completions and wake each other's. The
-//! registration is dropped when nothing waits, so operations that complete
-//! inline cost the reactor nothing.
+//! with the runtime's reactor like a socket (through [`FileRingHost`]: it
+//! polls readable when completions are posted), so whichever backend
+//! delivers that readiness; the waiting tasks then read the completions and
+//! wake each other's. The registration is dropped when nothing waits, so
+//! operations that complete inline cost the reactor nothing.
 //!
 //! Buffers, paths and the file of an operation belong to the operation's
 //! slot until its last completion is read, not to the future awaiting it:
@@ -30,16 +30,14 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use io_uring::{opcode, squeue, types, IoUring};
-use parking_lot::Mutex;
 
-use crate::driver::slab::Direction;
-use crate::driver::Registration;
-use crate::runtime::Handle;
+use crate::loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use crate::loom::Mutex;
+use crate::stream::{Direction, Readiness};
 
 mod copy;
 mod meta;
@@ -53,24 +51,41 @@ const CQ_ENTRIES: u32 = 1024;
 /// Most entries in one chain.
 const MAX_CHAIN: usize = 4;
 /// Direct descriptor slots (the ring's own file table, outside the
-/// process's): one per `fs::read` in flight on the one-enter path.
+/// process's): one per `read_file` in flight on the one-enter path.
 const FIXED_SLOTS: u32 = 64;
-/// What `fs::read` reads in its one enter: a file up to this size is read
+/// What `read_file` reads in its one enter: a file up to this size is read
 /// whole there; a larger one is read again the longer way.
 const GUESS: usize = 32 * 1024;
 /// Bytes read past a file's size to see its end.
 const PROBE: usize = 32;
 
+/// What a file ring needs from the runtime that owns it: a way to wait for
+/// its descriptor to turn readable.
+pub trait FileRingHost: Send + Sync + 'static {
+    /// The readiness of a registered descriptor.
+    type Watch: Readiness + Send + Sync + 'static;
+
+    /// Registers `fd` with the runtime's reactor for readable readiness;
+    /// fails once the runtime is gone (waiting operations then wait in the
+    /// kernel).
+    fn watch(&self, fd: RawFd) -> io::Result<Arc<Self::Watch>>;
+
+    /// Whether the runtime still runs: the ring keeps a registration
+    /// across operations only then, since the registration holds the
+    /// runtime, which holds the ring.
+    fn running(&self) -> bool;
+}
+
 /// A runtime's file ring (see the module docs).
-pub(crate) struct FileRing {
+pub struct FileRing<H: FileRingHost> {
     /// The ring and the operations in flight.
     state: Mutex<State>,
     /// The runtime, to register the ring's descriptor with while
-    /// operations wait (weak: the runtime holds the ring).
-    runtime: Weak<crate::scheduler::Shared>,
+    /// operations wait.
+    host: H,
     /// The registration of the ring's descriptor while operations wait,
     /// and a while after (see [`FileRing::inline_done`]).
-    watch: Mutex<Watch>,
+    watch: Mutex<Watch<H::Watch>>,
     /// Operations completed inline since one last waited, while the
     /// ring's descriptor is registered.
     quiet: AtomicU32,
@@ -83,13 +98,21 @@ pub(crate) struct FileRing {
 }
 
 /// The registration of the ring's descriptor.
-#[derive(Default)]
-struct Watch {
+struct Watch<W> {
     /// Held by the ring: kept across operations that wait one after the
     /// other (an fsync after a write), so each does not register anew.
-    sticky: Option<Arc<Registration>>,
+    sticky: Option<Arc<W>>,
     /// Held by the waiting operations.
-    shared: Weak<Registration>,
+    shared: std::sync::Weak<W>,
+}
+
+impl<W> Default for Watch<W> {
+    fn default() -> Self {
+        Watch {
+            sticky: None,
+            shared: std::sync::Weak::new(),
+        }
+    }
 }
 
 /// Inline completions after which the ring stops watching its descriptor:
@@ -129,39 +152,16 @@ struct Slot {
     abandoned: bool,
 }
 
-impl std::fmt::Debug for FileRing {
+impl<H: FileRingHost> std::fmt::Debug for FileRing<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileRing").finish_non_exhaustive()
     }
 }
 
-/// Whether `KEVENT_FS` asks for the blocking pool.
-fn blocking_asked() -> bool {
-    static ASKED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ASKED.get_or_init(|| std::env::var("KEVENT_FS").is_ok_and(|v| v == "blocking"))
-}
-
-impl FileRing {
-    /// The current runtime's file ring, made on first use; `None` outside
-    /// a runtime, off io_uring, with `KEVENT_FS=blocking`, or when the
-    /// kernel refuses a ring.
-    pub(crate) fn current() -> Option<Arc<FileRing>> {
-        let handle = Handle::try_current().ok()?;
-        handle
-            .shared
-            .file_ring
-            .get_or_init(|| {
-                if blocking_asked() || handle.shared.kevent.backend_name() != "io_uring" {
-                    return None;
-                }
-                FileRing::new(Arc::downgrade(&handle.shared))
-                    .ok()
-                    .map(Arc::new)
-            })
-            .clone()
-    }
-
-    fn new(runtime: Weak<crate::scheduler::Shared>) -> io::Result<FileRing> {
+impl<H: FileRingHost> FileRing<H> {
+    /// A file ring for the runtime `host` stands for; fails where the
+    /// kernel refuses an io_uring.
+    pub fn new(host: H) -> io::Result<FileRing<H>> {
         let uring = IoUring::builder()
             .setup_cqsize(CQ_ENTRIES)
             .build(SQ_ENTRIES)?;
@@ -177,7 +177,7 @@ impl FileRing {
                 in_flight: 0,
                 fixed_free,
             }),
-            runtime,
+            host,
             watch: Mutex::new(Watch::default()),
             quiet: AtomicU32::new(0),
             watched: AtomicBool::new(false),
@@ -187,7 +187,7 @@ impl FileRing {
     }
 
     /// The registration of the ring's descriptor, made if nothing holds it.
-    fn watch(&self) -> io::Result<Arc<Registration>> {
+    fn watch(&self) -> io::Result<Arc<H::Watch>> {
         let mut watch = self.watch.lock();
         self.quiet.store(0, Ordering::Relaxed);
         if let Some(reg) = &watch.sticky {
@@ -196,34 +196,23 @@ impl FileRing {
         let reg = match watch.shared.upgrade() {
             Some(reg) => reg,
             None => {
-                let shared = self
-                    .runtime
-                    .upgrade()
-                    .ok_or_else(|| io::Error::other("the runtime of this file ring is gone"))?;
                 let fd = self.state.lock().uring.as_raw_fd();
-                Arc::new(Registration::new_fd_on(
-                    &Handle { shared },
-                    fd,
-                    kevent_reactor::Interest::READABLE,
-                )?)
+                self.host.watch(fd)?
             }
         };
         watch.shared = Arc::downgrade(&reg);
         // The registration holds the runtime, which holds this ring: once
         // the runtime shuts down, only waiting operations may hold it.
-        let running = self
-            .runtime
-            .upgrade()
-            .is_some_and(|shared| !shared.shutdown.load(Ordering::Acquire));
-        if running {
+        if self.host.running() {
             watch.sticky = Some(reg.clone());
             self.watched.store(true, Ordering::Relaxed);
         }
         Ok(reg)
     }
 
-    /// Lets go of the ring's own hold on its registration (at shutdown).
-    pub(crate) fn release_watch(&self) {
+    /// Lets go of the ring's own hold on its registration (at the
+    /// runtime's shutdown).
+    pub fn release_watch(&self) {
         let reg = {
             let mut watch = self.watch.lock();
             self.watched.store(false, Ordering::Relaxed);
@@ -255,7 +244,7 @@ impl FileRing {
         self: &Arc<Self>,
         entries: &[squeue::Entry],
         keep: Box<dyn Any + Send>,
-    ) -> io::Result<Submitted> {
+    ) -> io::Result<Submitted<H>> {
         debug_assert!(!entries.is_empty() && entries.len() <= MAX_CHAIN);
         self.submitted.fetch_add(1, Ordering::Relaxed);
         let mut state = self.state.lock();
@@ -332,7 +321,7 @@ impl FileRing {
     }
 
     /// Opens `path` with `open(2)` flags and mode.
-    pub(crate) async fn open(
+    pub async fn open(
         self: &Arc<Self>,
         path: &Path,
         flags: i32,
@@ -351,7 +340,7 @@ impl FileRing {
 
     /// Reads up to `len` bytes at the file's position into `buf`
     /// (replacing its contents); the buffer comes back either way.
-    pub(crate) async fn read(
+    pub async fn read(
         self: &Arc<Self>,
         file: Arc<std::fs::File>,
         mut buf: Vec<u8>,
@@ -383,7 +372,7 @@ impl FileRing {
 
     /// Writes all of `buf` at the file's position (the end with
     /// `O_APPEND`); the buffer comes back either way.
-    pub(crate) async fn write_all(
+    pub async fn write_all(
         self: &Arc<Self>,
         file: Arc<std::fs::File>,
         buf: Vec<u8>,
@@ -460,7 +449,7 @@ impl FileRing {
     }
 
     /// `fsync` (`fdatasync` with `data_only`).
-    pub(crate) async fn fsync(
+    pub async fn fsync(
         self: &Arc<Self>,
         file: Arc<std::fs::File>,
         data_only: bool,
@@ -478,7 +467,7 @@ impl FileRing {
     /// The kernel cancels the linked fsync (`ECANCELED`) when the write
     /// fails or is short; after a short write the rest is written and the
     /// fsync submitted again, so the fsync always covers every byte.
-    pub(crate) async fn write_all_fsync(
+    pub async fn write_all_fsync(
         self: &Arc<Self>,
         file: Arc<std::fs::File>,
         buf: Vec<u8>,
@@ -522,9 +511,10 @@ impl FileRing {
         (buf, Ok(self.fsync(file, data_only).await))
     }
 
-    /// Operations submitted to this ring so far (each one enter).
-    #[cfg(test)]
-    pub(crate) fn submissions(&self) -> u64 {
+    /// Operations submitted to this ring so far (each one enter), for
+    /// tests that count them.
+    #[doc(hidden)]
+    pub fn submissions(&self) -> u64 {
         self.submitted.load(Ordering::Relaxed)
     }
 
@@ -532,7 +522,7 @@ impl FileRing {
     /// one enter: open into a direct descriptor slot, read, read on to see
     /// the end, close. A larger one (or with no slot free) takes
     /// [`FileRing::read_file_sized`].
-    pub(crate) async fn read_file(self: &Arc<Self>, path: &Path) -> io::Result<Vec<u8>> {
+    pub async fn read_file(self: &Arc<Self>, path: &Path) -> io::Result<Vec<u8>> {
         let Some(fixed) = self.state.lock().fixed_free.pop() else {
             return self.read_file_sized(path).await;
         };
@@ -644,11 +634,11 @@ impl FileRing {
             unsafe { buf.set_len(size) };
             return Ok(buf);
         }
-        // The file changed size while being read: read it again the
-        // plain way.
+        // The file changed size while being read: read it again, to its
+        // end, in a loop of reads.
         drop(owner);
-        let path = path.to_owned();
-        super::asyncify(move || std::fs::read(path)).await
+        let file = self.open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0).await?;
+        self.read_to_end(file).await
     }
 
     /// Reads `file` to its end in a loop of reads.
@@ -670,11 +660,7 @@ impl FileRing {
 
     /// Creates or truncates `path` and writes `contents`: an open, then
     /// one enter that writes and closes.
-    pub(crate) async fn write_file(
-        self: &Arc<Self>,
-        path: &Path,
-        contents: Vec<u8>,
-    ) -> io::Result<()> {
+    pub async fn write_file(self: &Arc<Self>, path: &Path, contents: Vec<u8>) -> io::Result<()> {
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC;
         let file = self.open(path, flags, 0o666).await?;
         if contents.is_empty() || contents.len() > u32::MAX as usize {
@@ -819,20 +805,20 @@ impl State {
 
 /// An operation submitted to the file ring; resolves to its entries'
 /// results and what it kept.
-struct Submitted {
+struct Submitted<H: FileRingHost> {
     /// The ring.
-    ring: Arc<FileRing>,
+    ring: Arc<FileRing<H>>,
     /// The operation's slot.
     index: usize,
     /// The result was taken (the slot is free).
     done: bool,
     /// The ring descriptor's registration, held while this waits.
-    watch: Option<Arc<Registration>>,
+    watch: Option<Arc<H::Watch>>,
     /// This operation did not complete inline.
     waited: bool,
 }
 
-impl Submitted {
+impl<H: FileRingHost> Submitted<H> {
     /// Reads completions; takes this operation's result if it is in.
     fn try_take(&mut self, cx: &mut Context<'_>) -> Option<<Self as Future>::Output> {
         let mut state = self.ring.state.lock();
@@ -867,7 +853,7 @@ impl Submitted {
     }
 }
 
-impl Future for Submitted {
+impl<H: FileRingHost> Future for Submitted<H> {
     type Output = ([i32; MAX_CHAIN], Box<dyn Any + Send>);
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -905,7 +891,7 @@ impl Future for Submitted {
                         self.watch = None;
                         return Poll::Ready(out);
                     }
-                    reg.clear_readiness(ev);
+                    reg.clear(ev);
                 }
                 Poll::Ready(Err(_)) => {
                     self.watch = None;
@@ -917,7 +903,7 @@ impl Future for Submitted {
     }
 }
 
-impl Drop for Submitted {
+impl<H: FileRingHost> Drop for Submitted<H> {
     fn drop(&mut self) {
         if self.done {
             return;
@@ -935,9 +921,10 @@ impl Drop for Submitted {
     }
 }
 
-impl Drop for FileRing {
+impl<H: FileRingHost> Drop for FileRing<H> {
     fn drop(&mut self) {
-        let state = self.state.get_mut();
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
         if state.in_flight == 0 {
             return;
         }
