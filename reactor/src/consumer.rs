@@ -301,8 +301,7 @@ impl Consumer {
                     continue;
                 }
                 self.stats.sleeps += 1;
-                if inner.waiters.park(self.id, deadline) && inner.waiters.broadcasts() != broadcasts
-                {
+                if self.park(inner, deadline)? && inner.waiters.broadcasts() != broadcasts {
                     // Woken by a WAKEUP_ALL event: report it even if another
                     // consumer claimed the entry first, so it reaches everyone.
                     return Ok(WaitStatus::Ready);
@@ -316,6 +315,35 @@ impl Consumer {
             }
             seen = inner.ring.front();
         }
+    }
+
+    /// Parks (after `Waiters::prepare`) until notified or `deadline`;
+    /// true if notified. Where the backend gives a word to sleep on
+    /// (io_uring's completion tail), also until the kernel posts an event
+    /// from this thread's own task work, which this consumer then reads
+    /// and publishes itself (nobody else is woken for it); with events
+    /// already waiting unread, it reads them instead of sleeping.
+    fn park(
+        &mut self,
+        inner: &crate::kevent::Inner,
+        deadline: Option<Instant>,
+    ) -> io::Result<bool> {
+        let Some((word, quiet)) = inner.backend.sleep_word() else {
+            return Ok(inner.waiters.park(self.id, deadline, None));
+        };
+        let notified = match quiet {
+            Some(seen) => inner.waiters.park(self.id, deadline, Some((word, seen))),
+            None => inner.waiters.cancel(self.id),
+        };
+        if inner.backend.sleep_word().is_some_and(|(_, q)| q.is_none()) {
+            self.harvested.clear();
+            self.stats.harvests += 1;
+            let drained = inner.backend.drain_now(&mut self.harvested);
+            let published = inner.absorb(&self.harvested, Some(self.id));
+            self.stats.published += published as u64;
+            drained?;
+        }
+        Ok(notified)
     }
 
     /// The role holder's sleep while another consumer runs: harvest what
@@ -357,7 +385,7 @@ impl Consumer {
         self.stats.sleeps += 1;
         let until = earliest(deadline, inner.next_timer());
         let notified = if inner.watch_timers(self.id, until) {
-            inner.waiters.park(self.id, until)
+            self.park(inner, until)?
         } else {
             inner.waiters.cancel(self.id)
         };

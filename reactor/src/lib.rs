@@ -37,6 +37,8 @@ mod backend;
 mod config;
 mod consumer;
 mod event;
+#[cfg(target_os = "linux")]
+mod futex;
 mod harvest;
 mod kevent;
 #[doc(hidden)]

@@ -41,6 +41,11 @@ pub mod cell {
 
 /// A mutex with parking_lot's infallible `lock`, backed by loom's mutex when
 /// model checking so loom sees every acquisition.
+/// A 32-bit word a futex waits on (`crate::futex`): std's atomic, which
+/// the kernel reads, or loom's under the models, where `futex` emulates
+/// the kernel with a lock and a condition variable.
+pub type FutexWord = sync::atomic::AtomicU32;
+
 #[derive(Debug, Default)]
 pub struct Mutex<T> {
     /// The wrapped lock.

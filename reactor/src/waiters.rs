@@ -74,6 +74,11 @@ pub(crate) struct Waiter {
     /// Parked in place of a harvester, it watches the timers until this
     /// (nanoseconds since the ring's time base; 0: not watching).
     watch_until: AtomicU64,
+    /// Bumped to wake the consumer when it sleeps on a futex word instead
+    /// of `cv` (see `park`).
+    seq: crate::loom::FutexWord,
+    /// The consumer sleeps on `seq` (and the backend's word), not on `cv`.
+    on_futex: AtomicBool,
 }
 
 /// The set of consumer slots.
@@ -106,6 +111,8 @@ impl Waiters {
                         wakeups: AtomicU64::new(0),
                         harvests_while_busy: AtomicBool::new(false),
                         watch_until: AtomicU64::new(0),
+                        seq: crate::loom::FutexWord::new(0),
+                        on_futex: AtomicBool::new(false),
                     })
                 })
                 .collect(),
@@ -242,8 +249,61 @@ impl Waiters {
     }
 
     /// Parks until notified or `deadline`. Returns true if notified.
-    pub(crate) fn park(&self, id: usize, deadline: Option<std::time::Instant>) -> bool {
+    ///
+    /// With `word` (the backend's word and the value to sleep on, see
+    /// `Poller::sleep_word`), it sleeps on that word and on its own `seq`
+    /// at once, and also returns when the word moves: an event the caller
+    /// must read came from this thread's own task work.
+    pub(crate) fn park(
+        &self,
+        id: usize,
+        deadline: Option<std::time::Instant>,
+        word: Option<(&crate::loom::FutexWord, u32)>,
+    ) -> bool {
         let w = &self.slots[id];
+        #[cfg(target_os = "linux")]
+        if let Some((word, mut seen)) = word {
+            w.on_futex.store(true, Ordering::SeqCst);
+            // Store-load against `notify` (its CAS, then its look at
+            // `on_futex`): a fence each side, so one of us sees the other.
+            fence(Ordering::SeqCst);
+            loop {
+                // Read before the state: a notify after this read changes
+                // `seq`, one before it changed the state first.
+                let seq = w.seq.load(Ordering::SeqCst);
+                if w.state.load(Ordering::SeqCst) != SLEEPING {
+                    break;
+                }
+                let timeout = match deadline {
+                    Some(d) => match d.checked_duration_since(std::time::Instant::now()) {
+                        Some(left) if !left.is_zero() => Some(left),
+                        _ => break,
+                    },
+                    None => None,
+                };
+                if crate::futex::wait(&[(word, seen), (&w.seq, seq)], timeout).is_err() {
+                    break;
+                }
+                let now = word.load(Ordering::SeqCst);
+                if now != seen {
+                    // Pairs with `prepare`'s fence: a consumer that goes
+                    // idle after we saw it busy sees what our task work
+                    // posted before it sleeps.
+                    fence(Ordering::SeqCst);
+                    if !self.others_busy(id) {
+                        break;
+                    }
+                    // A busy consumer reads it at its next harvest, as it
+                    // would have before; running it here would only take
+                    // a CPU from it (and the load's own threads).
+                    seen = now;
+                }
+            }
+            w.on_futex.store(false, Ordering::SeqCst);
+            return self.cancel(id);
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = word;
         #[cfg(not(loom))]
         {
             let mut guard = w.lock.lock();
@@ -289,6 +349,17 @@ impl Waiters {
         w.wakeups.fetch_add(1, Ordering::Relaxed);
         if cur == HARVESTING {
             return Some(Woken::Harvester(id));
+        }
+        // Pairs with the fence in `park`.
+        #[cfg(target_os = "linux")]
+        fence(Ordering::SeqCst);
+        #[cfg(target_os = "linux")]
+        if w.on_futex.load(Ordering::SeqCst) {
+            // It read `seq` before checking the state we just changed: the
+            // bump makes its wait return at once if it has not begun.
+            w.seq.fetch_add(1, Ordering::SeqCst);
+            crate::futex::wake(&w.seq, 1);
+            return Some(Woken::Parked(id));
         }
         // Taking the lock orders us after the sleeper's state check, so the
         // signal cannot fall between its check and its wait.
@@ -424,5 +495,112 @@ impl Waiters {
 
     pub(crate) fn has_mail(&self, id: usize) -> bool {
         self.slots[id].mailbox.load(Ordering::SeqCst) != EMPTY
+    }
+}
+
+/// Models of a consumer that sleeps on a futex word (the io_uring
+/// completion tail) instead of its condition variable: `crate::futex`
+/// emulates the kernel's futex under loom. As `Consumer::sleep` does, the
+/// sleeper announces its sleep and then looks for work once more before it
+/// parks; the publisher posts work and then wakes one sleeper.
+#[cfg(all(test, loom, target_os = "linux"))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::sync::atomic::AtomicBool;
+    use crate::loom::sync::Arc;
+    use crate::loom::FutexWord;
+
+    /// Posts work and wakes consumer 0 if it sleeps, as a publisher does.
+    fn publish(waiters: &Waiters, work: &AtomicBool) -> bool {
+        work.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        waiters.wake_one(Some(0)).is_some()
+    }
+
+    /// Consumer 0's sleep: announce, look, park on `word` at `seen`.
+    /// Returns whether it parked, and whether it was notified.
+    fn sleep(waiters: &Waiters, work: &AtomicBool, word: &FutexWord, seen: u32) -> (bool, bool) {
+        waiters.prepare(0, false);
+        if work.load(Ordering::SeqCst) {
+            return (false, waiters.cancel(0));
+        }
+        (true, waiters.park(0, None, Some((word, seen))))
+    }
+
+    /// A publisher racing the sleeper: the sleeper either sees the work
+    /// or is woken; a notify is reported by whichever call ends the sleep.
+    #[test]
+    fn a_notify_reaches_a_consumer_sleeping_on_the_word() {
+        loom::model(|| {
+            let waiters = Arc::new(Waiters::new(2));
+            let work = Arc::new(AtomicBool::new(false));
+            let word = FutexWord::new(0);
+            assert_eq!(waiters.attach(Some(0)), Some(0));
+            let publisher = {
+                let (waiters, work) = (waiters.clone(), work.clone());
+                loom::thread::spawn(move || publish(&waiters, &work))
+            };
+            let (parked, notified) = sleep(&waiters, &work, &word, 0);
+            let woke = publisher.join().unwrap();
+            assert_eq!(notified, woke);
+            assert!(!parked || woke || work.load(Ordering::SeqCst));
+        });
+    }
+
+    /// The word moving (task work that posted a completion, then the
+    /// kernel's wake of its thread) ends the sleep when no other consumer
+    /// runs, with no publisher at all.
+    #[test]
+    fn the_word_moving_ends_the_sleep() {
+        loom::model(|| {
+            let waiters = Arc::new(Waiters::new(2));
+            let word = Arc::new(FutexWord::new(0));
+            let work = AtomicBool::new(false);
+            assert_eq!(waiters.attach(Some(0)), Some(0));
+            let kernel = {
+                let word = word.clone();
+                loom::thread::spawn(move || {
+                    word.store(1, Ordering::SeqCst);
+                    crate::futex::wake(&word, 1);
+                })
+            };
+            let (_, notified) = sleep(&waiters, &work, &word, 0);
+            kernel.join().unwrap();
+            assert!(!notified);
+        });
+    }
+
+    /// While another consumer runs, the word moving does not end the
+    /// sleep (the runner reads what was posted at its next harvest): only
+    /// the runner's publish does.
+    #[test]
+    fn with_another_consumer_running_only_a_publish_ends_the_sleep() {
+        loom::model(|| {
+            let waiters = Arc::new(Waiters::new(2));
+            let work = Arc::new(AtomicBool::new(false));
+            let word = Arc::new(FutexWord::new(0));
+            assert_eq!(waiters.attach(Some(0)), Some(0));
+            assert_eq!(waiters.attach(Some(1)), Some(1));
+            waiters.set_harvests_while_busy(1, true);
+            let kernel = {
+                let word = word.clone();
+                loom::thread::spawn(move || {
+                    word.store(1, Ordering::SeqCst);
+                    crate::futex::wake(&word, 1);
+                })
+            };
+            let runner = {
+                let (waiters, work) = (waiters.clone(), work.clone());
+                loom::thread::spawn(move || publish(&waiters, &work))
+            };
+            let (_, notified) = sleep(&waiters, &work, &word, 0);
+            kernel.join().unwrap();
+            let woke = runner.join().unwrap();
+            assert_eq!(notified, woke);
+            assert!(
+                work.load(Ordering::SeqCst),
+                "the sleep ended before the publish"
+            );
+        });
     }
 }

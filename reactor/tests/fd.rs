@@ -524,6 +524,11 @@ fn busy_harvest_of(k: usize) -> (usize, u64) {
             key
         })
         .collect();
+    // The busy consumer submits the polls, so the kernel runs their
+    // completion work on it. Were the sleeper to submit them (its first
+    // sleep would), on io_uring it would be woken for that work and read
+    // the events itself, whatever the wake policy says.
+    busy.harvest().unwrap();
     let by_sleeper = Arc::new(AtomicUsize::new(0));
     let kq2 = kq.clone();
     let counted = by_sleeper.clone();
@@ -586,4 +591,73 @@ fn a_busy_consumers_harvest_beyond_its_claim_batch_wakes_one_sleeper() {
     let k = kevent_reactor::BUSY_CLAIM + 40;
     let (_, woken) = busy_harvest_of(k);
     assert_eq!(woken, 1, "a batch larger than one claim wakes one sleeper");
+}
+
+#[test]
+fn a_parked_consumer_reads_what_its_own_requests_complete_while_the_harvester_sleeps_on() {
+    // io_uring runs a request's completion work on the thread that
+    // submitted it. That thread, parked, comes back for the completion and
+    // reads it itself; the consumer asleep in the backend is not woken
+    // (each used to be woken once for such an event: the parked one for
+    // nothing, the harvester to read it).
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let kq = mio_ring(64);
+    if kq.backend_name() != "io_uring"
+        || std::env::var_os("KEVENT_CQ_SLEEP").is_some_and(|v| v == "0")
+    {
+        return;
+    }
+    let stop = kq.add_user(Token(99), Flags::NONE).unwrap();
+    let returns = Arc::new(AtomicUsize::new(0));
+    let harvester = {
+        let (kq, returns) = (kq.clone(), returns.clone());
+        thread::spawn(move || {
+            let mut h = kq.consumer().unwrap();
+            loop {
+                let seen = h.front();
+                let events = h.claim(64).to_vec();
+                h.commit(events.len());
+                if events.iter().any(|e| e.token == Token(99)) {
+                    return events.len();
+                }
+                h.wait(seen, 1, Instant::now() + Duration::from_secs(30))
+                    .unwrap();
+                returns.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    thread::sleep(Duration::from_millis(50));
+    // This thread becomes a consumer and submits the socket's poll itself.
+    let mut c = kq.consumer().unwrap();
+    assert!(c.claim(1).is_empty());
+    let (a, b) = pair();
+    let key = kq.register(&a, Token(7), Interest::READABLE).unwrap();
+    c.harvest().unwrap();
+    let writer = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(100));
+        (&b).write_all(b"x").unwrap();
+        b
+    });
+    let started = Instant::now();
+    let seen = c.front();
+    c.wait(seen, 1, started + Duration::from_secs(5)).unwrap();
+    let waited = started.elapsed();
+    let events = c.claim(8).to_vec();
+    c.commit(events.len());
+    assert!(
+        events.iter().any(|e| e.token == Token(7)),
+        "the parked owner did not get its socket's event: {events:?}"
+    );
+    assert!(waited < Duration::from_secs(2), "woken after {waited:?}");
+    assert_eq!(
+        returns.load(Ordering::SeqCst),
+        0,
+        "the harvester was woken for an event its owner read"
+    );
+    kq.post(stop, 1).unwrap();
+    assert_eq!(harvester.join().unwrap(), 1);
+    drop(writer.join().unwrap());
+    kq.deregister(key).unwrap();
 }

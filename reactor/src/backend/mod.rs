@@ -107,6 +107,14 @@ pub(crate) trait Poller: Send + Sync + fmt::Debug {
     fn drains_concurrently(&self) -> bool {
         false
     }
+    /// Where a consumer sleeps instead of a condition variable: a word
+    /// the kernel moves when it posts an event from the sleeper's own task
+    /// work (io_uring's completion tail, `uring/cq_tail.rs`), with the
+    /// value to sleep on, `None` when events wait unread (read them
+    /// first). `None` overall: on a condition variable.
+    fn sleep_word(&self) -> Option<(&crate::loom::FutexWord, Option<u32>)> {
+        None
+    }
     /// Makes a concurrent or the next `poll` return promptly.
     fn wake(&self) -> io::Result<()>;
     /// The backend's name, for logs and metrics.

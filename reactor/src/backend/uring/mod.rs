@@ -41,6 +41,7 @@ use std::time::Duration;
 use io_uring::{opcode, types, IoUring};
 
 mod completion;
+mod cq_tail;
 mod file;
 mod pool;
 mod recv;
@@ -139,6 +140,20 @@ pub(crate) struct UringBackend {
     wake_fd: RawFd,
     /// A harvester sleeps in `io_uring_enter` now.
     in_wait: AtomicBool,
+    /// Where consumers sleep on the completion queue's tail (see
+    /// `cq_tail.rs`); `None`: in `io_uring_enter` and on condition
+    /// variables.
+    cq_tail: Option<cq_tail::CqTail>,
+    /// Bumped by `wake` for a harvester sleeping on the tail (a futex
+    /// word, so std's atomic).
+    wake_word: crate::loom::FutexWord,
+    /// `wake_word` as the last harvester's sleep consumed it: a wakeup
+    /// that came before the next sleep began keeps it from sleeping, as a
+    /// posted completion does in `io_uring_enter`.
+    wakes_seen: std::sync::atomic::AtomicU32,
+    /// A harvester sleeps in `io_uring_enter` with a signal mask even
+    /// though `cq_tail` is set: `wake` must post to the ring too.
+    enter_wait: AtomicBool,
     /// Poll requests queued in the SQ but not yet submitted.
     unsubmitted: AtomicBool,
     /// `io_uring_enter` calls and eventfd writes/reads.
@@ -231,6 +246,15 @@ impl UringBackend {
         } else {
             None
         };
+        // Sleeping on the tail needs every completion to come from task
+        // work that interrupts a sleep: COOP_TASKRUN mode, where wakeups
+        // need no poll of an eventfd. `KEVENT_CQ_SLEEP=0` turns it off.
+        let cq_tail =
+            if waker.is_some() && std::env::var_os("KEVENT_CQ_SLEEP").is_none_or(|v| v != "0") {
+                cq_tail::CqTail::new(&ring)
+            } else {
+                None
+            };
         let backend = UringBackend {
             ring,
             waker: waker.map(Mutex::new),
@@ -245,13 +269,26 @@ impl UringBackend {
             sends: Mutex::new(HashMap::new()),
             wake_fd,
             in_wait: AtomicBool::new(false),
+            cq_tail,
+            wake_word: crate::loom::FutexWord::new(0),
+            wakes_seen: std::sync::atomic::AtomicU32::new(0),
+            enter_wait: AtomicBool::new(false),
             unsubmitted: AtomicBool::new(false),
             syscalls: AtomicU64::new(0),
         };
         if backend.waker.is_none() {
             backend.submit_poll(wake_fd, WAKE, libc::POLLIN as u32)?;
         }
-        backend.submit_poll(backend.listeners.fd(), LISTENERS, libc::POLLIN as u32)?;
+        let listeners = Self::poll_sqe(backend.listeners.fd(), LISTENERS, libc::POLLIN as u32);
+        if backend.cq_tail.is_some() {
+            // A consumer's first enter submits it, so that its task work
+            // runs on a thread that reads the ring (`cq_tail.rs`), not on
+            // the one making the runtime.
+            backend.push(&[listeners])?;
+            backend.unsubmitted.store(true, Ordering::SeqCst);
+        } else {
+            backend.submit(&[listeners])?;
+        }
         Ok(backend)
     }
 }
@@ -264,6 +301,37 @@ impl UringBackend {
     }
 
     /// Submits what is queued and sleeps for one completion or `timeout`.
+    /// The harvester's sleep on the completion queue's tail (see
+    /// `cq_tail.rs`): until a completion is posted from this thread's own
+    /// task work, `wake`, or `timeout`; then reads the queue.
+    fn sleep_on_tail(
+        &self,
+        cq: &cq_tail::CqTail,
+        out: &mut Vec<(u64, Ready)>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        self.in_wait.store(true, Ordering::SeqCst);
+        // Pairs with `queue`: a request queued before `in_wait` was set is
+        // submitted here; one queued after it wakes us.
+        fence(Ordering::SeqCst);
+        let woken = self.wake_word.load(Ordering::SeqCst);
+        let unseen = self.wakes_seen.swap(woken, Ordering::SeqCst) != woken;
+        if self.unsubmitted.swap(false, Ordering::SeqCst) || self.enter_pending() {
+            // What others queued, and task work the kernel holds for us,
+            // go in first (an enter that does not wait).
+            self.enter_getevents()?;
+        }
+        if let Some(seen) = cq.quiet().filter(|_| !unseen) {
+            self.count_syscall();
+            let slept = cq_tail::sleep(cq, seen, &self.wake_word, woken, timeout);
+            self.in_wait.store(false, Ordering::SeqCst);
+            slept?;
+        } else {
+            self.in_wait.store(false, Ordering::SeqCst);
+        }
+        self.drain(out, true).map(drop)
+    }
+
     fn wait(&self, timeout: Option<Duration>, sigmask: Option<&libc::sigset_t>) -> io::Result<()> {
         self.count_syscall();
         if let Some(mask) = sigmask {
@@ -430,12 +498,17 @@ impl Poller for UringBackend {
         if self.collect(out, true)? > 0 || out.len() > before || timeout == Some(Duration::ZERO) {
             return self.submit_queued();
         }
+        if let (Some(cq), None) = (&self.cq_tail, sigmask) {
+            return self.sleep_on_tail(cq, out, timeout);
+        }
         self.unsubmitted.store(false, Ordering::SeqCst);
         self.in_wait.store(true, Ordering::SeqCst);
+        self.enter_wait.store(true, Ordering::SeqCst);
         // Pairs with `queue`: a request queued before `in_wait` was set is
         // submitted by the enter below; one queued after it wakes us.
         fence(Ordering::SeqCst);
         let result = self.wait(timeout, sigmask);
+        self.enter_wait.store(false, Ordering::SeqCst);
         self.in_wait.store(false, Ordering::SeqCst);
         result?;
         self.drain(out, true)?;
@@ -452,7 +525,19 @@ impl Poller for UringBackend {
         true
     }
 
+    fn sleep_word(&self) -> Option<(&crate::loom::FutexWord, Option<u32>)> {
+        self.cq_tail.as_ref().map(|cq| (cq.word(), cq.quiet()))
+    }
+
     fn wake(&self) -> io::Result<()> {
+        if self.cq_tail.is_some() {
+            self.wake_word.fetch_add(1, Ordering::SeqCst);
+            self.count_syscall();
+            crate::futex::wake(&self.wake_word, 1);
+            if !self.enter_wait.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+        }
         if let Some(waker) = &self.waker {
             use std::os::fd::AsRawFd;
             let msg = opcode::MsgRingData::new(types::Fd(self.ring.as_raw_fd()), 0, WAKE, None)
