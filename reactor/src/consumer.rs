@@ -262,6 +262,9 @@ impl Consumer {
                     self.stats.sleeps += 1;
                     self.stats.harvests += 1;
                     self.harvested.clear();
+                    inner
+                        .backend
+                        .set_sole_consumer(inner.waiters.attached() <= 1);
                     let polled =
                         inner
                             .backend

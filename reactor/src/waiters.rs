@@ -96,6 +96,8 @@ pub(crate) struct Waiters {
     /// Bumped by every `wake_all`, so a consumer woken by one returns even
     /// when another consumer claimed the entry first.
     broadcasts: AtomicU64,
+    /// Consumers attached now.
+    attached: AtomicUsize,
 }
 
 impl Waiters {
@@ -120,7 +122,13 @@ impl Waiters {
             rotor: AtomicUsize::new(0),
             high: AtomicUsize::new(0),
             broadcasts: AtomicU64::new(0),
+            attached: AtomicUsize::new(0),
         }
+    }
+
+    /// Consumers attached now (a snapshot).
+    pub(crate) fn attached(&self) -> usize {
+        self.attached.load(Ordering::Relaxed)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -141,6 +149,7 @@ impl Waiters {
                 .is_ok();
             if ok {
                 self.high.fetch_max(i + 1, Ordering::SeqCst);
+                self.attached.fetch_add(1, Ordering::Relaxed);
             }
             ok
         };
@@ -158,6 +167,7 @@ impl Waiters {
             .harvests_while_busy
             .store(false, Ordering::SeqCst);
         self.slots[id].state.store(FREE, Ordering::Release);
+        self.attached.fetch_sub(1, Ordering::Relaxed);
         entry
     }
 

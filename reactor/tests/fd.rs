@@ -610,6 +610,9 @@ fn a_parked_consumer_reads_what_its_own_requests_complete_while_the_harvester_sl
         return;
     }
     let stop = kq.add_user(Token(99), Flags::NONE).unwrap();
+    // Attached before the harvester sleeps: an only consumer sleeps in
+    // `io_uring_enter` instead, where any completion wakes it.
+    let mut c = kq.consumer().unwrap();
     let returns = Arc::new(AtomicUsize::new(0));
     let harvester = {
         let (kq, returns) = (kq.clone(), returns.clone());
@@ -630,7 +633,6 @@ fn a_parked_consumer_reads_what_its_own_requests_complete_while_the_harvester_sl
     };
     thread::sleep(Duration::from_millis(50));
     // This thread becomes a consumer and submits the socket's poll itself.
-    let mut c = kq.consumer().unwrap();
     assert!(c.claim(1).is_empty());
     let (a, b) = pair();
     let key = kq.register(&a, Token(7), Interest::READABLE).unwrap();

@@ -115,6 +115,10 @@ pub(crate) trait Poller: Send + Sync + fmt::Debug {
     fn sleep_word(&self) -> Option<(&crate::loom::FutexWord, Option<u32>)> {
         None
     }
+    /// Whether the consumer about to `poll` is the ring's only one (io_uring
+    /// then sleeps in `io_uring_enter`, where no other consumer can be
+    /// woken in vain and the kernel runs task work within the wait).
+    fn set_sole_consumer(&self, _sole: bool) {}
     /// Makes a concurrent or the next `poll` return promptly.
     fn wake(&self) -> io::Result<()>;
     /// The backend's name, for logs and metrics.
