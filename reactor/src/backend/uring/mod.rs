@@ -251,9 +251,12 @@ impl UringBackend {
         };
         // Sleeping on the tail needs every completion to come from task
         // work that interrupts a sleep: COOP_TASKRUN mode, where wakeups
-        // need no poll of an eventfd. `KEVENT_CQ_SLEEP=0` turns it off.
+        // need no poll of an eventfd. Opt-in (`KEVENT_CQ_SLEEP=1`): under
+        // unpaced load it showed p99 outliers of 50-75 ms in 3 of 5 runs
+        // (1 of 5 without it) that are not explained yet (BENCHMARKS.md,
+        // stop 20).
         let cq_tail =
-            if waker.is_some() && std::env::var_os("KEVENT_CQ_SLEEP").is_none_or(|v| v != "0") {
+            if waker.is_some() && std::env::var_os("KEVENT_CQ_SLEEP").is_some_and(|v| v == "1") {
                 cq_tail::CqTail::new(&ring)
             } else {
                 None
