@@ -251,10 +251,11 @@ impl UringBackend {
         };
         // Sleeping on the tail needs every completion to come from task
         // work that interrupts a sleep: COOP_TASKRUN mode, where wakeups
-        // need no poll of an eventfd. Opt-in (`KEVENT_CQ_SLEEP=1`): under
-        // unpaced load it showed p99 outliers of 50-75 ms in 3 of 5 runs
-        // (1 of 5 without it) that are not explained yet (BENCHMARKS.md,
-        // stop 20).
+        // need no poll of an eventfd. Opt-in (`KEVENT_CQ_SLEEP=1`) until a
+        // benchmark shows its small CPU gain beyond this machine's noise;
+        // it also skews completion work towards the busy worker, whose
+        // stalls its connections then share (ARCHITECTURE.md, "A stalled
+        // thread"; BENCHMARKS.md, stop 20).
         let cq_tail =
             if waker.is_some() && std::env::var_os("KEVENT_CQ_SLEEP").is_some_and(|v| v == "1") {
                 cq_tail::CqTail::new(&ring)
