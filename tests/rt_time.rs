@@ -225,6 +225,34 @@ async fn dropping_an_armed_sleep_does_not_disturb_later_timers(_: Flavor) {
     assert!(start.elapsed() >= ms(30));
 }
 
+rt_test!(a_pooled_timer_armed_for_a_later_deadline_takes_no_timer_lock);
+async fn a_pooled_timer_armed_for_a_later_deadline_takes_no_timer_lock(_: Flavor) {
+    // hyper's shape: every request arms a timeout and drops it long before
+    // it is due. The dropped timer's registration goes back to the pool
+    // with its wheel entry in place; the next one, due later, reuses both.
+    let filings = || {
+        kevent::runtime::Handle::current()
+            .metrics()
+            .ring_timer_filings
+    };
+    for _ in 0..4 {
+        let mut s = pin!(sleep(Duration::from_secs(30)));
+        assert!(poll!(s.as_mut()).is_pending());
+    }
+    let before = filings();
+    for _ in 0..1_000 {
+        let mut s = pin!(sleep(Duration::from_secs(30)));
+        assert!(poll!(s.as_mut()).is_pending());
+    }
+    // A few for the runtime's own timers (the stall check) at most.
+    let filed = filings() - before;
+    assert!(filed <= 10, "{filed} of 1000 request timers took the lock");
+    // The entries left behind do not disturb a short timer.
+    let start = Instant::now();
+    sleep(ms(20)).await;
+    assert!(start.elapsed() >= ms(20));
+}
+
 // ---------------------------------------------------------------- timeout
 
 rt_test!(timeout_elapses_when_the_future_is_slow);

@@ -24,7 +24,7 @@ use crate::event::{Flags, Hint, Interest, Ready, Token};
 use crate::harvest::HarvestRole;
 use crate::loom::sync::atomic::{fence, Ordering};
 use crate::overflow::Overflow;
-use crate::registration::{Key, Kind, Slab};
+use crate::registration::{Key, Kind, Reg, Slab};
 use crate::ring::Ring;
 use crate::signal::Signals;
 use crate::stream::StreamIo;
@@ -44,6 +44,11 @@ pub struct RingStats {
     pub registrations: usize,
     /// Sleeping consumers woken by publishers.
     pub wakeups: u64,
+    /// Timer arms that took the timer lock to file the timer into the
+    /// wheel. Re-arming a timer whose entry is still there and due no
+    /// later (a pooled per-request timer) takes none, nor does
+    /// cancelling one.
+    pub timer_filings: u64,
 }
 
 /// A kevent ring: register sources, post events, attach consumers.
@@ -188,6 +193,7 @@ impl Kevent {
             backend_syscalls: self.inner.backend.syscalls(),
             registrations: self.inner.regs.len(),
             wakeups: self.inner.waiters.total_wakeups(),
+            timer_filings: self.inner.timers.filings(),
         }
     }
 
@@ -286,7 +292,7 @@ impl Kevent {
         let result = match kind {
             Kind::Fd => inner.backend.deregister(fd, key.entry()),
             Kind::Timer => {
-                inner.timers.disarm(key);
+                inner.timers.remove(reg.timer(), key);
                 Ok(())
             }
             Kind::Signal => {
@@ -349,8 +355,8 @@ impl Kevent {
         flags: Flags,
     ) -> io::Result<Key> {
         let at = deadline.into().instant();
-        let (key, _) = self.inner.regs.insert(Kind::Timer, token.0, flags, -1)?;
-        self.inner.arm_timer(key, at);
+        let (key, reg) = self.inner.regs.insert(Kind::Timer, token.0, flags, -1)?;
+        self.inner.arm_timer(reg, key, at);
         Ok(key)
     }
 
@@ -366,7 +372,7 @@ impl Kevent {
             ));
         }
         reg.clear_pending(key);
-        self.inner.arm_timer(key, at);
+        self.inner.arm_timer(reg, key, at);
         Ok(())
     }
 
@@ -381,7 +387,7 @@ impl Kevent {
                 "kevent: disarm_timer takes a timer registration",
             ));
         }
-        self.inner.timers.disarm(key);
+        self.inner.timers.disarm(reg.timer());
         reg.clear_pending(key);
         Ok(())
     }
@@ -413,8 +419,12 @@ fn stale() -> io::Error {
 }
 
 impl Inner {
-    fn arm_timer(&self, key: Key, at: Instant) {
-        let next = self.timers.arm(key, at);
+    fn arm_timer(&self, reg: &Reg, key: Key, at: Instant) {
+        // Unchanged wheel (the timer's entry is due first and will see the
+        // new deadline): the sleepers' deadlines stand.
+        let Some(next) = self.timers.arm(reg.timer(), key, at) else {
+            return;
+        };
         // A harvester sleeping past the new deadline must recompute its
         // timeout: wake the backend.
         if self.harvest.sleeps_past(next) {
@@ -450,7 +460,7 @@ impl Inner {
     /// Fires due timers; returns how many entries were published.
     pub(crate) fn fire_timers(&self, publisher: Option<usize>) -> usize {
         let mut expired = Vec::new();
-        self.timers.expire_due(&mut expired);
+        self.timers.expire_due(&self.regs, &mut expired);
         if expired.is_empty() {
             return 0;
         }

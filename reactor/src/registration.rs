@@ -29,6 +29,7 @@ use std::sync::OnceLock;
 use crate::event::{Flags, Hint, Ready};
 use crate::loom::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use crate::loom::Mutex;
+use crate::timer::TimerSlot;
 
 const QUEUED: u64 = 1 << 16;
 const DISPATCHED: u64 = 1 << 17;
@@ -103,6 +104,8 @@ pub(crate) struct Reg {
     flags: AtomicU8,
     /// The file descriptor (fd registrations) or signal number (signals).
     fd: AtomicI32,
+    /// A timer's deadlines (timer registrations; see `timer.rs`).
+    timer: TimerSlot,
 }
 
 /// What a consumer learns when it takes a queued registration.
@@ -135,6 +138,11 @@ impl Reg {
 
     pub(crate) fn set_hint(&self, hint: Hint) {
         self.hint.store(hint, Ordering::Relaxed);
+    }
+
+    /// A timer registration's deadlines.
+    pub(crate) fn timer(&self) -> &TimerSlot {
+        &self.timer
     }
 
     pub(crate) fn fd(&self) -> i32 {

@@ -33,7 +33,7 @@ pub(crate) struct Registration {
 }
 
 /// Most idle timer registrations a runtime keeps for reuse.
-const TIMER_POOL: usize = 4096;
+pub(crate) const TIMER_POOL: usize = 4096;
 
 impl Registration {
     fn alloc(handle: &Handle) -> io::Result<IoToken> {
@@ -123,7 +123,7 @@ impl Registration {
     /// A timer firing at `deadline`, on `handle`'s runtime. Reuses an idle
     /// timer registration from the runtime's pool when there is one.
     pub(crate) fn new_timer(handle: &Handle, deadline: Instant) -> io::Result<Registration> {
-        let pooled = handle.shared.timer_pool.lock().pop();
+        let pooled = handle.shared.timer_pool.pop();
         if let Some((key, token)) = pooled {
             if let Some(io) = handle.shared.io.get(token) {
                 io.reset();
@@ -300,12 +300,14 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let shared = &self.handle.shared;
         if self.pooled_timer && !shared.shutdown.load(std::sync::atomic::Ordering::Relaxed) {
-            let mut pool = shared.timer_pool.lock();
-            if pool.len() < TIMER_POOL && shared.kevent.disarm_timer(self.key).is_ok() {
-                // An expiry dispatched after this point sets a stale bit that
-                // the next user clears (`ScheduledIo::reset`, and `Sleep`
-                // ignores expiries seen before its deadline).
-                pool.push((self.key, self.token));
+            // An expiry dispatched after the disarm sets a stale bit that
+            // the next user clears (`ScheduledIo::reset`, and `Sleep`
+            // ignores expiries seen before its deadline). Neither step takes
+            // a lock (the ring's disarm leaves the wheel entry to be dropped
+            // when due); a full pool refuses and the timer is removed.
+            if shared.kevent.disarm_timer(self.key).is_ok()
+                && shared.timer_pool.push((self.key, self.token)).is_ok()
+            {
                 return;
             }
         }

@@ -50,6 +50,10 @@ pub struct RuntimeMetrics {
     pub ring_published: u64,
     /// Ring entries that found the ring full and waited in overflow.
     pub ring_overflowed: u64,
+    /// Timer arms that took the ring's timer lock. A timer taken from the
+    /// runtime's pool and armed no earlier than the wheel entry it left
+    /// there (hyper's per-request timeout) takes none.
+    pub ring_timer_filings: u64,
 }
 
 impl RuntimeMetrics {
@@ -135,5 +139,6 @@ pub(crate) fn snapshot(shared: &Shared) -> RuntimeMetrics {
         backend_syscalls: ring.backend_syscalls,
         ring_published: ring.published,
         ring_overflowed: ring.overflowed,
+        ring_timer_filings: ring.timer_filings,
     }
 }

@@ -209,8 +209,10 @@ pub(crate) struct Shared {
     pub(crate) stall_armed: AtomicBool,
     /// Each worker's poll count at the previous stall check.
     pub(crate) stall_ticks: Mutex<Vec<u64>>,
-    /// Idle timer registrations (ring key, readiness slot) for reuse.
-    pub(crate) timer_pool: Mutex<Vec<(Key, crate::driver::slab::IoToken)>>,
+    /// Idle timer registrations (ring key, readiness slot) for reuse: a
+    /// bounded lock-free queue, as every request of a hyper server takes
+    /// one and gives it back.
+    pub(crate) timer_pool: crossbeam_queue::ArrayQueue<(Key, crate::driver::slab::IoToken)>,
     /// The file ring of `kevent::fs` on io_uring, made at first use.
     #[cfg(target_os = "linux")]
     pub(crate) file_ring: std::sync::OnceLock<Option<Arc<crate::fs::ring::FileRing>>>,
@@ -279,7 +281,7 @@ impl Shared {
             stall_key,
             stall_armed: AtomicBool::new(false),
             stall_ticks: Mutex::new(vec![u64::MAX; workers]),
-            timer_pool: Mutex::new(Vec::new()),
+            timer_pool: crossbeam_queue::ArrayQueue::new(crate::driver::TIMER_POOL),
             #[cfg(target_os = "linux")]
             file_ring: std::sync::OnceLock::new(),
             clock: crate::time::clock::Clock::new(),
