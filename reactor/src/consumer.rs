@@ -89,6 +89,8 @@ pub struct Consumer {
     /// This `wait` gave the harvester role back without waking a consumer
     /// that wanted it (see `park_while_others_run`): wake it on leaving.
     owes_hand_off: bool,
+    /// The ring's home consumer (`set_home`).
+    home: bool,
     /// Signal mask installed while this consumer sleeps in the backend.
     sigmask: Option<libc::sigset_t>,
     /// Counters.
@@ -114,6 +116,7 @@ impl Consumer {
             events: Vec::new(),
             harvested: Vec::new(),
             owes_hand_off: false,
+            home: false,
             sigmask: None,
             stats: ConsumerStats::default(),
         }
@@ -161,6 +164,25 @@ impl Consumer {
             .inner
             .waiters
             .set_harvests_while_busy(self.id, on);
+    }
+
+    /// Makes this consumer the ring's home (or not): on io_uring, only its
+    /// thread submits requests to the ring and only it sleeps in the
+    /// backend; other consumers queue their requests for it and always
+    /// park (on their own futex) when idle. The kernel runs a request's
+    /// completion work on the thread that submitted it and wakes that
+    /// thread for it, so without a home a parked worker is woken for its
+    /// own sockets' completions only to sleep again while the consumer in
+    /// the backend is woken for the same event. With one, an event wakes
+    /// one thread, as a readiness backend's single waiter does. For a
+    /// runtime's workers, which harvest while busy
+    /// ([`set_harvests_while_busy`](Consumer::set_harvests_while_busy));
+    /// the price: while the home consumer is stuck in one long task,
+    /// requests queued for it wait (a parked consumer's timers still
+    /// fire). At most one consumer per ring should be home. A no-op on mio.
+    pub fn set_home(&mut self, on: bool) {
+        self.home = on;
+        self.kevent.inner.backend.set_home(on);
     }
 
     /// Installs `mask` as the thread's signal mask, atomically, whenever
@@ -232,7 +254,13 @@ impl Consumer {
                     return Ok(WaitStatus::TimedOut);
                 }
             }
-            if inner.harvest.try_take() {
+            if !self.home && inner.backend.has_home() {
+                // Beside a home consumer: never the harvester (see
+                // `set_home`).
+                if self.park_beside_home(inner, seen, deadline, broadcasts, min)? {
+                    return Ok(WaitStatus::Ready);
+                }
+            } else if inner.harvest.try_take() {
                 inner.waiters.prepare(self.id, true);
                 if inner.ring.front() != seen
                     || inner.waiters.broadcasts() != broadcasts
@@ -242,7 +270,9 @@ impl Consumer {
                     inner.release_harvest_role(self.id);
                     return Ok(WaitStatus::Ready);
                 }
-                if inner.waiters.others_busy(self.id) {
+                // The home consumer sleeps in the backend even while others
+                // run: every completion's work is its own (`set_home`).
+                if !self.home && inner.waiters.others_busy(self.id) {
                     // A consumer that harvests as it runs is running: it sees
                     // the OS's events at its next harvest, and whoever goes
                     // idle last sleeps in the backend. Sleeping there now
@@ -359,14 +389,7 @@ impl Consumer {
         deadline: Option<Instant>,
         broadcasts: u64,
     ) -> io::Result<bool> {
-        self.harvested.clear();
-        let polled = inner
-            .backend
-            .poll(&mut self.harvested, Some(Duration::ZERO), None);
-        let published =
-            inner.absorb(&self.harvested, Some(self.id)) + inner.fire_timers(Some(self.id));
-        self.stats.harvests += 1;
-        self.stats.published += published as u64;
+        let (polled, published) = self.poll_without_sleeping(inner);
         if published > 0 || polled.is_err() || !inner.waiters.harvester_parks(self.id) {
             inner.waiters.cancel(self.id);
             inner.release_harvest_role(self.id);
@@ -385,6 +408,34 @@ impl Consumer {
             inner.hand_off_harvest_role(self.id);
         }
         self.owes_hand_off = true;
+        let notified = self.park_watching_timers(inner, deadline)?;
+        Ok(notified && inner.waiters.broadcasts() != broadcasts)
+    }
+
+    /// Polls the backend without sleeping (on io_uring that also submits
+    /// the sends a blocked worker left behind, `submit_stranded_sends`)
+    /// and publishes what it reported and the timers that are due; returns
+    /// the poll's result and the entries published.
+    fn poll_without_sleeping(&mut self, inner: &crate::kevent::Inner) -> (io::Result<()>, usize) {
+        self.harvested.clear();
+        let polled = inner
+            .backend
+            .poll(&mut self.harvested, Some(Duration::ZERO), None);
+        let published =
+            inner.absorb(&self.harvested, Some(self.id)) + inner.fire_timers(Some(self.id));
+        self.stats.harvests += 1;
+        self.stats.published += published as u64;
+        (polled, published)
+    }
+
+    /// Parks (announced with `Waiters::prepare`) until notified, `deadline`
+    /// or the nearest timer, whichever comes first (an earlier timer armed
+    /// meanwhile wakes it); true if notified.
+    fn park_watching_timers(
+        &mut self,
+        inner: &crate::kevent::Inner,
+        deadline: Option<Instant>,
+    ) -> io::Result<bool> {
         self.stats.sleeps += 1;
         let until = earliest(deadline, inner.next_timer());
         let notified = if inner.watch_timers(self.id, until) {
@@ -393,6 +444,34 @@ impl Consumer {
             inner.waiters.cancel(self.id)
         };
         inner.unwatch_timers(self.id);
+        Ok(notified)
+    }
+
+    /// A consumer beside the ring's home sleeps: it reads what the kernel
+    /// already posted (and submits sends a blocked worker left), then parks watching the timers (the home may be
+    /// busy), until a publisher wakes it or a timer is due. True if it
+    /// should report `Ready`.
+    fn park_beside_home(
+        &mut self,
+        inner: &crate::kevent::Inner,
+        seen: u64,
+        deadline: Option<Instant>,
+        broadcasts: u64,
+        min: usize,
+    ) -> io::Result<bool> {
+        inner.waiters.prepare(self.id, false);
+        let (drained, published) = self.poll_without_sleeping(inner);
+        if published > 0
+            || drained.is_err()
+            || inner.ring.front() != seen
+            || inner.waiters.broadcasts() != broadcasts
+            || self.has_work(min)
+        {
+            inner.waiters.cancel(self.id);
+            drained?;
+            return Ok(true);
+        }
+        let notified = self.park_watching_timers(inner, deadline)?;
         Ok(notified && inner.waiters.broadcasts() != broadcasts)
     }
 
@@ -432,6 +511,9 @@ impl Consumer {
         }
         let inner = &*self.kevent.inner;
         crate::backend::mark_consuming(inner.id());
+        if self.home {
+            crate::backend::mark_home(inner.id());
+        }
         let mut out = Delivery {
             id: self.id,
             events: &mut self.events,
@@ -532,6 +614,10 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         self.commit(self.held.len());
         crate::backend::unmark_consuming(self.kevent.inner.id());
+        if self.home {
+            crate::backend::unmark_home(self.kevent.inner.id());
+            self.kevent.inner.backend.set_home(false);
+        }
         if let Some(entry) = self.kevent.inner.waiters.detach(self.id) {
             // Hand the entry hinted to us to the others.
             let key = Key::from_entry(entry);

@@ -43,6 +43,32 @@ pub(crate) fn unmark_consuming(ring: usize) {
     });
 }
 
+thread_local! {
+    /// The ring whose home consumer runs on this thread (0: none); see
+    /// `Consumer::set_home`.
+    static HOME: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the calling thread as the one running ring `ring`'s home
+/// consumer (it claimed events with it).
+pub(crate) fn mark_home(ring: usize) {
+    HOME.with(|c| c.set(ring));
+}
+
+/// Unmarks the calling thread if it was ring `ring`'s home.
+pub(crate) fn unmark_home(ring: usize) {
+    HOME.with(|c| {
+        if c.get() == ring {
+            c.set(0);
+        }
+    });
+}
+
+/// The calling thread runs ring `ring`'s home consumer.
+pub(crate) fn is_home(ring: usize) -> bool {
+    HOME.with(|c| c.get()) == ring
+}
+
 /// The calling thread consumes from ring `ring`.
 pub(crate) fn consumes(ring: usize) -> bool {
     CONSUMING.with(|c| c.get()) == ring
@@ -64,6 +90,15 @@ pub(crate) trait Poller: Send + Sync + fmt::Debug {
     /// the backend still has in flight.
     fn register_listener(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
         self.register(fd, entry, interest)
+    }
+    /// A home consumer is attached (`on`) or gone: from now on only its
+    /// thread submits requests to the backend and sleeps in it (see
+    /// `Consumer::set_home`). Backends where it would change nothing
+    /// ignore it and report no home.
+    fn set_home(&self, _on: bool) {}
+    /// Whether a home consumer is attached (`set_home`).
+    fn has_home(&self) -> bool {
+        false
     }
     /// Changes the interest of a watched `fd`.
     fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()>;

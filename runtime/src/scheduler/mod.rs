@@ -62,6 +62,12 @@ pub(crate) const NOTIFY: Token = Token(usize::MAX - 1);
 pub(crate) const SHUTDOWN: Token = Token(usize::MAX - 2);
 /// Token of the stall-check timer.
 pub(crate) const STALL: Token = Token(usize::MAX - 3);
+/// Whether worker 0 is the ring's home (see `Shared::new`); on unless
+/// `KEVENT_HOME_WORKER=0`.
+fn home_worker() -> bool {
+    std::env::var_os("KEVENT_HOME_WORKER").is_none_or(|v| v != "0")
+}
+
 /// How often, while any worker is busy, the workers check for one stuck in
 /// a single poll with tasks waiting behind it. Each check wakes a sleeping
 /// worker, and arming it wakes one sleeping in the kernel to shorten its
@@ -258,6 +264,13 @@ impl Shared {
             // stall check bounds how long a worker stuck in one poll keeps
             // the others from seeing I/O.
             consumer.set_harvests_while_busy(true);
+            // Worker 0 is the ring's home: on io_uring the only thread that
+            // submits to it and sleeps in it (`Consumer::set_home`;
+            // ARCHITECTURE.md, "One home for the ring's requests");
+            // `KEVENT_HOME_WORKER=0` turns that off.
+            if index == 0 && workers > 1 && home_worker() {
+                consumer.set_home(true);
+            }
             cores.push(worker::Core::new(index, local, consumer));
         }
         let shared = Arc::new(Shared {

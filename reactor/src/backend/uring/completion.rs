@@ -191,7 +191,8 @@ impl UringBackend {
         let mut rearmed = false;
         for (fd, data, mask) in rearm {
             if data == WAKE || data == LISTENERS {
-                self.submit_poll(fd, data, mask)?;
+                let poll = Self::poll_sqe(fd, data, mask);
+                self.submit_or_queue(&[poll], !self.leaves_to_home())?;
                 continue;
             }
             // Look up and push under the lock: a `deregister` racing with
@@ -206,7 +207,11 @@ impl UringBackend {
             }
         }
         if rearmed {
-            self.enter_submit()?;
+            if self.leaves_to_home() {
+                self.unsubmitted.store(true, Ordering::SeqCst);
+            } else {
+                self.enter_submit()?;
+            }
         }
         Ok(n)
     }
@@ -221,7 +226,9 @@ impl UringBackend {
         wait_turn: bool,
     ) -> io::Result<usize> {
         let drained = self.drain(out, wait_turn)?;
-        if drained > 0 || !self.enter_pending() {
+        // With a home consumer, pending task work is its (ours, if any,
+        // runs on our next syscall's way out anyway).
+        if drained > 0 || self.leaves_to_home() || !self.enter_pending() {
             return Ok(drained);
         }
         self.enter_getevents()?;

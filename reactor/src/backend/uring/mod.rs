@@ -157,6 +157,17 @@ pub(crate) struct UringBackend {
     enter_wait: AtomicBool,
     /// The consumer polling is the ring's only one (`set_sole_consumer`).
     sole: AtomicBool,
+    /// A home consumer is attached: only its thread submits and sleeps
+    /// here (`Consumer::set_home`).
+    home: AtomicBool,
+    /// Bumped by the home thread each time it reads the completion queue.
+    home_beat: AtomicU64,
+    /// `home_beat` as another consumer last saw it, and when (nanoseconds
+    /// since `born`): see `home_stuck`.
+    beat_seen: AtomicU64,
+    beat_seen_at: AtomicU64,
+    /// When this backend was made (the clock of `beat_seen_at`).
+    born: std::time::Instant,
     /// Poll requests queued in the SQ but not yet submitted.
     unsubmitted: AtomicBool,
     /// `io_uring_enter` calls and eventfd writes/reads.
@@ -281,6 +292,11 @@ impl UringBackend {
             wakes_seen: std::sync::atomic::AtomicU32::new(0),
             enter_wait: AtomicBool::new(false),
             sole: AtomicBool::new(false),
+            home: AtomicBool::new(false),
+            home_beat: AtomicU64::new(0),
+            beat_seen: AtomicU64::new(0),
+            beat_seen_at: AtomicU64::new(0),
+            born: std::time::Instant::now(),
             unsubmitted: AtomicBool::new(false),
             syscalls: AtomicU64::new(0),
         };
@@ -501,6 +517,7 @@ impl Poller for UringBackend {
         sigmask: Option<&libc::sigset_t>,
     ) -> io::Result<()> {
         let before = out.len();
+        self.home_beat();
         self.flush_own_sends(out)?;
         self.submit_stranded_sends()?;
         if self.collect(out, true)? > 0 || out.len() > before || timeout == Some(Duration::ZERO) {
@@ -538,6 +555,7 @@ impl Poller for UringBackend {
     }
 
     fn drain_now(&self, out: &mut Vec<(u64, Ready)>) -> io::Result<()> {
+        self.home_beat();
         self.flush_own_sends(out)?;
         self.collect(out, false)?;
         self.submit_queued()
@@ -545,6 +563,14 @@ impl Poller for UringBackend {
 
     fn drains_concurrently(&self) -> bool {
         true
+    }
+
+    fn set_home(&self, on: bool) {
+        self.home.store(on, Ordering::SeqCst);
+    }
+
+    fn has_home(&self) -> bool {
+        self.home.load(Ordering::Relaxed)
     }
 
     fn set_sole_consumer(&self, sole: bool) {

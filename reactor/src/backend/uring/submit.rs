@@ -29,6 +29,11 @@ use super::completion::REMOVE;
 use super::{interrupted, UringBackend};
 use crate::backend::Poller;
 
+/// How long the home thread may go without reading the completion queue,
+/// outside its sleep in the ring, before others submit what was queued for
+/// it (`UringBackend::home_stuck`).
+const HOME_STUCK: std::time::Duration = std::time::Duration::from_millis(2);
+
 impl UringBackend {
     /// The calling thread consumes from this backend's ring. A thread that
     /// does not must never enter the kernel for the ring: its enter would
@@ -36,7 +41,42 @@ impl UringBackend {
     /// the kernel then runs their completion work on it (interrupting its
     /// own blocking calls: a `read` with a timeout returns `EINTR`).
     pub(super) fn consumes_here(&self) -> bool {
-        self.ring_id != 0 && crate::backend::consumes(self.ring_id)
+        self.ring_id != 0 && crate::backend::consumes(self.ring_id) && !self.leaves_to_home()
+    }
+
+    /// A home consumer is attached and the calling thread is not its:
+    /// requests go to the home thread to submit (`queue`), so that the
+    /// kernel's completion work for them wakes only the thread that sleeps
+    /// in the ring, never a worker parked elsewhere (`Consumer::set_home`).
+    pub(super) fn leaves_to_home(&self) -> bool {
+        self.home.load(Ordering::Relaxed) && !crate::backend::is_home(self.ring_id)
+    }
+
+    /// The home thread reads the completion queue (it is not stuck).
+    pub(super) fn home_beat(&self) {
+        if self.home.load(Ordering::Relaxed) && crate::backend::is_home(self.ring_id) {
+            self.home_beat.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The home thread has not read the completion queue for `HOME_STUCK`
+    /// as far as the consumers that looked can tell, and does not sleep in
+    /// the ring (where `queue` wakes it): it is stuck in a long task, and
+    /// requests queued for it are better submitted by whoever looks (who
+    /// then owns them). A heuristic: a false answer either way only moves
+    /// which thread owns a request.
+    fn home_stuck(&self) -> bool {
+        if self.in_wait.load(Ordering::SeqCst) {
+            return false;
+        }
+        let now = self.born.elapsed().as_nanos() as u64;
+        let beat = self.home_beat.load(Ordering::Relaxed);
+        if self.beat_seen.swap(beat, Ordering::Relaxed) != beat {
+            self.beat_seen_at.store(now, Ordering::Relaxed);
+            return false;
+        }
+        now.saturating_sub(self.beat_seen_at.load(Ordering::Relaxed))
+            >= HOME_STUCK.as_nanos() as u64
     }
 
     /// Submits SQEs from this thread if it consumes from the ring (`here`),
@@ -123,6 +163,10 @@ impl UringBackend {
 
     /// Submits requests queued for a consumer's enter, if any.
     pub(super) fn submit_queued(&self) -> io::Result<()> {
+        if self.leaves_to_home() && !(self.unsubmitted.load(Ordering::SeqCst) && self.home_stuck())
+        {
+            return Ok(());
+        }
         if self.unsubmitted.swap(false, Ordering::SeqCst) {
             self.enter_submit()?;
         }
