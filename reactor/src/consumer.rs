@@ -448,9 +448,9 @@ impl Consumer {
     }
 
     /// A consumer beside the ring's home sleeps: it reads what the kernel
-    /// already posted (and submits sends a blocked worker left), then parks watching the timers (the home may be
-    /// busy), until a publisher wakes it or a timer is due. True if it
-    /// should report `Ready`.
+    /// already posted (and submits sends a blocked worker left), then
+    /// parks watching the timers (the home may be busy), until a publisher
+    /// wakes it or a timer is due. True if it should report `Ready`.
     fn park_beside_home(
         &mut self,
         inner: &crate::kevent::Inner,
