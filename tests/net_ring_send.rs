@@ -142,6 +142,58 @@ fn bytes_written_before_the_runtime_is_dropped_still_arrive() {
     }
 }
 
+/// The send in flight waits for room in a full socket when the runtime
+/// goes away: the kernel cancels it once its submitting worker has exited
+/// (`ECANCELED` when the socket drains), and the bytes must still arrive,
+/// sent again by the thread that drops the runtime.
+#[test]
+fn a_send_blocked_on_a_full_socket_survives_its_workers_exit() {
+    for workers in [1, 2] {
+        let rt = runtime(workers, true);
+        let all = pattern(64 << 20);
+        let (client, sent) = rt.block_on(async {
+            let (client, server) = std_pair().await;
+            // The peer reads nothing yet: the socket buffer and the outbox
+            // fill, until the send in flight waits for room (no byte more
+            // is taken in 100 ms).
+            let mut sent = 0;
+            let mut still = 0;
+            while still < 10 {
+                match server.try_write(&all[sent..sent + 65536]) {
+                    Ok(n) => {
+                        sent += n;
+                        still = 0;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        still += 1;
+                        kevent::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+                assert!(sent + 65536 <= all.len(), "64 MiB queued without blocking");
+            }
+            drop(server);
+            (client, sent)
+        });
+        // The reader starts once the workers are surely gone (dropping the
+        // runtime waits for its sends, so it starts from here).
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let mut client = client;
+            client
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).unwrap();
+            got
+        });
+        drop(rt);
+        let got = reader.join().unwrap();
+        assert_eq!(got.len(), sent, "bytes lost ({workers} workers)");
+        assert!(got[..] == all[..sent], "bytes reordered or corrupted");
+    }
+}
+
 #[test]
 fn flush_returns_once_the_bytes_are_sent() {
     each(|rt| {

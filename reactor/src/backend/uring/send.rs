@@ -312,7 +312,14 @@ impl Outbox {
         let mut s = self.state.lock();
         let waker = s.wakers.take();
         s.blocked = false;
-        if res < 0 && res != -libc::EAGAIN && res != -libc::EINTR {
+        // `ECANCELED` is never ours (no cancel names a send): the kernel
+        // cancels a send waiting for room once the thread that submitted
+        // it has exited (a worker, as its runtime shuts down), with no
+        // byte sent. Like `EAGAIN`, the rest is sent again, submitted by
+        // whoever read this (in `finish_sends`, the thread dropping the
+        // backend, which lives on).
+        let retry = [-libc::EAGAIN, -libc::EINTR, -libc::ECANCELED];
+        if res < 0 && !retry.contains(&res) {
             s.error = Some(-res);
             self.failed.store(-res, Ordering::Release);
             s.busy = false;
