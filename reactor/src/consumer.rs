@@ -512,7 +512,7 @@ impl Consumer {
         let inner = &*self.kevent.inner;
         crate::backend::mark_consuming(inner.id());
         if self.home {
-            crate::backend::mark_home(inner.id());
+            inner.backend.home_claims();
         }
         let mut out = Delivery {
             id: self.id,
@@ -615,7 +615,6 @@ impl Drop for Consumer {
         self.commit(self.held.len());
         crate::backend::unmark_consuming(self.kevent.inner.id());
         if self.home {
-            crate::backend::unmark_home(self.kevent.inner.id());
             self.kevent.inner.backend.set_home(false);
         }
         if let Some(entry) = self.kevent.inner.waiters.detach(self.id) {

@@ -43,32 +43,6 @@ pub(crate) fn unmark_consuming(ring: usize) {
     });
 }
 
-thread_local! {
-    /// The ring whose home consumer runs on this thread (0: none); see
-    /// `Consumer::set_home`.
-    static HOME: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// Marks the calling thread as the one running ring `ring`'s home
-/// consumer (it claimed events with it).
-pub(crate) fn mark_home(ring: usize) {
-    HOME.with(|c| c.set(ring));
-}
-
-/// Unmarks the calling thread if it was ring `ring`'s home.
-pub(crate) fn unmark_home(ring: usize) {
-    HOME.with(|c| {
-        if c.get() == ring {
-            c.set(0);
-        }
-    });
-}
-
-/// The calling thread runs ring `ring`'s home consumer.
-pub(crate) fn is_home(ring: usize) -> bool {
-    HOME.with(|c| c.get()) == ring
-}
-
 /// The calling thread consumes from ring `ring`.
 pub(crate) fn consumes(ring: usize) -> bool {
     CONSUMING.with(|c| c.get()) == ring
@@ -100,6 +74,9 @@ pub(crate) trait Poller: Send + Sync + fmt::Debug {
     fn has_home(&self) -> bool {
         false
     }
+    /// The calling thread claims with the home consumer: it is the home
+    /// thread from now on.
+    fn home_claims(&self) {}
     /// Changes the interest of a watched `fd`.
     fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()>;
     /// Stops watching `fd`, registered as `entry`.

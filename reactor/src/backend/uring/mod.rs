@@ -30,7 +30,7 @@
 //! [`StreamIo`](crate::StreamIo) hands it out). This file holds the
 //! backend itself: setup, polls, the harvester's wait and wakeup.
 
-use crate::loom::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use crate::loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::loom::Mutex;
 use std::collections::HashMap;
 use std::io;
@@ -160,6 +160,8 @@ pub(crate) struct UringBackend {
     /// A home consumer is attached: only its thread submits and sleeps
     /// here (`Consumer::set_home`).
     home: AtomicBool,
+    /// The home thread's `backend::thread_tag` (0: it has not claimed yet).
+    home_thread: AtomicUsize,
     /// Bumped by the home thread each time it reads the completion queue.
     home_beat: AtomicU64,
     /// `home_beat` as another consumer last saw it, and when (nanoseconds
@@ -293,6 +295,7 @@ impl UringBackend {
             enter_wait: AtomicBool::new(false),
             sole: AtomicBool::new(false),
             home: AtomicBool::new(false),
+            home_thread: AtomicUsize::new(0),
             home_beat: AtomicU64::new(0),
             beat_seen: AtomicU64::new(0),
             beat_seen_at: AtomicU64::new(0),
@@ -567,6 +570,16 @@ impl Poller for UringBackend {
 
     fn set_home(&self, on: bool) {
         self.home.store(on, Ordering::SeqCst);
+        if !on {
+            self.home_thread.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn home_claims(&self) {
+        let tag = crate::backend::thread_tag();
+        if self.home_thread.load(Ordering::Relaxed) != tag {
+            self.home_thread.store(tag, Ordering::Relaxed);
+        }
     }
 
     fn has_home(&self) -> bool {

@@ -49,12 +49,17 @@ impl UringBackend {
     /// kernel's completion work for them wakes only the thread that sleeps
     /// in the ring, never a worker parked elsewhere (`Consumer::set_home`).
     pub(super) fn leaves_to_home(&self) -> bool {
-        self.home.load(Ordering::Relaxed) && !crate::backend::is_home(self.ring_id)
+        self.home.load(Ordering::Relaxed) && !self.is_home()
+    }
+
+    /// The calling thread is the home consumer's (`Consumer::set_home`).
+    fn is_home(&self) -> bool {
+        self.home_thread.load(Ordering::Relaxed) == crate::backend::thread_tag()
     }
 
     /// The home thread reads the completion queue (it is not stuck).
     pub(super) fn home_beat(&self) {
-        if self.home.load(Ordering::Relaxed) && crate::backend::is_home(self.ring_id) {
+        if self.home.load(Ordering::Relaxed) && self.is_home() {
             self.home_beat.fetch_add(1, Ordering::Relaxed);
         }
     }
