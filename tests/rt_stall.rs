@@ -283,26 +283,49 @@ async fn tasks_queued_behind_a_blocked_worker_run_while_the_other_never_sleeps(_
     // worker, never fires, and a worker with work of its own never steals.
     // What finds the stuck worker's queue is the busy worker's own look at
     // its siblings' poll counts. A preempted worker looks the same to it.
+    //
+    // Two tasks yield until each has seen the other run on another thread
+    // (an idle worker steals one of them), so both workers are busy and
+    // neither sleeps; then one blocks its worker with tasks queued behind
+    // it and the other keeps spinning.
     const QUEUED: usize = 3;
     let stop = Arc::new(AtomicBool::new(false));
-    let spinning_on = Arc::new(Mutex::new(None));
-    let spinner = kevent::spawn({
-        let (stop, spinning_on) = (stop.clone(), spinning_on.clone());
+    let seen = Arc::new(Mutex::new([None, None]));
+    let meet = |me: usize| {
+        let seen = seen.clone();
         async move {
+            let start = Instant::now();
+            loop {
+                let here = thread::current().id();
+                let met = {
+                    let mut seen = seen.lock().unwrap();
+                    seen[me] = Some(here);
+                    seen[1 - me].is_some_and(|other| other != here)
+                };
+                if met {
+                    return;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "two yielding tasks never ran on two workers"
+                );
+                kevent::task::yield_now().await;
+            }
+        }
+    };
+    let spinner = kevent::spawn({
+        let (stop, meet) = (stop.clone(), meet(0));
+        async move {
+            meet.await;
             while !stop.load(SeqCst) {
-                *spinning_on.lock().unwrap() = Some(thread::current().id());
                 kevent::task::yield_now().await;
             }
         }
     });
-    sleep(ms(20)).await;
-    let mut latencies = None;
-    for _ in 0..50 {
-        let spinning_on = spinning_on.clone();
-        let blocker = kevent::spawn(async move {
-            if *spinning_on.lock().unwrap() == Some(thread::current().id()) {
-                return None; // on the spinner's worker: try again
-            }
+    let blocker = kevent::spawn({
+        let meet = meet(1);
+        async move {
+            meet.await;
             let queued: Vec<_> = (0..QUEUED)
                 .map(|_| {
                     let spawned = Instant::now();
@@ -310,21 +333,15 @@ async fn tasks_queued_behind_a_blocked_worker_run_while_the_other_never_sleeps(_
                 })
                 .collect();
             block_worker();
-            Some(queued)
-        });
-        if let Some(queued) = blocker.await.unwrap() {
-            let mut waits = Vec::new();
-            for q in queued {
-                waits.push(q.await.unwrap());
-            }
-            latencies = Some(waits);
-            break;
+            queued
         }
-        sleep(ms(5)).await;
+    });
+    let mut latencies = Vec::new();
+    for q in blocker.await.unwrap() {
+        latencies.push(q.await.unwrap());
     }
     stop.store(true, SeqCst);
     spinner.await.unwrap();
-    let latencies = latencies.expect("the blocker never landed beside the spinner");
     assert!(
         latencies.iter().all(|&l| l < MAX_WAKE_LATENCY),
         "tasks queued on a blocked worker waited {latencies:?} while the other worker was busy"
