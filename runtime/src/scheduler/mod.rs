@@ -62,10 +62,10 @@ pub(crate) const NOTIFY: Token = Token(usize::MAX - 1);
 pub(crate) const SHUTDOWN: Token = Token(usize::MAX - 2);
 /// Token of the stall-check timer.
 pub(crate) const STALL: Token = Token(usize::MAX - 3);
-/// Whether worker 0 is the ring's home (see `Shared::new`): opt-in,
-/// `KEVENT_HOME_WORKER=1`.
+/// Whether worker 0 is the ring's home (see `Shared::new`): the default;
+/// `KEVENT_HOME_WORKER=0` turns it off.
 fn home_worker() -> bool {
-    std::env::var_os("KEVENT_HOME_WORKER").is_some_and(|v| v == "1")
+    std::env::var_os("KEVENT_HOME_WORKER").is_none_or(|v| v != "0")
 }
 
 /// How often, while any worker is busy, the workers check for one stuck in
@@ -264,12 +264,10 @@ impl Shared {
             // stall check bounds how long a worker stuck in one poll keeps
             // the others from seeing I/O.
             consumer.set_harvests_while_busy(true);
-            // With `KEVENT_HOME_WORKER=1`, worker 0 is the ring's home: on
-            // io_uring the only thread that submits to it and sleeps in it
-            // (`Consumer::set_home`; ARCHITECTURE.md, "One home for the
-            // ring's requests"). Opt-in until an idle home is woken for
-            // injected work as fast as a parked worker is (BENCHMARKS.md,
-            // stop 21).
+            // Worker 0 is the ring's home: on io_uring the only thread that
+            // submits to it and sleeps in it (`Consumer::set_home`;
+            // ARCHITECTURE.md, "One home for the ring's requests").
+            // `KEVENT_HOME_WORKER=0` turns it off.
             if index == 0 && workers > 1 && home_worker() {
                 consumer.set_home(true);
             }
