@@ -337,13 +337,12 @@ impl UringBackend {
         out: &mut Vec<(u64, Ready)>,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
-        self.in_wait.store(true, Ordering::SeqCst);
-        // Pairs with `queue`: a request queued before `in_wait` was set is
-        // submitted here; one queued after it wakes us.
-        fence(Ordering::SeqCst);
+        // A request queued before `in_wait` was set is submitted here; one
+        // queued after it wakes us (`submit::wait_on_tail`).
+        let queued = submit::wait_on_tail(&self.unsubmitted, &self.in_wait);
         let woken = self.wake_word.load(Ordering::SeqCst);
         let unseen = self.wakes_seen.swap(woken, Ordering::SeqCst) != woken;
-        if self.unsubmitted.swap(false, Ordering::SeqCst) || self.enter_pending() {
+        if queued || self.enter_pending() {
             // What others queued, and task work the kernel holds for us,
             // go in first (an enter that does not wait).
             self.enter_getevents()?;
@@ -534,14 +533,12 @@ impl Poller for UringBackend {
         {
             return self.sleep_on_tail(cq, out, timeout);
         }
-        self.unsubmitted.store(false, Ordering::SeqCst);
-        self.in_wait.store(true, Ordering::SeqCst);
         self.enter_wait.store(true, Ordering::SeqCst);
-        // Pairs with `queue`: a request queued before `in_wait` was set is
-        // submitted by the enter below; one queued after it wakes us. And
-        // with `wake`: a wakeup that saw `enter_wait` unset bumped
-        // `wake_word` first, which we see here.
-        fence(Ordering::SeqCst);
+        // A request queued before `in_wait` was set is submitted by the
+        // enter below; one queued after it wakes us (`submit::enter_wait`).
+        // Its fence also pairs with `wake`: a wakeup that saw `enter_wait`
+        // unset bumped `wake_word` first, which we see here.
+        submit::enter_wait(&self.unsubmitted, &self.in_wait);
         let mut timeout = timeout;
         if self.cq_tail.is_some() {
             let woken = self.wake_word.load(Ordering::SeqCst);

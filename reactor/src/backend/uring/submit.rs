@@ -19,7 +19,7 @@
 //!
 //! And the requests every path shares: a multishot poll and its removal.
 
-use crate::loom::sync::atomic::Ordering;
+use crate::loom::sync::atomic::{fence, AtomicBool, Ordering};
 use std::io;
 use std::os::fd::RawFd;
 
@@ -33,6 +33,41 @@ use crate::backend::Poller;
 /// outside its sleep in the ring, before others submit what was queued for
 /// it (`UringBackend::home_stuck`).
 const HOME_STUCK: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// The handshake between a thread that leaves requests for a consumer to
+/// submit (a thread outside the runtime, or any worker beside the home)
+/// and the consumer going to sleep in the ring, whose `io_uring_enter`
+/// submits every request pushed before it. Both sides store, fence
+/// (`SeqCst`), then load: either the sleeper's enter submits the request,
+/// or the queuer sees it in its wait and wakes it. Modelled below
+/// (`a_request_queued_as_the_harvester_sleeps_is_submitted_or_wakes_it`;
+/// without the queuer's fence loom finds the request left unseen, as it
+/// treats a `SeqCst` store and load as release and acquire).
+///
+/// The queuing side, after pushing: marks the requests queued; true if a
+/// consumer sleeps in the ring (or is about to enter it) and must be woken.
+pub(super) fn mark_queued(unsubmitted: &AtomicBool, in_wait: &AtomicBool) -> bool {
+    unsubmitted.store(true, Ordering::SeqCst);
+    fence(Ordering::SeqCst);
+    in_wait.load(Ordering::SeqCst)
+}
+
+/// The sleeping side, before its enter (which submits whatever was pushed):
+/// what was queued so far goes in with it, and later requests wake it.
+pub(super) fn enter_wait(unsubmitted: &AtomicBool, in_wait: &AtomicBool) {
+    unsubmitted.store(false, Ordering::SeqCst);
+    in_wait.store(true, Ordering::SeqCst);
+    fence(Ordering::SeqCst);
+}
+
+/// The sleeping side on the completion tail, which does not enter: true if
+/// requests were queued and must be submitted before it sleeps; later ones
+/// wake it.
+pub(super) fn wait_on_tail(unsubmitted: &AtomicBool, in_wait: &AtomicBool) -> bool {
+    in_wait.store(true, Ordering::SeqCst);
+    fence(Ordering::SeqCst);
+    unsubmitted.swap(false, Ordering::SeqCst)
+}
 
 impl UringBackend {
     /// The calling thread consumes from this backend's ring. A thread that
@@ -101,8 +136,7 @@ impl UringBackend {
         if here {
             return self.enter_submit();
         }
-        self.unsubmitted.store(true, Ordering::SeqCst);
-        if self.in_wait.load(Ordering::SeqCst) {
+        if mark_queued(&self.unsubmitted, &self.in_wait) {
             self.wake()?;
         }
         Ok(())
@@ -242,5 +276,63 @@ impl UringBackend {
         opcode::AsyncCancel2::new(types::CancelBuilder::user_data(user_data).all())
             .build()
             .user_data(REMOVE)
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::{enter_wait, mark_queued, wait_on_tail};
+    use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    use crate::loom::sync::Arc;
+
+    /// The ring's state in the models: requests pushed to the submission
+    /// queue, and the handshake's two flags.
+    #[derive(Default)]
+    struct World {
+        pushed: AtomicUsize,
+        unsubmitted: AtomicBool,
+        in_wait: AtomicBool,
+    }
+
+    /// A thread queues a request (`submit_pushed(false)`) while the
+    /// harvester goes to sleep in `io_uring_enter` (`poll`): the enter
+    /// submits it (it reads the queue after `enter_wait`), or the queuer
+    /// wakes the harvester. Never neither: the request would wait for the
+    /// harvester's next timeout.
+    #[test]
+    fn a_request_queued_as_the_harvester_sleeps_is_submitted_or_wakes_it() {
+        loom::model(|| {
+            let w = Arc::new(World::default());
+            let queuer = {
+                let w = w.clone();
+                loom::thread::spawn(move || {
+                    w.pushed.fetch_add(1, SeqCst);
+                    mark_queued(&w.unsubmitted, &w.in_wait)
+                })
+            };
+            enter_wait(&w.unsubmitted, &w.in_wait);
+            let submitted = w.pushed.load(SeqCst);
+            let woken = queuer.join().unwrap();
+            assert!(submitted == 1 || woken, "a queued request waits unseen");
+        });
+    }
+
+    /// The same for a harvester sleeping on the completion tail, which
+    /// submits only what it finds marked.
+    #[test]
+    fn a_request_queued_as_the_harvester_sleeps_on_the_tail_is_submitted_or_wakes_it() {
+        loom::model(|| {
+            let w = Arc::new(World::default());
+            let queuer = {
+                let w = w.clone();
+                loom::thread::spawn(move || {
+                    w.pushed.fetch_add(1, SeqCst);
+                    mark_queued(&w.unsubmitted, &w.in_wait)
+                })
+            };
+            let submits = wait_on_tail(&w.unsubmitted, &w.in_wait);
+            let woken = queuer.join().unwrap();
+            assert!(submits || woken, "a queued request waits unseen");
+        });
     }
 }
