@@ -1,4 +1,4 @@
-//! The ring's home worker (io_uring, 2 or more workers): worker 0 submits
+//! The ring's home worker (io_uring, by default at 2 workers): worker 0 submits
 //! every request to the shared ring and is the one that sleeps in it, so
 //! the kernel's completion work for a socket never wakes another worker
 //! that is parked (ARCHITECTURE.md, "One home for the ring's requests").

@@ -62,10 +62,24 @@ pub(crate) const NOTIFY: Token = Token(usize::MAX - 1);
 pub(crate) const SHUTDOWN: Token = Token(usize::MAX - 2);
 /// Token of the stall-check timer.
 pub(crate) const STALL: Token = Token(usize::MAX - 3);
-/// Whether worker 0 is the ring's home (see `Shared::new`): the default;
-/// `KEVENT_HOME_WORKER=0` turns it off.
-fn home_worker() -> bool {
-    std::env::var_os("KEVENT_HOME_WORKER").is_none_or(|v| v != "0")
+/// The most workers for which worker 0 is the ring's home by default.
+/// With a home, every receive's completion work and every harvest run on
+/// its thread: at 2 workers under full load it ran 95% of the server's
+/// CPU (BENCHMARKS.md, stop 22), which costs nothing where the load
+/// generator takes the other core, but would cap a runtime of many workers
+/// near one core's worth of I/O. Measured at 2 workers only; above, off
+/// until a run with more cores says otherwise.
+const HOME_MAX_WORKERS: usize = 2;
+
+/// Whether worker 0 is the ring's home (see `Shared::new`) in a runtime of
+/// `workers`: up to `HOME_MAX_WORKERS` by default; `KEVENT_HOME_WORKER=1`
+/// turns it on at any count, `=0` off.
+fn home_worker(workers: usize) -> bool {
+    match std::env::var("KEVENT_HOME_WORKER").as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => workers <= HOME_MAX_WORKERS,
+    }
 }
 
 /// How often, while any worker is busy, the workers check for one stuck in
@@ -264,11 +278,11 @@ impl Shared {
             // stall check bounds how long a worker stuck in one poll keeps
             // the others from seeing I/O.
             consumer.set_harvests_while_busy(true);
-            // Worker 0 is the ring's home: on io_uring the only thread that
-            // submits to it and sleeps in it (`Consumer::set_home`;
-            // ARCHITECTURE.md, "One home for the ring's requests").
-            // `KEVENT_HOME_WORKER=0` turns it off.
-            if index == 0 && workers > 1 && home_worker() {
+            // Worker 0 is the ring's home at small worker counts: on
+            // io_uring the only thread that submits to it and sleeps in it
+            // (`Consumer::set_home`; ARCHITECTURE.md, "One home for the
+            // ring's requests"; `home_worker`).
+            if index == 0 && workers > 1 && home_worker(workers) {
                 consumer.set_home(true);
             }
             cores.push(worker::Core::new(index, local, consumer));
