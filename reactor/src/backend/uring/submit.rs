@@ -294,6 +294,16 @@ mod loom_tests {
         in_wait: AtomicBool,
     }
 
+    /// A thread that pushes one request and marks it queued
+    /// (`submit_pushed(false)`); it returns whether it wakes the sleeper.
+    fn queue_one(w: &Arc<World>) -> loom::thread::JoinHandle<bool> {
+        let w = w.clone();
+        loom::thread::spawn(move || {
+            w.pushed.fetch_add(1, SeqCst);
+            mark_queued(&w.unsubmitted, &w.in_wait)
+        })
+    }
+
     /// A thread queues a request (`submit_pushed(false)`) while the
     /// harvester goes to sleep in `io_uring_enter` (`poll`): the enter
     /// submits it (it reads the queue after `enter_wait`), or the queuer
@@ -303,13 +313,7 @@ mod loom_tests {
     fn a_request_queued_as_the_harvester_sleeps_is_submitted_or_wakes_it() {
         loom::model(|| {
             let w = Arc::new(World::default());
-            let queuer = {
-                let w = w.clone();
-                loom::thread::spawn(move || {
-                    w.pushed.fetch_add(1, SeqCst);
-                    mark_queued(&w.unsubmitted, &w.in_wait)
-                })
-            };
+            let queuer = queue_one(&w);
             enter_wait(&w.unsubmitted, &w.in_wait);
             let submitted = w.pushed.load(SeqCst);
             let woken = queuer.join().unwrap();
@@ -323,13 +327,7 @@ mod loom_tests {
     fn a_request_queued_as_the_harvester_sleeps_on_the_tail_is_submitted_or_wakes_it() {
         loom::model(|| {
             let w = Arc::new(World::default());
-            let queuer = {
-                let w = w.clone();
-                loom::thread::spawn(move || {
-                    w.pushed.fetch_add(1, SeqCst);
-                    mark_queued(&w.unsubmitted, &w.in_wait)
-                })
-            };
+            let queuer = queue_one(&w);
             let submits = wait_on_tail(&w.unsubmitted, &w.in_wait);
             let woken = queuer.join().unwrap();
             assert!(submits || woken, "a queued request waits unseen");
