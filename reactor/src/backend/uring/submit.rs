@@ -95,7 +95,10 @@ impl UringBackend {
     /// The home thread reads the completion queue (it is not stuck).
     pub(super) fn home_beat(&self) {
         if self.home.load(Ordering::Relaxed) && self.is_home() {
-            self.home_beat.fetch_add(1, Ordering::Relaxed);
+            // One writer (the home thread): a plain increment, no locked
+            // read-modify-write on every harvest.
+            let beat = self.home_beat.load(Ordering::Relaxed);
+            self.home_beat.store(beat.wrapping_add(1), Ordering::Relaxed);
         }
     }
 
