@@ -34,6 +34,15 @@ fn serves_plaintext_and_json_with_techempower_headers() {
     assert_eq!(json.body, br#"{"message":"Hello, World!"}"#);
     assert_eq!(json.header("content-type"), Some("application/json"));
     assert_eq!(json.header("content-length"), Some("27"));
+    // The benchmark's computing handler answers too (a number, computed).
+    s.write_all(get("/compute").as_bytes()).unwrap();
+    let computed = read_response(&mut r);
+    assert_eq!(computed.status, 200);
+    assert!(
+        !computed.body.is_empty() && computed.body.iter().all(u8::is_ascii_digit),
+        "{:?}",
+        String::from_utf8_lossy(&computed.body)
+    );
     s.write_all(get("/nope").as_bytes()).unwrap();
     assert_eq!(read_response(&mut r).status, 404);
 }

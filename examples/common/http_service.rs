@@ -1,6 +1,8 @@
 //! The HTTP service shared by `examples/http.rs` (kevent) and
 //! `examples/http_tokio.rs` (tokio): TechEmpower's `/plaintext` and `/json`,
-//! plus the policies both servers apply (connection limit, accept backoff,
+//! `/compute` (a handler that computes for 100 µs, as one that renders or
+//! serializes a large reply does: where a scheduler that leaves a core idle
+//! shows), plus the policies both servers apply (connection limit, accept backoff,
 //! header-read timeout). Nothing here names a runtime, so the two servers
 //! differ only in their runtime lines.
 #![allow(dead_code)]
@@ -56,7 +58,7 @@ pub fn listen_addr() -> String {
         .unwrap_or_else(|| "127.0.0.1:8080".to_string())
 }
 
-/// TechEmpower's plaintext and JSON tests.
+/// TechEmpower's plaintext and JSON tests, and `/compute`.
 pub async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, content_type, body) = match (req.method(), req.uri().path()) {
         (&Method::GET, "/plaintext") => (
@@ -64,12 +66,17 @@ pub async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
             "text/plain",
             Bytes::from_static(b"Hello, World!"),
         ),
+        (&Method::GET, "/compute") => (
+            StatusCode::OK,
+            "text/plain",
+            Bytes::from(compute(Duration::from_micros(100)).to_string()),
+        ),
         (&Method::GET, "/json") => (
             StatusCode::OK,
             "application/json",
             Bytes::from(json_message("Hello, World!")),
         ),
-        (_, "/plaintext" | "/json") => (
+        (_, "/plaintext" | "/json" | "/compute") => (
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             Bytes::from_static(b"method not allowed"),
@@ -311,4 +318,19 @@ impl Drop for Permit {
             w.wake();
         }
     }
+}
+
+/// Computes for `d` without yielding (a hash chain, so it is not optimized
+/// away); returns the last value.
+fn compute(d: Duration) -> u64 {
+    let start = std::time::Instant::now();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    while start.elapsed() < d {
+        for _ in 0..64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+    }
+    x
 }

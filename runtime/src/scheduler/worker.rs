@@ -56,6 +56,13 @@ const NOTIFY_BACKLOG: usize = 4;
 /// (BENCHMARKS.md, stop 17): futex calls per request 0.021-0.027 with the
 /// spawn rule, 0.009-0.012 with this one, at the same CPU per request.
 const NOTIFY_BACKLOG_DISPATCH: usize = CLAIM_BATCH;
+/// How long a worker may run with tasks waiting behind it before it wakes
+/// a sleeping sibling to steal them, whatever their count: a backlog that
+/// lasts this long is worth the ~15-30 µs a wakeup costs. The counts above
+/// suit short tasks; a handler that computes for 100 µs left a 64-task
+/// backlog to one worker for milliseconds while the other slept
+/// (BENCHMARKS.md, stop 22).
+const SPREAD_AFTER: std::time::Duration = std::time::Duration::from_micros(500);
 /// Events claimed from the ring at a time.
 pub(crate) const CLAIM_BATCH: usize = kevent_reactor::BUSY_CLAIM;
 
@@ -205,6 +212,9 @@ pub(crate) struct Core {
     global_queue_interval: u32,
     /// When the worker last woke, for its busy time.
     awake_since: std::time::Instant,
+    /// Since when tasks have waited in the local queue without a break (or
+    /// since this worker last woke a sibling for them): see `SPREAD_AFTER`.
+    backlog_since: Option<std::time::Instant>,
     /// Each worker's poll count at this worker's previous look
     /// (`rescue_preempted`); sized when the worker enters its runtime.
     peer_polls: Vec<u64>,
@@ -233,6 +243,7 @@ impl Core {
             event_interval: EVENT_INTERVAL,
             global_queue_interval: EVENT_INTERVAL,
             awake_since: std::time::Instant::now(),
+            backlog_since: None,
             peer_polls: Vec::new(),
         }
     }
@@ -428,6 +439,9 @@ impl Worker {
     }
 
     fn run_task(&mut self, task: Runnable) {
+        if !self.shared.single {
+            self.spread_backlog();
+        }
         let remote = self.remote();
         super::bump(&remote.counters.polls, 1);
         if self.core.searching {
@@ -440,6 +454,26 @@ impl Worker {
             self.shared.arm_stall_check();
         }
         coop::budget(|| task.run());
+    }
+
+    /// Wakes a sleeping sibling to steal once tasks have waited behind
+    /// this worker for `SPREAD_AFTER` without a break.
+    fn spread_backlog(&mut self) {
+        if self.ctx.local.borrow().is_empty() {
+            self.core.backlog_since = None;
+            return;
+        }
+        let now = std::time::Instant::now();
+        match self.core.backlog_since {
+            None => self.core.backlog_since = Some(now),
+            Some(since) if now.duration_since(since) >= SPREAD_AFTER => {
+                self.core.backlog_since = Some(now);
+                if self.shared.notify_one(false) {
+                    super::bump(&self.remote().counters.notifies, 1);
+                }
+            }
+            Some(_) => {}
+        }
     }
 
     /// Polls the backend without sleeping, then consumes what came.
@@ -519,6 +553,9 @@ impl Worker {
     /// Like `park`, but does not sleep if `ready()` holds after the worker
     /// announced its sleep (so a wakeup racing with it is not lost).
     pub(crate) fn park_unless(&mut self, limit: Option<Duration>, ready: impl Fn() -> bool) {
+        // Whatever waited before is gone (run or stolen): a backlog after
+        // the sleep is timed from then.
+        self.core.backlog_since = None;
         let shared = self.shared.clone();
         let seen = self.core.consumer.front();
         // Either the queuer sees us asleep and not searching, or we see its

@@ -98,7 +98,8 @@ impl UringBackend {
             // One writer (the home thread): a plain increment, no locked
             // read-modify-write on every harvest.
             let beat = self.home_beat.load(Ordering::Relaxed);
-            self.home_beat.store(beat.wrapping_add(1), Ordering::Relaxed);
+            self.home_beat
+                .store(beat.wrapping_add(1), Ordering::Relaxed);
         }
     }
 
