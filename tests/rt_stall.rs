@@ -14,6 +14,9 @@
 //!   when no worker ever sleeps (the other one busy with a task that keeps
 //!   yielding), as they must when the kernel preempts a worker.
 //!
+//! And one that needs no blocked worker: a backlog of long tasks that one
+//! worker's events woke spreads to its sleeping sibling (`SPREAD_AFTER`).
+//!
 //! With one worker none of this can hold, so these run on multi_thread
 //! with 2 and 4 workers only. The tests run one at a time (`SERIAL`) so
 //! their latencies are not measured while the other tests load the cores.
@@ -345,5 +348,59 @@ async fn tasks_queued_behind_a_blocked_worker_run_while_the_other_never_sleeps(_
     assert!(
         latencies.iter().all(|&l| l < MAX_WAKE_LATENCY),
         "tasks queued on a blocked worker waited {latencies:?} while the other worker was busy"
+    );
+}
+
+rt_test!(@run crate::run_serial, a_backlog_of_long_tasks_spreads_to_a_sleeping_worker: multi_thread_2);
+async fn a_backlog_of_long_tasks_spreads_to_a_sleeping_worker(_: Flavor) {
+    // Tasks woken by the events one worker dispatches queue on that worker,
+    // and fewer than a claim batch of them wake no sibling (the ring
+    // already shared the events out). When each runs long, the backlog
+    // lasts: after `SPREAD_AFTER` (500 µs) the worker wakes its sleeping
+    // sibling to steal. Here one timer wakes TASKS tasks of WORK each
+    // (6 ms of work in all), well inside the stall check's 10 ms, which is
+    // disarmed while both workers sleep before the timer fires and is
+    // armed only when the batch starts: without the rule the whole batch
+    // runs on one worker, as it did at 2 workers before the rule. Several
+    // rounds, so one round's unlucky timing (a preempted CPU) cannot fail
+    // the test alone.
+    const TASKS: usize = 30;
+    const WORK: Duration = Duration::from_micros(200);
+    const ROUNDS: usize = 5;
+    let mut spread = Vec::new();
+    for _ in 0..ROUNDS {
+        // Both workers fall asleep and the stall check runs out.
+        sleep(ms(40)).await;
+        let at = kevent::time::Instant::now() + ms(20);
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        for _ in 0..TASKS {
+            let ran = ran.clone();
+            kevent::spawn(async move {
+                kevent::time::sleep_until(at).await;
+                let start = Instant::now();
+                while start.elapsed() < WORK {
+                    std::hint::spin_loop();
+                }
+                ran.lock().unwrap().push(thread::current().id());
+            });
+        }
+        // Not awaiting the tasks: a join handle's wakeup is not a task the
+        // rule is about.
+        kevent::time::sleep_until(at + ms(100)).await;
+        let ran = ran.lock().unwrap();
+        assert_eq!(
+            ran.len(),
+            TASKS,
+            "a task of the batch did not run in 100 ms"
+        );
+        let first = ran[0];
+        let elsewhere = ran.iter().filter(|&&t| t != first).count();
+        spread.push(elsewhere.min(TASKS - elsewhere));
+    }
+    // Tasks the less busy worker ran, per round.
+    let rounds_spread = spread.iter().filter(|&&n| n >= 3).count();
+    assert!(
+        rounds_spread >= 3,
+        "tasks the second worker ran, per round of {TASKS}: {spread:?}; a backlog of long tasks stayed on one worker"
     );
 }

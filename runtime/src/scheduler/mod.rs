@@ -345,6 +345,16 @@ impl Shared {
         }
     }
 
+    /// Wakes a sleeping sibling to steal worker `from`'s queued tasks (a
+    /// plain [`notify_one`](Shared::notify_one)), counted in `from`'s
+    /// wakeups sent. Called on worker `from`'s own thread, the counter's
+    /// one writer.
+    pub(crate) fn notify_sibling(&self, from: usize) {
+        if !self.single && self.notify_one(false) {
+            bump(&self.remotes[from].counters.notifies, 1);
+        }
+    }
+
     /// Posts NOTIFY when a worker sleeps and none is looking for work. With
     /// `always`, whenever any worker sleeps, even while one searches or a
     /// NOTIFY is pending (see [`Idle::want_notify`]).

@@ -178,11 +178,8 @@ pub(crate) fn schedule_local(
     };
     let notify = queued && local.len() >= backlog;
     drop(local);
-    if notify && !shared.single && shared.notify_one(false) {
-        shared.remotes[ctx.index]
-            .counters
-            .notifies
-            .fetch_add(1, Ordering::Relaxed);
+    if notify {
+        shared.notify_sibling(ctx.index);
     }
     Ok(())
 }
@@ -477,9 +474,7 @@ impl Worker {
             None => self.core.backlog_since = Some(now),
             Some(since) if now.duration_since(since) >= SPREAD_AFTER => {
                 self.core.backlog_since = Some(now);
-                if self.shared.notify_one(false) {
-                    super::bump(&self.remote().counters.notifies, 1);
-                }
+                self.shared.notify_sibling(self.core.index);
             }
             Some(_) => {}
         }
