@@ -56,6 +56,14 @@ const NOTIFY_BACKLOG: usize = 4;
 /// (BENCHMARKS.md, stop 17): futex calls per request 0.021-0.027 with the
 /// spawn rule, 0.009-0.012 with this one, at the same CPU per request.
 const NOTIFY_BACKLOG_DISPATCH: usize = CLAIM_BATCH;
+/// The same for a task that woke itself while it ran (`yield_now`, an
+/// exhausted coop budget, hyper's dispatcher yielding after 16 messages):
+/// it is no new work, only a turn given back, so it counts like the
+/// dispatch rule. With the spawn rule, hyper's yields under pipelined load
+/// woke the sleeping sibling 0.007 times per request (futex calls; tokio
+/// 0.003-0.005); with this one 0.002, at 2 workers (BENCHMARKS.md, stop 23).
+/// A backlog of yielding tasks that lasts is `SPREAD_AFTER`'s.
+const NOTIFY_BACKLOG_YIELD: usize = CLAIM_BATCH;
 /// How long a worker may run with tasks waiting behind it before it wakes
 /// a sleeping sibling to steal them, whatever their count: a backlog that
 /// lasts this long is worth the ~15-30 µs a wakeup costs. The counts above
@@ -173,6 +181,8 @@ pub(crate) fn schedule_local(
     // get through before the sibling is up (see `NOTIFY_BACKLOG`).
     let backlog = if ctx.dispatching.get() {
         NOTIFY_BACKLOG_DISPATCH
+    } else if yielded {
+        NOTIFY_BACKLOG_YIELD
     } else {
         NOTIFY_BACKLOG
     };
