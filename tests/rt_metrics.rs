@@ -269,6 +269,54 @@ async fn tasks_woken_by_one_batch_of_events_wake_no_sleeping_worker(_: Flavor) {
     .unwrap();
 }
 
+rt_test!(tasks_that_yield_wake_no_sleeping_worker: multi_thread_2, multi_thread_4);
+async fn tasks_that_yield_wake_no_sleeping_worker(_: Flavor) {
+    // Four tasks on one worker yield in turn while the others sleep: each
+    // yield puts a task back behind three others, a backlog that would wake
+    // a sibling if it were new work (spawned or woken). A yield is a turn
+    // given back, and wakes none for fewer than a claim batch. A round that
+    // outlasts `SPREAD_AFTER` (500 µs, a preempted CPU) may wake one, so a
+    // few rounds are allowed to; counting them as yields did, every round
+    // woke one.
+    const ROUNDS: usize = 20;
+    let woke = kevent::spawn(async {
+        let mut woke = 0;
+        for _ in 0..ROUNDS {
+            sleep(ms(5)).await;
+            let done = Arc::new(AtomicUsize::new(0));
+            // Three tasks: a shorter backlog than the spawn rule's.
+            let handles: Vec<_> = (0..3)
+                .map(|_| {
+                    let done = done.clone();
+                    kevent::spawn(async move {
+                        for _ in 0..20 {
+                            kevent::task::yield_now().await;
+                        }
+                        done.fetch_add(1, SeqCst);
+                    })
+                })
+                .collect();
+            let before = sum(&metrics(), |w| w.wakeups_sent);
+            while done.load(SeqCst) < 3 {
+                kevent::task::yield_now().await;
+            }
+            if sum(&metrics(), |w| w.wakeups_sent) != before {
+                woke += 1;
+            }
+            for h in handles {
+                h.await.unwrap();
+            }
+        }
+        woke
+    })
+    .await
+    .unwrap();
+    assert!(
+        woke <= 3,
+        "{woke} of {ROUNDS} rounds of yielding tasks woke a sleeping worker"
+    );
+}
+
 rt_test!(a_long_backlog_wakes_a_sleeping_worker_to_steal: multi_thread_2, multi_thread_4);
 async fn a_long_backlog_wakes_a_sleeping_worker_to_steal(_: Flavor) {
     // Sixteen tasks that each keep their worker busy for 5 ms, queued by
