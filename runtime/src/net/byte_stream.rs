@@ -106,6 +106,7 @@ impl<S: AsRawFd> Evented<S> {
 
     /// hyper's flush: reports a failed send, does not wait for those in
     /// flight (`StreamIo::flush_behind`).
+    #[cfg(feature = "hyper")]
     pub(crate) fn flush_behind(&self) -> io::Result<()> {
         self.bytes.flush_behind()
     }
