@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use kevent::io::{AsyncReadExt, AsyncWriteExt};
-use kevent::net::{TcpListener, TcpStream};
+use kevent::net::{TcpListener, TcpSocket, TcpStream};
 
 /// A listener on an ephemeral loopback port.
 pub async fn listener() -> TcpListener {
@@ -36,8 +36,23 @@ pub async fn echo(mut stream: TcpStream) -> io::Result<u64> {
     }
 }
 
-/// An address nothing listens on (a port just released).
+/// An address nothing listens on: a loopback port bound by a socket that
+/// never listens, so a connect to it is refused. The socket stays open for
+/// the rest of the test binary, so that no other test takes the port
+/// meanwhile. A port only released could be taken: another test's listener
+/// on port 0 got it, a connect meant to be refused reached that listener,
+/// and was reset when that test closed it (`ECONNRESET` instead of
+/// `ECONNREFUSED`, seen once in CI).
 pub async fn closed_addr() -> SocketAddr {
-    let l = listener().await;
-    l.local_addr().unwrap()
+    static RESERVED: std::sync::Mutex<Vec<TcpSocket>> = std::sync::Mutex::new(Vec::new());
+    let socket = TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind("127.0.0.1:0".parse().unwrap())
+        .expect("bind 127.0.0.1:0");
+    let addr = socket.local_addr().unwrap();
+    RESERVED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(socket);
+    addr
 }
