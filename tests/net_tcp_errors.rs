@@ -81,13 +81,6 @@ fn connect_to_a_closed_port_is_refused() {
     each_flavor(|| async {
         let addr = closed_addr().await;
         let err = TcpStream::connect(addr).await.unwrap_err();
-        // On io_uring a closed listener's socket lives on until the kernel
-        // finishes cancelling its poll, so a connect racing that close can be
-        // queued and then reset instead of refused (a known difference).
-        let uring = std::env::var("KEVENT_BACKEND").as_deref() != Ok("mio");
-        if uring && err.kind() == io::ErrorKind::ConnectionReset {
-            return;
-        }
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
     });
 }

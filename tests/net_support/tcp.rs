@@ -39,10 +39,11 @@ pub async fn echo(mut stream: TcpStream) -> io::Result<u64> {
 /// An address nothing listens on: a loopback port bound by a socket that
 /// never listens, so a connect to it is refused. The socket stays open for
 /// the rest of the test binary, so that no other test takes the port
-/// meanwhile. A port only released could be taken: another test's listener
-/// on port 0 got it, a connect meant to be refused reached that listener,
-/// and was reset when that test closed it (`ECONNRESET` instead of
-/// `ECONNREFUSED`, seen once in CI).
+/// meanwhile. A dropped listener's port would not do: on io_uring its
+/// socket lives on until the kernel finishes cancelling its poll, so a
+/// connect right after could be queued on it and reset when it closed
+/// (`ECONNRESET` instead of `ECONNREFUSED`, seen in CI), and once
+/// released, a parallel test's listener on port 0 could take the port.
 pub async fn closed_addr() -> SocketAddr {
     static RESERVED: std::sync::Mutex<Vec<TcpSocket>> = std::sync::Mutex::new(Vec::new());
     let socket = TcpSocket::new_v4().expect("a TCP socket");
