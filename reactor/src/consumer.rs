@@ -486,6 +486,13 @@ impl Consumer {
         // sleeping one.
         if inner.drains_concurrently {
             self.stats.harvests += 1;
+            if self.home {
+                // Whether the home should keep every request depends on
+                // whether the others run (`uring/home.rs`).
+                inner
+                    .backend
+                    .home_sample(inner.waiters.others_busy(self.id));
+            }
             inner.backend.drain_now(&mut self.harvested)?;
             published += inner.absorb(&self.harvested, Some(self.id));
         } else if inner.harvest.try_take() {

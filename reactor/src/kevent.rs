@@ -49,6 +49,10 @@ pub struct RingStats {
     /// later (a pooled per-request timer) takes none, nor does
     /// cancelling one.
     pub timer_filings: u64,
+    /// Times the ring's home consumer (`Consumer::set_home`) found itself
+    /// busy all the time and left the other consumers to submit their own
+    /// requests (io_uring; 0 elsewhere).
+    pub home_closings: u64,
 }
 
 /// A kevent ring: register sources, post events, attach consumers.
@@ -194,6 +198,7 @@ impl Kevent {
             registrations: self.inner.regs.len(),
             wakeups: self.inner.waiters.total_wakeups(),
             timer_filings: self.inner.timers.filings(),
+            home_closings: self.inner.backend.home_closings(),
         }
     }
 

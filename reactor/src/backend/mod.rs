@@ -77,6 +77,16 @@ pub(crate) trait Poller: Send + Sync + fmt::Debug {
     /// The calling thread claims with the home consumer: it is the home
     /// thread from now on.
     fn home_claims(&self) {}
+
+    /// The home consumer, busy, looked at the others: `others_busy` if one
+    /// of them was running (see `uring/home.rs`).
+    fn home_sample(&self, _others_busy: bool) {}
+
+    /// How many times the home closed to others' requests, busy all the
+    /// time (io_uring; see `uring/home.rs`).
+    fn home_closings(&self) -> u64 {
+        0
+    }
     /// Changes the interest of a watched `fd`.
     fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()>;
     /// Stops watching `fd`, registered as `entry`.

@@ -54,6 +54,10 @@ pub struct RuntimeMetrics {
     /// runtime's pool and armed no earlier than the wheel entry it left
     /// there (hyper's per-request timeout) takes none.
     pub ring_timer_filings: u64,
+    /// Times the ring's home worker (io_uring, default at 2 workers) was
+    /// busy all the time beside a busy worker and left the others to submit
+    /// their own requests (README, "The home worker").
+    pub ring_home_closings: u64,
 }
 
 impl RuntimeMetrics {
@@ -140,5 +144,6 @@ pub(crate) fn snapshot(shared: &Shared) -> RuntimeMetrics {
         ring_published: ring.published,
         ring_overflowed: ring.overflowed,
         ring_timer_filings: ring.timer_filings,
+        ring_home_closings: ring.home_closings,
     }
 }

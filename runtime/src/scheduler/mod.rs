@@ -66,13 +66,13 @@ pub(crate) const STALL: Token = Token(usize::MAX - 3);
 /// With a home, every receive's completion work and every harvest run on
 /// its thread: at 2 workers under full load it ran 95% of the server's
 /// CPU (BENCHMARKS.md, stop 22), which costs nothing where the load
-/// generator takes the other core, but would cap a runtime of many workers
-/// near one core's worth of I/O. Measured at 2 workers only; above, off
-/// until a run with more cores says otherwise. The cap shows at 2 workers
-/// too where the runtime has both cores (the net benches' client and
-/// server in one runtime): `tcp_echo_64conn` 1.30-1.47x tokio with a home,
-/// 0.76-1.00x without, where `accept_storm` goes the other way (0.95-1.22x
-/// with, 1.39-1.79x without; BENCHMARKS.md, stop 23).
+/// generator takes the other core, but capped the runtime near one core's
+/// worth of I/O where it has both (the net benches' client and server in
+/// one runtime: `tcp_echo_64conn` 1.30-1.51x tokio with a home, 0.76-1.00x
+/// without; BENCHMARKS.md, stops 23 and 24). So a home that is busy all
+/// the time beside a busy worker closes and lets the others submit their
+/// own requests (reactor `uring/home.rs`; 0.70-1.03x). Measured at 2
+/// workers only; above, off until a run with more cores says otherwise.
 const HOME_MAX_WORKERS: usize = 2;
 
 /// Whether worker 0 is the ring's home (see `Shared::new`) in a runtime of

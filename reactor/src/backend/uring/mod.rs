@@ -43,6 +43,7 @@ use io_uring::{opcode, types, IoUring};
 mod completion;
 mod cq_tail;
 mod file;
+mod home;
 mod pool;
 mod recv;
 mod send;
@@ -168,7 +169,10 @@ pub(crate) struct UringBackend {
     /// since `born`): see `home_stuck`.
     beat_seen: AtomicU64,
     beat_seen_at: AtomicU64,
-    /// When this backend was made (the clock of `beat_seen_at`).
+    /// Whether the home has time for others' requests (`home.rs`).
+    home_load: home::HomeLoad,
+    /// When this backend was made (the clock of `beat_seen_at` and
+    /// `home_load`).
     born: std::time::Instant,
     /// Poll requests queued in the SQ but not yet submitted.
     unsubmitted: AtomicBool,
@@ -299,6 +303,7 @@ impl UringBackend {
             home_beat: AtomicU64::new(0),
             beat_seen: AtomicU64::new(0),
             beat_seen_at: AtomicU64::new(0),
+            home_load: home::HomeLoad::new(),
             born: std::time::Instant::now(),
             unsubmitted: AtomicBool::new(false),
             syscalls: AtomicU64::new(0),
@@ -531,7 +536,10 @@ impl Poller for UringBackend {
         // worker than returning through the futex wait's restart).
         if let (Some(cq), None, false) = (&self.cq_tail, sigmask, self.sole.load(Ordering::Relaxed))
         {
-            return self.sleep_on_tail(cq, out, timeout);
+            let home = self.home_sleeps();
+            let result = self.sleep_on_tail(cq, out, timeout);
+            self.home_woke(home);
+            return result;
         }
         self.enter_wait.store(true, Ordering::SeqCst);
         // A request queued before `in_wait` was set is submitted by the
@@ -546,7 +554,9 @@ impl Poller for UringBackend {
                 timeout = Some(Duration::ZERO);
             }
         }
+        let home = self.home_sleeps();
         let result = self.wait(timeout, sigmask);
+        self.home_woke(home);
         self.enter_wait.store(false, Ordering::SeqCst);
         self.in_wait.store(false, Ordering::SeqCst);
         result?;
@@ -576,7 +586,18 @@ impl Poller for UringBackend {
         let tag = crate::backend::thread_tag();
         if self.home_thread.load(Ordering::Relaxed) != tag {
             self.home_thread.store(tag, Ordering::Relaxed);
+            self.home_load.reset(self.clock());
         }
+    }
+
+    fn home_sample(&self, others_busy: bool) {
+        if self.home.load(Ordering::Relaxed) && self.is_home() {
+            self.home_load.sample(others_busy, self.clock());
+        }
+    }
+
+    fn home_closings(&self) -> u64 {
+        self.home_load.closings()
     }
 
     fn has_home(&self) -> bool {

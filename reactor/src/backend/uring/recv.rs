@@ -80,8 +80,32 @@ pub(crate) struct State {
     /// unknown.
     /// The kernel runs the receive's completion work on that thread.
     pub(crate) owner: usize,
+    /// `owner` is a guess: the receive was (re)armed while the ring's home
+    /// was closed, when any consumer's enter may have submitted it
+    /// (`uring/home.rs`). A reader that leaves its requests to the home,
+    /// open again, moves it (`Reader::settled`).
+    pub(crate) unsettled: bool,
     /// Reads in a row that found nothing, by a consumer thread not `owner`.
     strays: u8,
+}
+
+/// Who reads an inbox, for `Inbox::take`: the thread a receive the reader
+/// re-armed now would belong to (`backend::thread_tag`), and whether that
+/// is certain (`UringBackend::receive_home`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Reader {
+    pub(crate) tag: usize,
+    /// False while the ring's home is closed: any consumer's enter may
+    /// submit what another thread posted.
+    pub(crate) settled: bool,
+}
+
+#[cfg(test)]
+impl Reader {
+    /// A reader whose requests are submitted by thread `tag`, certainly.
+    pub(crate) fn settled(tag: usize) -> Reader {
+        Reader { tag, settled: true }
+    }
 }
 
 impl std::fmt::Debug for Inbox {
@@ -128,8 +152,9 @@ impl State {
 }
 
 impl Inbox {
-    /// An inbox for a receive submitted by thread `owner` (0: unknown).
-    pub(crate) fn new(owner: usize) -> Inbox {
+    /// An inbox for a receive submitted by thread `owner` (0: unknown;
+    /// `unsettled`: a guess, see `State::unsettled`).
+    pub(crate) fn new(owner: usize, unsettled: bool) -> Inbox {
         Inbox {
             state: Mutex::new(State {
                 buf: Vec::new(),
@@ -139,6 +164,7 @@ impl Inbox {
                 recv: Recv::Armed,
                 closed: false,
                 owner,
+                unsettled,
                 strays: 0,
             }),
         }
@@ -162,17 +188,20 @@ impl Inbox {
     /// with `peek`). `Ok(0)` at end of stream; the receive error, once,
     /// after the data before it; `WouldBlock` when nothing has arrived.
     ///
-    /// `reader`: the calling thread's `backend::thread_tag` when it consumes from
-    /// the ring. The kernel posts a receive's completions from work run on
-    /// the thread that submitted it, so a receive whose socket is now read
-    /// on another worker would need that thread woken for every message.
-    /// After [`STRAYS_TO_MOVE`] empty reads in a row by another consumer
-    /// thread, the receive is cancelled and re-armed by the reader.
+    /// `reader`: for a thread that consumes from the ring, the thread a
+    /// receive it re-armed now would belong to (`backend::thread_tag`): its
+    /// own, or the home's where it leaves its requests to an open home
+    /// (`UringBackend::receive_home`). The kernel posts a receive's
+    /// completions from work run on the thread that submitted it, so a
+    /// receive whose socket is now read on another worker would need that
+    /// thread woken for every message. After [`STRAYS_TO_MOVE`] empty reads
+    /// in a row by a reader whose receive belongs elsewhere, the receive is
+    /// cancelled and the reader re-arms it.
     pub(crate) fn take(
         &self,
         dst: &mut [MaybeUninit<u8>],
         peek: bool,
-        reader: Option<usize>,
+        reader: Option<Reader>,
     ) -> Taken {
         let mut s = self.state.lock();
         let unread = s.unread();
@@ -186,7 +215,7 @@ impl Inbox {
                 Err(io::Error::from_raw_os_error(errno))
             } else {
                 if let Some(me) = reader {
-                    if s.owner == me {
+                    if s.owner == me.tag && !(s.unsettled && me.settled) {
                         s.strays = 0;
                     } else if s.recv == Recv::Armed && s.live() {
                         s.strays += 1;
@@ -226,7 +255,8 @@ impl Inbox {
             match s.recv {
                 Recv::Idle => {
                     s.recv = Recv::Armed;
-                    s.owner = reader.unwrap_or(0);
+                    s.owner = reader.map_or(0, |r| r.tag);
+                    s.unsettled = reader.is_some_and(|r| !r.settled);
                     s.strays = 0;
                     resume = true;
                 }
@@ -342,11 +372,7 @@ impl UringBackend {
         }
         // A consumer's next enter submits it, as a rule before another
         // consumer's does.
-        let inbox = Arc::new(Inbox::new(if here {
-            crate::backend::thread_tag()
-        } else {
-            0
-        }));
+        let inbox = Arc::new(Inbox::new(self.owner_of_posts(), !self.home_settled()));
         w.inbox = Some(inbox.clone());
         w.mask = without_reads(w.mask);
         let poll = Self::poll_sqe(fd, entry, w.mask);
@@ -368,13 +394,23 @@ impl UringBackend {
     }
 
     /// Cancels `entry`'s receive; its last completion wakes the reader,
-    /// who re-arms it from its own thread (see `Inbox::take`).
+    /// who re-arms it from its own thread (see `Inbox::take`). The
+    /// socket's poll (writability and errors) moves with it now: the
+    /// kernel runs a poll's completion work on its owner too, and a poll
+    /// left with a parked worker wakes it for every send the socket makes.
     pub(super) fn cancel_recv(&self, entry: u64, here: bool) -> io::Result<()> {
         // Under the lock `deregister` cancels under, like every receive
         // submission, so this cancel never outlives the registration.
         let polls = self.polls.lock();
-        if polls.contains_key(&entry) {
-            self.post(&[Self::cancel_all_sqe(entry | RECV)], here)?;
+        if let Some(w) = polls.get(&entry) {
+            // In order: the old poll goes, the new one comes (as in
+            // `arm_recv`), and the receive goes.
+            let sqes = [
+                Self::cancel_all_sqe(entry),
+                Self::poll_sqe(w.fd, entry, w.mask),
+                Self::cancel_all_sqe(entry | RECV),
+            ];
+            self.post(&sqes, here)?;
         }
         Ok(())
     }
@@ -394,7 +430,7 @@ mod tests {
 
     #[test]
     fn reads_in_order_then_would_block_then_eof() {
-        let inbox = Inbox::new(0);
+        let inbox = Inbox::new(0, false);
         let mut dst = [MaybeUninit::uninit(); 4];
         let t = inbox.take(&mut dst, false, None);
         assert_eq!(t.result.unwrap_err().kind(), io::ErrorKind::WouldBlock);
@@ -413,7 +449,7 @@ mod tests {
 
     #[test]
     fn an_error_comes_after_the_data_before_it_and_once() {
-        let inbox = Inbox::new(0);
+        let inbox = Inbox::new(0, false);
         inbox.lock().push(b"ab");
         inbox.lock().error = Some(libc::ECONNRESET);
         let mut dst = [MaybeUninit::uninit(); 8];
@@ -425,7 +461,7 @@ mod tests {
 
     #[test]
     fn a_paused_receive_resumes_once_drained_below_the_mark() {
-        let inbox = Inbox::new(0);
+        let inbox = Inbox::new(0, false);
         inbox.lock().push(&vec![7u8; PAUSE_AT]);
         inbox.lock().recv = Recv::Idle;
         let mut dst = vec![MaybeUninit::uninit(); PAUSE_AT - RESUME_BELOW];
@@ -442,38 +478,73 @@ mod tests {
     #[test]
     fn a_receive_moves_to_a_reader_thread_that_keeps_finding_it_empty() {
         let (owner, reader) = (1usize, 2usize);
-        let inbox = Inbox::new(owner);
+        let inbox = Inbox::new(owner, false);
         let mut dst = [MaybeUninit::uninit(); 4];
         // The owner's own empty reads never move it.
         for _ in 0..3 {
-            let t = inbox.take(&mut dst, false, Some(owner));
+            let t = inbox.take(&mut dst, false, Some(Reader::settled(owner)));
             assert!(!t.cancel && !t.resume);
         }
         // Another consumer thread: one empty read is tolerated...
-        let t = inbox.take(&mut dst, false, Some(reader));
+        let t = inbox.take(&mut dst, false, Some(Reader::settled(reader)));
         assert!(!t.cancel);
         // ...and a read by the owner in between starts the count again.
-        assert!(!inbox.take(&mut dst, false, Some(owner)).cancel);
-        assert!(!inbox.take(&mut dst, false, Some(reader)).cancel);
-        let t = inbox.take(&mut dst, false, Some(reader));
+        assert!(
+            !inbox
+                .take(&mut dst, false, Some(Reader::settled(owner)))
+                .cancel
+        );
+        assert!(
+            !inbox
+                .take(&mut dst, false, Some(Reader::settled(reader)))
+                .cancel
+        );
+        let t = inbox.take(&mut dst, false, Some(Reader::settled(reader)));
         assert!(t.cancel, "second empty read in a row by the same stranger");
         assert_eq!(t.result.unwrap_err().kind(), io::ErrorKind::WouldBlock);
         assert_eq!(inbox.lock().recv, Recv::Moving);
         // While the cancel is in flight nothing is cancelled or re-armed twice.
-        let t = inbox.take(&mut dst, false, Some(reader));
+        let t = inbox.take(&mut dst, false, Some(Reader::settled(reader)));
         assert!(!t.cancel && !t.resume);
         // Its last completion leaves it idle; the reader's next read re-arms
         // it from the reader's thread.
         inbox.lock().recv = Recv::Idle;
-        let t = inbox.take(&mut dst, false, Some(reader));
+        let t = inbox.take(&mut dst, false, Some(Reader::settled(reader)));
         assert!(t.resume && !t.cancel);
         let s = inbox.lock();
         assert_eq!((s.recv, s.owner), (Recv::Armed, reader));
     }
 
     #[test]
+    fn a_receive_armed_while_the_home_was_closed_moves_once_it_is_open() {
+        let home = 1;
+        let mut dst = [MaybeUninit::new(0u8); 8];
+        // Armed by the home while closed: another consumer's enter may have
+        // submitted it. While the home stays closed, its reads keep it.
+        let inbox = Inbox::new(home, true);
+        let closed = Reader {
+            tag: home,
+            settled: false,
+        };
+        for _ in 0..4 {
+            assert!(!inbox.take(&mut dst, false, Some(closed)).cancel);
+        }
+        // Open again: its reads move it, and once re-armed from there it
+        // stays.
+        let open = Reader::settled(home);
+        assert!(!inbox.take(&mut dst, false, Some(open)).cancel);
+        assert!(inbox.take(&mut dst, false, Some(open)).cancel);
+        inbox.lock().recv = Recv::Idle; // the cancel landed
+        let t = inbox.take(&mut dst, false, Some(open));
+        assert!(t.resume);
+        for _ in 0..4 {
+            assert!(!inbox.take(&mut dst, false, Some(open)).cancel);
+        }
+    }
+
+    #[test]
     fn a_reader_outside_the_consumers_never_moves_the_receive() {
-        let inbox = Inbox::new(1);
+        let inbox = Inbox::new(1, false);
         let mut dst = [MaybeUninit::uninit(); 4];
         for _ in 0..5 {
             assert!(!inbox.take(&mut dst, false, None).cancel);
@@ -483,12 +554,12 @@ mod tests {
 
     #[test]
     fn an_ended_stream_is_never_moved_or_resumed() {
-        let inbox = Inbox::new(1);
+        let inbox = Inbox::new(1, false);
         inbox.lock().eof = true;
         inbox.lock().recv = Recv::Idle;
         let mut dst = [MaybeUninit::uninit(); 4];
         for _ in 0..3 {
-            let t = inbox.take(&mut dst, false, Some(2));
+            let t = inbox.take(&mut dst, false, Some(Reader::settled(2)));
             assert_eq!(t.result.unwrap(), 0);
             assert!(!t.cancel && !t.resume);
         }

@@ -124,7 +124,7 @@ impl Stream {
         ev: R::Event,
     ) -> io::Result<usize> {
         let here = self.backend.consumes_here();
-        let taken = inbox.take(dst, peek, here.then(crate::backend::thread_tag));
+        let taken = inbox.take(dst, peek, self.backend.receive_home());
         if taken.cancel {
             self.backend.cancel_recv(self.entry, here)?;
         }

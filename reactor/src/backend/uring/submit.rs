@@ -26,6 +26,7 @@ use std::os::fd::RawFd;
 use io_uring::{opcode, types};
 
 use super::completion::REMOVE;
+use super::recv::Reader;
 use super::{interrupted, UringBackend};
 use crate::backend::Poller;
 
@@ -84,11 +85,46 @@ impl UringBackend {
     /// kernel's completion work for them wakes only the thread that sleeps
     /// in the ring, never a worker parked elsewhere (`Consumer::set_home`).
     pub(super) fn leaves_to_home(&self) -> bool {
-        self.home.load(Ordering::Relaxed) && !self.is_home()
+        self.home.load(Ordering::Relaxed) && self.home_load.is_open() && !self.is_home()
+    }
+
+    /// The thread that owns a request the calling thread posts now (its
+    /// `backend::thread_tag`), as far as it can tell: itself if it consumes
+    /// here, the home's if it leaves requests to an open home, else 0
+    /// (unknown: whichever consumer enters next).
+    pub(super) fn owner_of_posts(&self) -> usize {
+        if self.consumes_here() {
+            crate::backend::thread_tag()
+        } else if self.home.load(Ordering::Relaxed) && self.home_load.is_open() {
+            self.home_thread.load(Ordering::Relaxed)
+        } else {
+            0
+        }
+    }
+
+    /// Where the receive of a socket the calling thread reads belongs, for
+    /// `Inbox::take`: with the owner of its posts, if it is a consumer of
+    /// the ring; `None` for any other thread, whose reads never move a
+    /// receive.
+    pub(super) fn receive_home(&self) -> Option<Reader> {
+        (self.ring_id != 0 && crate::backend::consumes(self.ring_id))
+            .then(|| self.owner_of_posts())
+            .filter(|&tag| tag != 0)
+            .map(|tag| Reader {
+                tag,
+                settled: self.home_settled(),
+            })
+    }
+
+    /// Whether a request's owner is the thread that posted it (or the home
+    /// it leaves it to): false while the home is closed, when whichever
+    /// consumer enters next submits everything pushed so far.
+    pub(super) fn home_settled(&self) -> bool {
+        !self.home.load(Ordering::Relaxed) || self.home_load.is_open()
     }
 
     /// The calling thread is the home consumer's (`Consumer::set_home`).
-    fn is_home(&self) -> bool {
+    pub(super) fn is_home(&self) -> bool {
         self.home_thread.load(Ordering::Relaxed) == crate::backend::thread_tag()
     }
 
@@ -103,6 +139,24 @@ impl UringBackend {
         }
     }
 
+    /// Nanoseconds since this backend was made.
+    pub(super) fn clock(&self) -> u64 {
+        self.born.elapsed().as_nanos() as u64
+    }
+
+    /// The calling thread is about to sleep in the ring: if it is the
+    /// home's, when (for `home_woke`).
+    pub(super) fn home_sleeps(&self) -> Option<u64> {
+        (self.home.load(Ordering::Relaxed) && self.is_home()).then(|| self.clock())
+    }
+
+    /// The home's sleep that began at `from` (`home_sleeps`) is over.
+    pub(super) fn home_woke(&self, from: Option<u64>) {
+        if let Some(from) = from {
+            self.home_load.slept(from, self.clock());
+        }
+    }
+
     /// The home thread has not read the completion queue for `HOME_STUCK`
     /// as far as the consumers that looked can tell, and does not sleep in
     /// the ring (where `queue` wakes it): it is stuck in a long task, and
@@ -113,7 +167,7 @@ impl UringBackend {
         if self.in_wait.load(Ordering::SeqCst) {
             return false;
         }
-        let now = self.born.elapsed().as_nanos() as u64;
+        let now = self.clock();
         let beat = self.home_beat.load(Ordering::Relaxed);
         if self.beat_seen.swap(beat, Ordering::Relaxed) != beat {
             self.beat_seen_at.store(now, Ordering::Relaxed);
