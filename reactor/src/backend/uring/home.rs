@@ -6,11 +6,13 @@
 //! never woken for a completion. Once the home is busy all the time while
 //! another worker runs too, it is the runtime's bottleneck (two workers
 //! that have both CPUs: 64 echo connections with client and server in one
-//! runtime took 1.4-1.6x tokio's time with a home, 0.9-1.1x without;
-//! ARCHITECTURE.md, "One home for the ring's requests"). So over windows
-//! of [`WINDOW`] the home measures the share of its time it slept in the
-//! ring, and the share of its looks at the other consumers (one per
-//! harvest while it runs, `Consumer::harvest`) that found one running. After [`CLOSE_AFTER`] windows in a row with under
+//! runtime took 1.3-1.6x tokio's time with a home, 0.8-1.1x without;
+//! ARCHITECTURE.md, "One home for the ring's requests").
+//!
+//! So over windows of [`WINDOW`] the home measures the share of its time
+//! it slept in the ring, and the share of its looks at the other consumers
+//! (one per harvest while it runs, `Consumer::harvest`) that found one
+//! running. After [`CLOSE_AFTER`] windows in a row with under
 //! [`CLOSE_BELOW`] of sleep and at least [`OTHERS_BUSY_AT`] of busy looks
 //! it *closes*: the other workers then submit their own requests and take
 //! over the receives of the sockets they read (`Inbox::take`), as without
@@ -30,7 +32,7 @@ use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// The span over which the home's idle share is measured.
-pub(super) const WINDOW: Duration = Duration::from_millis(10);
+const WINDOW: Duration = Duration::from_millis(10);
 /// An open home whose idle share over a window falls below this closes.
 const CLOSE_BELOW: f64 = 0.05;
 /// An open home closes after this many windows in a row that would close

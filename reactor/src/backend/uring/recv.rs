@@ -82,8 +82,8 @@ pub(crate) struct State {
     pub(crate) owner: usize,
     /// `owner` is a guess: the receive was (re)armed while the ring's home
     /// was closed, when any consumer's enter may have submitted it
-    /// (`uring/home.rs`). A reader that leaves its requests to the home,
-    /// open again, moves it (`Reader::settled`).
+    /// (`uring/home.rs`). Once the home is open again, a read moves it
+    /// (a `Reader` whose `settled` holds), whoever the guess named.
     pub(crate) unsettled: bool,
     /// Reads in a row that found nothing, by a consumer thread not `owner`.
     strays: u8,
