@@ -50,6 +50,8 @@ const OTHERS_BUSY_AT: f64 = 0.3;
 /// A closed home opens if fewer of its looks than this share found another
 /// consumer running.
 const OTHERS_IDLE_BELOW: f64 = 0.15;
+/// A running home reads the clock once per this many looks at the others.
+const LOOK_EVERY: u64 = 8;
 
 /// The home thread's load: whether it has time for others' requests.
 #[derive(Debug)]
@@ -100,20 +102,23 @@ impl HomeLoad {
         self.look(to);
     }
 
-    /// The busy home looked at the other consumers at `now` (nanoseconds):
-    /// `others_busy` if one of them was running.
-    pub(super) fn sample(&self, others_busy: bool, now: u64) {
-        self.samples.store(self.samples.load(Relaxed) + 1, Relaxed);
+    /// The busy home looked at the other consumers: `others_busy` if one of
+    /// them was running. True when the home should read the clock for
+    /// `look` (every [`LOOK_EVERY`] samples: a harvest is frequent, the
+    /// window long).
+    pub(super) fn sample(&self, others_busy: bool) -> bool {
+        let samples = self.samples.load(Relaxed) + 1;
+        self.samples.store(samples, Relaxed);
         if others_busy {
             self.others_busy
                 .store(self.others_busy.load(Relaxed) + 1, Relaxed);
         }
-        self.look(now);
+        samples % LOOK_EVERY == 0
     }
 
     /// The home is at `now` (nanoseconds): at the end of a window, opens or
     /// closes on the window's shares and starts the next window.
-    fn look(&self, now: u64) {
+    pub(super) fn look(&self, now: u64) {
         let from = self.window_from.load(Relaxed);
         let span = now.saturating_sub(from);
         if span < WINDOW.as_nanos() as u64 {
@@ -142,16 +147,17 @@ impl HomeLoad {
                 self.open.store(true, Relaxed);
             }
         }
-        self.window_from.store(now, Relaxed);
-        self.slept.store(0, Relaxed);
-        self.samples.store(0, Relaxed);
-        self.others_busy.store(0, Relaxed);
+        self.start_window(now);
     }
 
     /// The home is gone or changes thread: start over, open.
     pub(super) fn reset(&self, now: u64) {
         self.open.store(true, Relaxed);
         self.strikes.store(0, Relaxed);
+        self.start_window(now);
+    }
+
+    fn start_window(&self, now: u64) {
         self.window_from.store(now, Relaxed);
         self.slept.store(0, Relaxed);
         self.samples.store(0, Relaxed);
@@ -170,15 +176,21 @@ mod tests {
     fn window(load: &HomeLoad, at: u64, slept: u64, busy: u64) {
         load.slept(at * MS + MS, (at + 1 + slept) * MS);
         for i in 0..10 {
-            load.sample(i < busy, at * MS + 5 * MS);
+            look_at(load, i < busy, at * MS + 5 * MS);
         }
-        load.sample(false, (at + 10) * MS);
+        look_at(load, false, (at + 10) * MS);
+    }
+
+    /// A look at the others at `now`, the clock read as if every time.
+    fn look_at(load: &HomeLoad, others_busy: bool, now: u64) {
+        load.sample(others_busy);
+        load.look(now);
     }
 
     #[test]
     fn a_busy_home_beside_busy_workers_closes_after_two_windows() {
         let load = HomeLoad::new();
-        load.sample(true, 5 * MS);
+        look_at(&load, true, 5 * MS);
         assert!(load.is_open(), "a window is not over yet");
         window(&load, 0, 0, 10);
         assert!(load.is_open(), "one busy window");
@@ -247,6 +259,14 @@ mod tests {
     }
 
     #[test]
+    fn the_clock_is_read_once_per_eight_looks() {
+        let load = HomeLoad::new();
+        let reads: Vec<bool> = (0..16).map(|_| load.sample(true)).collect();
+        assert_eq!(reads.iter().filter(|&&r| r).count(), 2);
+        assert!(reads[7] && reads[15]);
+    }
+
+    #[test]
     fn reset_opens() {
         let load = HomeLoad::new();
         window(&load, 0, 0, 10);
@@ -254,7 +274,7 @@ mod tests {
         assert!(!load.is_open());
         load.reset(21 * MS);
         assert!(load.is_open());
-        load.sample(true, 25 * MS);
+        look_at(&load, true, 25 * MS);
         assert!(load.is_open(), "the window starts at the reset");
         window(&load, 21, 0, 10);
         assert!(load.is_open(), "the strikes start at the reset");

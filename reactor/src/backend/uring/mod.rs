@@ -591,8 +591,9 @@ impl Poller for UringBackend {
     }
 
     fn home_sample(&self, others_busy: bool) {
-        if self.home.load(Ordering::Relaxed) && self.is_home() {
-            self.home_load.sample(others_busy, self.clock());
+        if self.home.load(Ordering::Relaxed) && self.is_home() && self.home_load.sample(others_busy)
+        {
+            self.home_load.look(self.clock());
         }
     }
 
