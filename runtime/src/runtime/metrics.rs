@@ -56,7 +56,7 @@ pub struct RuntimeMetrics {
     pub ring_timer_filings: u64,
     /// Times the ring's home worker (io_uring, default at 2 workers) was
     /// busy all the time beside a busy worker and left the others to submit
-    /// their own requests (README, "The home worker").
+    /// their own requests (README, "Guarantees, and the tests that prove them").
     pub ring_home_closings: u64,
 }
 
