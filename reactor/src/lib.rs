@@ -40,6 +40,7 @@ mod event;
 #[cfg(target_os = "linux")]
 mod futex;
 mod harvest;
+mod id_hash;
 mod kevent;
 #[doc(hidden)]
 pub mod loom;
@@ -59,6 +60,8 @@ pub use crate::backend::uring::{FileRing, FileRingHost, OUTBOX_LIMIT};
 pub use crate::config::{Backend, Config};
 pub use crate::consumer::{Consumer, ConsumerStats, WaitStatus};
 pub use crate::event::{Event, Flags, Hint, Interest, Ready, Token};
+#[doc(hidden)]
+pub use crate::id_hash::{IdHasher, IdMap};
 pub use crate::kevent::{Kevent, RingStats};
 pub use crate::registration::Key;
 pub use crate::stream::{Direction, Readiness, StreamIo};

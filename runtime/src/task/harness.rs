@@ -37,7 +37,6 @@
 //! of each waiting task, to wake it at shutdown.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -142,29 +141,8 @@ impl TaskRef {
     }
 }
 
-/// Hashes task ids (already unique integers) with one multiplication
-/// instead of SipHash: the registry is on every spawn's path.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
 /// Waiting tasks' ids to their wakers.
-type TaskMap = HashMap<u64, Waker, std::hash::BuildHasherDefault<IdHasher>>;
+type TaskMap = kevent_reactor::IdMap<Waker>;
 
 /// The registry of live tasks, sharded to keep spawns from contending.
 ///

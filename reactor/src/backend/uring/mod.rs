@@ -32,7 +32,6 @@
 
 use crate::loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::loom::Mutex;
-use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -64,6 +63,7 @@ use self::send_ring::SendRing;
 use super::listen_set::ListenSet;
 use super::Poller;
 use crate::event::{Interest, Ready};
+use crate::id_hash::IdMap;
 use crate::stream::StreamIo;
 
 /// Completion ring size (the submission ring is half).
@@ -122,7 +122,7 @@ pub(crate) struct UringBackend {
     cq: Mutex<()>,
     /// What each registration watches, to re-arm a multishot request the
     /// kernel ended (it does when its completion cannot be posted).
-    polls: Mutex<HashMap<u64, Polled>>,
+    polls: Mutex<IdMap<Polled>>,
     /// Listening sockets, watched through an epoll set the ring polls, so
     /// that no request of the ring holds one open (see `listen_set`).
     listeners: ListenSet,
@@ -136,7 +136,7 @@ pub(crate) struct UringBackend {
     /// Outboxes with a send in flight, by outbox id: the kernel reads their
     /// memory until the send completes, and a dropped stream's outbox
     /// lives here until its last byte is sent.
-    sends: Mutex<HashMap<u64, Arc<Outbox>>>,
+    sends: Mutex<IdMap<Arc<Outbox>>>,
     /// The eventfd `wake` writes (default mode); -1 with MSG_RING.
     wake_fd: RawFd,
     /// A harvester sleeps in `io_uring_enter` now.
@@ -285,12 +285,12 @@ impl UringBackend {
             pool,
             sq: Mutex::new(()),
             cq: Mutex::new(()),
-            polls: Mutex::new(HashMap::new()),
+            polls: Mutex::new(IdMap::default()),
             listeners: ListenSet::new()?,
             send_rings: Mutex::new(Vec::new()),
             id: NEXT_BACKEND.fetch_add(1, Ordering::Relaxed),
             ring_id,
-            sends: Mutex::new(HashMap::new()),
+            sends: Mutex::new(IdMap::default()),
             wake_fd,
             in_wait: AtomicBool::new(false),
             cq_tail,

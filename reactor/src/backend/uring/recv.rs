@@ -19,7 +19,6 @@
 //! decided by [`Inbox::take`]), and each of its completions is copied into
 //! the inbox by whoever drains the completion queue (`received`).
 
-use std::collections::HashMap;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
@@ -31,6 +30,7 @@ use super::completion::RECV;
 use super::pool::{RecycleOnDrop, BUF_GROUP};
 use super::{Polled, UringBackend};
 use crate::event::Ready;
+use crate::id_hash::IdMap;
 use crate::loom::{Mutex, MutexGuard};
 
 /// Bytes held before the receive is paused.
@@ -291,7 +291,7 @@ impl UringBackend {
     /// and queues a re-arm or a pausing cancel in `again`.
     pub(super) fn received(
         &self,
-        polls: &HashMap<u64, Polled>,
+        polls: &IdMap<Polled>,
         entry: u64,
         res: i32,
         flags: u32,
