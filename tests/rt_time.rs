@@ -253,6 +253,82 @@ async fn a_pooled_timer_armed_for_a_later_deadline_takes_no_timer_lock(_: Flavor
     assert!(start.elapsed() >= ms(20));
 }
 
+rt_test!(timers_dropped_on_workers_are_reused_there_and_still_keep_time);
+async fn timers_dropped_on_workers_are_reused_there_and_still_keep_time(_: Flavor) {
+    // The same shape from tasks, so on worker threads: each worker keeps
+    // the timers dropped on it for its own next ones.
+    let filings = || {
+        kevent::runtime::Handle::current()
+            .metrics()
+            .ring_timer_filings
+    };
+    let tasks = |n: usize| {
+        (0..4)
+            .map(|_| {
+                kevent::spawn(async move {
+                    for _ in 0..n {
+                        let mut s = pin!(sleep(Duration::from_secs(30)));
+                        assert!(poll!(s.as_mut()).is_pending());
+                    }
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    for h in tasks(8) {
+        h.await.unwrap();
+    }
+    let before = filings();
+    for h in tasks(500) {
+        h.await.unwrap();
+    }
+    let filed = filings() - before;
+    assert!(filed <= 40, "{filed} of 2000 request timers took the lock");
+    // Reused timers, whichever worker they were dropped on, fire when due
+    // and not before (their old wheel entries are 30 s away).
+    let late = (0..8u64)
+        .map(|i| {
+            kevent::spawn(async move {
+                let d = ms(10 + 5 * i);
+                let start = Instant::now();
+                sleep(d).await;
+                start.elapsed() >= d
+            })
+        })
+        .collect::<Vec<_>>();
+    for h in late {
+        assert!(h.await.unwrap(), "a reused timer fired early");
+    }
+}
+
+rt_test_sync!(timers_kept_by_a_worker_outlive_its_runtime_cleanly);
+fn timers_kept_by_a_worker_outlive_its_runtime_cleanly(flavor: Flavor) {
+    // Workers hold idle timers when their runtime shuts down; a second
+    // runtime on the same threads' successors times correctly.
+    for round in 0..3 {
+        let rt = flavor.build();
+        rt.block_on(async {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    kevent::spawn(async {
+                        for _ in 0..100 {
+                            let mut s = pin!(sleep(Duration::from_secs(30)));
+                            assert!(poll!(s.as_mut()).is_pending());
+                        }
+                        let start = Instant::now();
+                        sleep(ms(15)).await;
+                        start.elapsed()
+                    })
+                })
+                .collect();
+            for h in handles {
+                let took = h.await.unwrap();
+                assert!(took >= ms(15), "round {round}: slept {took:?}");
+            }
+        });
+        drop(rt);
+    }
+}
+
 // ---------------------------------------------------------------- timeout
 
 rt_test!(timeout_elapses_when_the_future_is_slow);

@@ -121,9 +121,11 @@ impl Registration {
     }
 
     /// A timer firing at `deadline`, on `handle`'s runtime. Reuses an idle
-    /// timer registration from the runtime's pool when there is one.
+    /// timer registration when there is one: from the calling worker's own
+    /// pool first, then from the runtime's.
     pub(crate) fn new_timer(handle: &Handle, deadline: Instant) -> io::Result<Registration> {
-        let pooled = handle.shared.timer_pool.pop();
+        let pooled = crate::scheduler::worker::take_timer(&handle.shared)
+            .or_else(|| handle.shared.timer_pool.pop());
         if let Some((key, token)) = pooled {
             if let Some(io) = handle.shared.io.get(token) {
                 io.reset();
@@ -306,7 +308,9 @@ impl Drop for Registration {
             // a lock (the ring's disarm leaves the wheel entry to be dropped
             // when due); a full pool refuses and the timer is removed.
             if shared.kevent.disarm_timer(self.key).is_ok()
-                && shared.timer_pool.push((self.key, self.token)).is_ok()
+                && crate::scheduler::worker::keep_timer(shared, (self.key, self.token))
+                    .or_else(|timer| shared.timer_pool.push(timer))
+                    .is_ok()
             {
                 return;
             }

@@ -87,6 +87,65 @@ pub(crate) struct WorkerCtx {
     /// The worker is dispatching events: the tasks it wakes now came with
     /// them (see `NOTIFY_BACKLOG_DISPATCH`).
     dispatching: std::cell::Cell<bool>,
+    /// Idle timer registrations this worker keeps for its own next timers,
+    /// newest last: hyper arms and drops a timer per request, and a stack
+    /// of its own costs no atomic and hands back the entry it just used,
+    /// still in cache (the runtime's shared pool takes the overflow).
+    timers: RefCell<Vec<(kevent_reactor::Key, IoToken)>>,
+}
+
+impl WorkerCtx {
+    /// Hands this worker's idle timers to the runtime's pool, for the
+    /// workers that stay; what it cannot take is removed.
+    fn give_back_timers(&self) {
+        for timer in self.timers.borrow_mut().drain(..) {
+            if let Err((key, token)) = self.shared.timer_pool.push(timer) {
+                let _ = self.shared.kevent.deregister(key);
+                self.shared.io.release(token);
+            }
+        }
+    }
+}
+
+/// Most idle timer registrations a worker keeps for itself.
+const LOCAL_TIMERS: usize = 64;
+
+/// An idle timer registration from this worker's own pool, if this thread
+/// is one of `shared`'s workers and has one.
+pub(crate) fn take_timer(shared: &Arc<Shared>) -> Option<(kevent_reactor::Key, IoToken)> {
+    WORKER
+        .try_with(|w| {
+            let w = w.try_borrow().ok()?;
+            let ctx = w.as_ref().filter(|ctx| Arc::ptr_eq(&ctx.shared, shared))?;
+            let timer = ctx.timers.try_borrow_mut().ok()?.pop();
+            timer
+        })
+        .ok()
+        .flatten()
+}
+
+/// Keeps an idle timer registration in this worker's own pool. Gives it
+/// back when this thread is no worker of `shared`'s or its pool is full.
+pub(crate) fn keep_timer(
+    shared: &Arc<Shared>,
+    timer: (kevent_reactor::Key, IoToken),
+) -> Result<(), (kevent_reactor::Key, IoToken)> {
+    let mut timer = Some(timer);
+    let _ = WORKER.try_with(|w| {
+        if let Ok(w) = w.try_borrow() {
+            if let Some(ctx) = w.as_ref().filter(|ctx| Arc::ptr_eq(&ctx.shared, shared)) {
+                if let Ok(mut timers) = ctx.timers.try_borrow_mut() {
+                    if timers.len() < LOCAL_TIMERS {
+                        timers.extend(timer.take());
+                    }
+                }
+            }
+        }
+    });
+    match timer {
+        None => Ok(()),
+        Some(timer) => Err(timer),
+    }
 }
 
 thread_local! {
@@ -296,6 +355,7 @@ impl Worker {
             index: core.index,
             local: RefCell::new(local),
             dispatching: std::cell::Cell::new(false),
+            timers: RefCell::new(Vec::new()),
         });
         WORKER.with(|w| *w.borrow_mut() = Some(ctx.clone()));
         Worker { shared, core, ctx }
@@ -305,6 +365,7 @@ impl Worker {
     pub(crate) fn leave(self) -> Core {
         WORKER.with(|w| *w.borrow_mut() = None);
         let Worker { mut core, ctx, .. } = self;
+        ctx.give_back_timers();
         let ctx = Rc::try_unwrap(ctx)
             .ok()
             .expect("worker context still borrowed");
@@ -795,5 +856,47 @@ impl Wake for MainWaker {
             // it in `idle.sleeping` before its last check of `woken`).
             self.shared.notify_one(true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    /// Polls `f` once, as a task's first poll would.
+    fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        f.poll(&mut Context::from_waker(std::task::Waker::noop()))
+    }
+
+    #[test]
+    fn a_timer_dropped_on_a_worker_is_kept_there_for_its_next_one() {
+        let rt = crate::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let kept = rt.block_on(async {
+            crate::spawn(async {
+                let shared = crate::driver::current_handle().shared.clone();
+                // Drain what the runtime's own timers left here.
+                while super::take_timer(&shared).is_some() {}
+                {
+                    let mut s = pin!(crate::time::sleep(Duration::from_secs(30)));
+                    assert!(poll_once(s.as_mut()).is_pending());
+                }
+                let kept = super::take_timer(&shared);
+                // Off the workers (here: a plain thread) nothing is kept.
+                let elsewhere = std::thread::spawn(move || super::take_timer(&shared).is_none())
+                    .join()
+                    .unwrap();
+                (kept.is_some(), elsewhere)
+            })
+            .await
+            .unwrap()
+        });
+        assert_eq!(kept, (true, true));
     }
 }
