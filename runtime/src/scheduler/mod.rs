@@ -235,7 +235,9 @@ pub(crate) struct Shared {
     pub(crate) stall_ticks: Mutex<Vec<u64>>,
     /// Idle timer registrations (ring key, readiness slot) for reuse: a
     /// bounded lock-free queue, as every request of a hyper server takes
-    /// one and gives it back.
+    /// one and gives it back. Workers keep their own first
+    /// (`worker::take_timer`); this takes their overflow and serves the
+    /// threads that are no workers.
     pub(crate) timer_pool: crossbeam_queue::ArrayQueue<(Key, crate::driver::slab::IoToken)>,
     /// The file ring of `kevent::fs` on io_uring, made at first use.
     #[cfg(target_os = "linux")]
