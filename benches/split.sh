@@ -33,13 +33,14 @@ for tool in wrk perf python3; do
     command -v $tool >/dev/null || { echo "split.sh: needs $tool (benches/http.sh installs wrk and perf)" >&2; exit 1; }
 done
 case $APP in http | axum) ;; *) echo "split.sh: APP is http or axum" >&2; exit 2 ;; esac
+WRK_SCRIPT=()
+WRK_TAIL=()
 case $SHAPE in
-    plain) WRK_SCRIPT=() ;;
+    plain) ;;
     pipelined) WRK_SCRIPT=(-s benches/pipeline.lua) ; WRK_TAIL=(-- 16) ;;
     paced) WRK_SCRIPT=(-s benches/paced.lua) ; WRK_TAIL=(-- 1) ;;
     *) echo "split.sh: SHAPE is plain, pipelined or paced" >&2; exit 2 ;;
 esac
-WRK_TAIL=("${WRK_TAIL[@]:-}")
 FEATURES=()
 [[ $APP == axum ]] && FEATURES=(--features tokio-compat)
 if [[ "${NO_BUILD:-}" != 1 ]]; then
