@@ -23,6 +23,9 @@
 #                     a response and the connection's next request (paced.lua):
 #                     the same offered load for both servers, for latency
 #   PACE_MS=1         the pause of the paced shape
+#                     close = one connection per request (`Connection:
+#                     close`): accepts, registrations and closes, the load
+#                     of HTTP/1.0 clients and health checks (not a default)
 #   URL_PATH=/plaintext    the path asked of the http application
 #   AXUM_PATH=$URL_PATH    the path asked of the axum application (e.g.
 #                     /user/42: the router's path parameter and JSON)
@@ -30,6 +33,9 @@
 #   SYSCALLS=auto     auto | perf | strace | none: how syscalls are counted
 #   NO_BUILD=1        skip `cargo build` (use the binaries already built)
 #   UPDATE_MD=0       do not rewrite the section of BENCHMARKS.md
+#   ISOLATE=0         run in the machine's network namespace (by default,
+#                     as root with iproute2, servers and wrk get one of their
+#                     own, so the TCP segment counts are theirs alone)
 #
 # Measured per run: wrk's requests/s, p99 latency and request count; the
 # server's CPU time (utime+stime from /proc/PID/stat, all threads) across
@@ -37,8 +43,8 @@
 # (raw_syscalls:sys_enter), context switches, futex calls
 # (syscalls:sys_enter_futex) and io_uring enters
 # (syscalls:sys_enter_io_uring_enter); and TCP segments sent (OutSegs of the
-# Tcp: lines of /proc/net/snmp, machine-wide, so both directions on
-# loopback). Each figure is reported per request as the median over the
+# Tcp: lines of /proc/net/snmp in a network namespace that holds only the
+# server and wrk, so both directions on loopback). Each figure is reported per request as the median over the
 # rounds (min..max), then as kevent/tokio ratios of the medians.
 # Server CPU per request is the figure to compare: on a 2-core machine wrk
 # and the server share the cores, so requests/s mostly says how much CPU the
@@ -85,8 +91,8 @@ for w in $WORKER_COUNTS; do
 done
 WORKER_COUNTS=$(echo $ordered)
 for p in $PIPELINES; do
-    [[ $p == paced || ($p =~ ^[0-9]+$ && $p -gt 0) ]] ||
-        { echo "http.sh: PIPELINES holds positive integers or \"paced\", not \"$p\"" >&2; exit 1; }
+    [[ $p == paced || $p == close || ($p =~ ^[0-9]+$ && $p -gt 0) ]] ||
+        { echo "http.sh: PIPELINES holds positive integers, \"paced\" or \"close\", not \"$p\"" >&2; exit 1; }
 done
 [[ $PACE_MS =~ ^[0-9]+$ && $PACE_MS -gt 0 ]] ||
     { echo "http.sh: PACE_MS is a positive number of milliseconds, not \"$PACE_MS\"" >&2; exit 1; }
@@ -109,11 +115,13 @@ die() { log "http.sh: $*"; exit 1; }
 
 # ---------------------------------------------------------------- cleanup
 declare -a LIVE_PIDS=()
+NETNS=
 cleanup() {
     local p
     for p in "${LIVE_PIDS[@]}"; do
         kill -KILL "$p" 2>/dev/null || true
     done
+    [[ -z "$NETNS" ]] || ip netns del "$NETNS" 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
@@ -224,6 +232,31 @@ for a in $APPS; do for s in $SERVERS; do
     [[ -x "${BIN[$a:$s]}" ]] || die "missing ${BIN[$a:$s]}"
 done; done
 
+# ---------------------------------------------------------------- network
+# The servers and wrk run in a network namespace of their own (root and
+# iproute2's `ip` needed; ISOLATE=0 turns it off), so its TCP counters hold
+# the benchmark's segments and nothing else on the machine. Loopback in a
+# namespace is the same code path as the host's.
+IN_NS=()
+if [[ "${ISOLATE:-1}" == 1 && $(id -u) -eq 0 ]] && command -v ip >/dev/null; then
+    ns="kevent-bench-$$"
+    if ip netns add "$ns" 2>/dev/null; then
+        NETNS=$ns
+        if ip netns exec "$ns" ip link set lo up 2>/dev/null; then
+            IN_NS=(ip netns exec "$ns")
+        else
+            ip netns del "$ns" 2>/dev/null || true
+            NETNS=
+        fi
+    fi
+fi
+if [[ -n "$NETNS" ]]; then
+    SEGS_NOTE="counted in a network namespace that holds only the server and wrk, so both directions on loopback and nothing else"
+else
+    SEGS_NOTE="machine-wide (no network namespace of its own: not root, or no \`ip\`), so both directions on loopback, and anything else on the machine talking TCP adds to it"
+    log "no network namespace for the benchmark: TCP segments are counted machine-wide"
+fi
+
 OUT="$TARGET_DIR/http-bench/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
 RESULTS="$OUT/results.tsv"
@@ -237,7 +270,7 @@ cp "$ROOT/benches/pipeline.lua" "$OUT/pipeline.lua"
 cp "$ROOT/benches/paced.lua" "$OUT/paced.lua"
 
 # ---------------------------------------------------------------- helpers
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+port_open() { "${IN_NS[@]}" bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null; }
 
 # utime+stime of a process (all its threads), in clock ticks.
 cpu_ticks() {
@@ -248,9 +281,11 @@ cpu_ticks() {
     awk '{ print $12 + $13 }' <<<"$rest"
 }
 
-# TCP segments sent machine-wide (OutSegs of /proc/net/snmp's Tcp: lines).
+# TCP segments sent in the benchmark's namespace (OutSegs of
+# /proc/net/snmp's Tcp: lines, as a process in it sees them).
 out_segs() {
-    awk '$1 == "Tcp:" { if (!col) { for (i = 2; i <= NF; i++) if ($i == "OutSegs") col = i; next } print $col; exit }' /proc/net/snmp
+    "${IN_NS[@]}" cat /proc/net/snmp |
+        awk '$1 == "Tcp:" { if (!col) { for (i = 2; i <= NF; i++) if ($i == "OutSegs") col = i; next } print $col; exit }'
 }
 
 # The env arguments that give a server `workers` workers.
@@ -269,7 +304,7 @@ start_server() { # app name workers port log
         port_open "$port" && die "port $port is already in use: stop whatever listens there"
         : >>"$slog"
         # shellcheck disable=SC2046 # worker_env's words are separate arguments
-        env $(worker_env "$name" "$workers") RUST_BACKTRACE=1 \
+        "${IN_NS[@]}" env $(worker_env "$name" "$workers") RUST_BACKTRACE=1 \
             "${BIN[$app:$name]}" "$HOST:$port" >>"$slog" 2>&1 &
         SERVER_PID=$!
         LIVE_PIDS+=("$SERVER_PID")
@@ -379,7 +414,10 @@ parse_wrk() { # file
 }
 
 shape_name() { # conns pipeline
-    if [[ $2 == paced ]]; then echo "c$1 paced ${PACE_MS} ms"; elif [[ $2 -gt 1 ]]; then echo "c$1 pipelined x$2"; else echo "c$1 plain"; fi
+    if [[ $2 == paced ]]; then echo "c$1 paced ${PACE_MS} ms"
+    elif [[ $2 == close ]]; then echo "c$1 connection per request"
+    elif [[ $2 -gt 1 ]]; then echo "c$1 pipelined x$2"
+    else echo "c$1 plain"; fi
 }
 
 workers_name() { # workers
@@ -397,6 +435,8 @@ run_one() { # app server workers conns pipeline round
     local -a wrk_args=(-t1 -c"$conns" --latency --timeout 4s "$url")
     if [[ $depth == paced ]]; then
         wrk_args+=(-s "$OUT/paced.lua" -- "$PACE_MS" "$path")
+    elif [[ $depth == close ]]; then
+        wrk_args+=(-H "Connection: close")
     elif [[ $depth -gt 1 ]]; then
         wrk_args+=(-s "$OUT/pipeline.lua" -- "$depth" "$path")
     fi
@@ -411,13 +451,13 @@ run_one() { # app server workers conns pipeline round
         return 0
     fi
     local pid=$SERVER_PID
-    timeout $((WARMUP + 30)) wrk -d"${WARMUP}s" "${wrk_args[@]}" >"$OUT/$tag.warmup.txt" 2>&1 || true
+    timeout $((WARMUP + 30)) "${IN_NS[@]}" wrk -d"${WARMUP}s" "${wrk_args[@]}" >"$OUT/$tag.warmup.txt" 2>&1 || true
 
     start_counter "$pid" "$clog"
     local t0 t1 g0 g1 wrc=0
     t0=$(cpu_ticks "$pid") || t0=NA
     g0=$(out_segs) || g0=NA
-    timeout $((DURATION + 30)) wrk -d"${DURATION}s" "${wrk_args[@]}" >"$wlog" 2>&1 || wrc=$?
+    timeout $((DURATION + 30)) "${IN_NS[@]}" wrk -d"${DURATION}s" "${wrk_args[@]}" >"$wlog" 2>&1 || wrc=$?
     g1=$(out_segs) || g1=NA
     t1=$(cpu_ticks "$pid") || t1=NA
     stop_counter
@@ -451,7 +491,7 @@ run_one() { # app server workers conns pipeline round
         BEGIN {
             cpu = (dt == "NA" || req == 0) ? "n/a" : sprintf("%.2f", dt / hz * 1e6 / req)
             printf "  round %d %-6s %9s req/s  p99 %7s us  %5s us CPU/req  per req: %5s syscalls %5s ctxsw %5s futex %5s enters %5s segs  %s\n",
-                r, n, rps, p99, cpu, per(sc, "%.3f"), per(cs, "%.3f"), per(fx, "%.3f"), per(ue, "%.3f"), per(sg, "%.2f"), f
+                r, n, rps, p99, cpu, per(sc, "%.3f"), per(cs, "%.3f"), per(fx, "%.3f"), per(ue, "%.3f"), per(sg, "%.3f"), f
         }' >&2
     if [[ $flags != ok ]]; then
         log "    !! $tag: $flags -- wrk output $wlog, server log $slog:"
@@ -562,7 +602,7 @@ md_results() { # workers
         read -r a b c <<<"$cs";  f_cs=$(fmt_range "$a" "$b" "$c" 1 "%.3f")
         read -r a b c <<<"$fx";  f_fx=$(fmt_range "$a" "$b" "$c" 1 "%.3f")
         read -r a b c <<<"$ue";  f_ue=$(fmt_range "$a" "$b" "$c" 1 "%.3f")
-        read -r a b c <<<"$sg";  f_sg=$(fmt_range "$a" "$b" "$c" 1 "%.2f")
+        read -r a b c <<<"$sg";  f_sg=$(fmt_range "$a" "$b" "$c" 1 "%.3f")
         if [[ $bad -gt 0 ]]; then f_err="**⚠ $bad/$runs runs: $why**"; else f_err="0"; fi
         echo "| $app | $shape | $srv | $f_rps | $f_p99 | $f_cpu | $f_sc | $f_cs | $f_fx | $f_ue | $f_sg | $f_err |"
     done <"$OUT/summary.tsv"
@@ -587,7 +627,7 @@ md_ratios() { # workers
             r_cpu=$(ratio "$k_cpu" "$t_cpu"); r_sc=$(ratio "$k_sc" "$t_sc")
             r_cs=$(ratio "$k_cs" "$t_cs"); r_fx=$(ratio "$k_fx" "$t_fx"); r_sg=$(ratio "$k_sg" "$t_sg")
             r_rps=$(ratio "$k_rps" "$t_rps"); r_p99=$(ratio "$k_p99" "$t_p99")
-            v=$(awk -v c="$r_cpu" -v s="$k_sc" -v kx="$k_cs" -v tx="$t_cs" -v kf="$k_fx" -v tf="$t_fx" \
+            v=$(awk -v c="$r_cpu" -v s="$k_sc" -v ka="$([[ $shape == *"connection per request"* ]] && echo 0 || echo 1)" -v kx="$k_cs" -v tx="$t_cs" -v kf="$k_fx" -v tf="$t_fx" \
                     -v kg="$k_sg" -v tg="$t_sg" -v r="$r_rps" -v p="$r_p99" '
                 # compared as shown (f decimals): a difference the table
                 # cannot show is not counted against kevent
@@ -597,8 +637,9 @@ md_ratios() { # workers
                 }
                 BEGIN {
                 out = (c == "NA" ? "CPU n/a" : (c <= 0.80 ? "CPU ✓" : "CPU ✗"))
-                out = out ", " (s == "NA" || s == "" ? "syscalls n/a" : (s <= 1.0 ? sprintf("syscalls ✓ (%.2f)", s) : sprintf("syscalls ✗ (%.2f)", s)))
-                out = out ", " le("ctx switches", kx, tx, "%.3f") ", " le("futex", kf, tf, "%.3f") ", " le("segments", kg, tg, "%.2f")
+                if (!ka) out = out ", " sprintf("syscalls (%.2f; the 1.0 target is per keep-alive request)", s)
+                else out = out ", " (s == "NA" || s == "" ? "syscalls n/a" : (s <= 1.0 ? sprintf("syscalls ✓ (%.2f)", s) : sprintf("syscalls ✗ (%.2f)", s)))
+                out = out ", " le("ctx switches", kx, tx, "%.3f") ", " le("futex", kf, tf, "%.3f") ", " le("segments", kg, tg, "%.3f")
                 out = out ", " (r == "NA" ? "req/s n/a" : (r >= 1.0 ? "req/s ✓" : (r >= 0.90 ? "req/s ≈ (within 10%)" : "req/s ✗")))
                 out = out ", " (p == "NA" ? "p99 n/a" : (p <= 1.0 ? "p99 ✓" : (p <= 1.10 ? "p99 ≈ (within 10%)" : "p99 ✗")))
                 print out }')
@@ -657,9 +698,9 @@ SECTION=$(
     echo
     echo "- Command: \`$CMDLINE\` (total ${ELAPSED} s, at $COMMIT)"
     echo "- Machine: $MACHINE; wrk ${WRK_VER:-?}"
-    echo "- Load: \`wrk -t1 -c{$(echo "$CONNECTIONS" | tr ' ' ',')} -d${DURATION}s --latency http://$HOST:PORT$URL_PATH\`$([[ $AXUM_PATH == "$URL_PATH" ]] || echo " (\`$AXUM_PATH\` for axum)"), pipelined shapes add TechEmpower's pipeline.lua (\`-s pipeline.lua -- 16\`), paced shapes \`-s paced.lua -- $PACE_MS\` (each connection waits $PACE_MS ms after every response); ${WARMUP} s warm-up per run, fresh server per run, $ROUNDS rounds alternating kevent/tokio (order flipped every other round)."
+    echo "- Load: \`wrk -t1 -c{$(echo "$CONNECTIONS" | tr ' ' ',')} -d${DURATION}s --latency http://$HOST:PORT$URL_PATH\`$([[ $AXUM_PATH == "$URL_PATH" ]] || echo " (\`$AXUM_PATH\` for axum)"), pipelined shapes add TechEmpower's pipeline.lua (\`-s pipeline.lua -- 16\`), paced shapes \`-s paced.lua -- $PACE_MS\` (each connection waits $PACE_MS ms after every response)$([[ " $PIPELINES " == *" close "* ]] && echo ", connection-per-request shapes \`-H 'Connection: close'\` (the server closes each connection after its response)"); ${WARMUP} s warm-up per run, fresh server per run, $ROUNDS rounds alternating kevent/tokio (order flipped every other round)."
     echo "- Servers, release builds, each against its tokio twin: \`examples/http.rs\` / \`examples/http_tokio.rs\` (app \`http\`: hyper, a hand-written service) and \`examples/axum.rs\` / \`examples/axum_tokio.rs\` (app \`axum\`: an axum 0.8 \`Router\` through hyper-util's auto builder and \`TowerToHyperService\`); measured: $APPS. Worker counts: $WORKERS_TEXT."
-    echo "- Counting: server CPU = Δ(utime+stime) of \`/proc/PID/stat\` over the wrk run ÷ requests wrk reports; $SYSCALL_NOTE; TCP segments = Δ\`OutSegs\` of the \`Tcp:\` lines of \`/proc/net/snmp\` over the wrk run ÷ requests (machine-wide, so both directions on loopback: 2.0 is one request segment and one response segment)."
+    echo "- Counting: server CPU = Δ(utime+stime) of \`/proc/PID/stat\` over the wrk run ÷ requests wrk reports; $SYSCALL_NOTE; TCP segments = Δ\`OutSegs\` of the \`Tcp:\` lines of \`/proc/net/snmp\` over the wrk run ÷ requests ($SEGS_NOTE: 2.0 is one request segment and one response segment; wrk's handshakes and closes of its connections add about 0.005 in the paced shapes)."
     echo
     echo "$MD_TABLES"
     echo
@@ -671,7 +712,7 @@ SECTION=$(
         echo "**⚠ $ANY_BAD run(s) had errors or misbehaved (see the errors column); their figures are included above.**"
         echo
     fi
-    echo "How to read it: on this 2-vCPU machine wrk needs a core of its own and saturates before the server, so req/s (and p99, which follows wrk's own queueing) differ little between runtimes and swing ±25% between runs; only ratios from the same run, A/B alternated, mean anything. The figure that shows a faster runtime is **server CPU per request** (all server threads' utime+stime over the run ÷ requests; 10 ms ticks). Calibration: this script run A/A, tokio against a copy of itself, gave CPU/request ratios of 0.90–1.06, syscall ratios of 0.99–1.00 and p99 ratios of 0.67–1.71, so CPU differences under ~10% and any single p99 ratio are noise. Syscalls per request explain much of the CPU (the kernel's loopback TCP is most of the cost, so fewer crossings matter). Context switches and futex calls per request show how often workers sleep and are woken; io_uring enters are part of the syscalls (tokio makes none). TCP segments above 2.0 per plain keep-alive request mean responses left in pieces; the counter is machine-wide, so anything else on the machine talking TCP adds to it. In pipelined shapes one p99 sample covers a batch of 16 requests. wrk is closed-loop: in the plain and pipelined shapes the faster server makes wrk, which shares the CPUs, the bottleneck, and wrk's p99 then includes its own wait for a CPU; the paced shapes offer both servers the same load, one both keep up with, which is where p99 compares runtimes. † wrk 4.1 sometimes prints \`99%  0.00us\` (its coordinated-omission correction adds samples below the recorded minimum, where its percentile scan starts); such runs have no p99 and the cell says how many runs it rests on. Targets, in every shape at every worker count: kevent's server CPU per request ≤ 0.8× tokio's, ≤ 1.0 syscall per keep-alive request, context switches, futex calls and TCP segments per request no more than tokio's, req/s and p99 no worse than tokio's (a req/s or p99 ratio up to 10% on the wrong side is marked ≈, noise; p99 is noisier still)."
+    echo "How to read it: on this 2-vCPU machine wrk needs a core of its own and saturates before the server, so req/s (and p99, which follows wrk's own queueing) differ little between runtimes and swing ±25% between runs; only ratios from the same run, A/B alternated, mean anything. The figure that shows a faster runtime is **server CPU per request** (all server threads' utime+stime over the run ÷ requests; 10 ms ticks). Calibration: this script run A/A, tokio against a copy of itself, gave CPU/request ratios of 0.90–1.06, syscall ratios of 0.99–1.00 and p99 ratios of 0.67–1.71, so CPU differences under ~10% and any single p99 ratio are noise. Syscalls per request explain much of the CPU (the kernel's loopback TCP is most of the cost, so fewer crossings matter). Context switches and futex calls per request show how often workers sleep and are woken; io_uring enters are part of the syscalls (tokio makes none). TCP segments above 2.0 per plain keep-alive request mean responses left in pieces (or pure ACKs); they are counted to three decimals, and compared as shown. In pipelined shapes one p99 sample covers a batch of 16 requests. wrk is closed-loop: in the plain and pipelined shapes the faster server makes wrk, which shares the CPUs, the bottleneck, and wrk's p99 then includes its own wait for a CPU; the paced shapes offer both servers the same load, one both keep up with, which is where p99 compares runtimes. † wrk 4.1 sometimes prints \`99%  0.00us\` (its coordinated-omission correction adds samples below the recorded minimum, where its percentile scan starts); such runs have no p99 and the cell says how many runs it rests on. Targets, in every shape at every worker count: kevent's server CPU per request ≤ 0.8× tokio's, ≤ 1.0 syscall per keep-alive request, context switches, futex calls and TCP segments per request no more than tokio's, req/s and p99 no worse than tokio's (a req/s or p99 ratio up to 10% on the wrong side is marked ≈, noise; p99 is noisier still)."
     echo "<!-- http:end -->"
 )
 
