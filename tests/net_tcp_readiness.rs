@@ -38,6 +38,34 @@ fn try_read_would_block_until_data_arrives() {
     });
 }
 
+/// A stream read only with `try_read` in a loop that yields, never
+/// waiting for readiness, still gets what arrives: looking at its
+/// readiness (or its first read) is what has the runtime watch it, where
+/// an accepted stream is watched from its first use (io_uring).
+#[test]
+fn try_read_alone_gets_what_arrives() {
+    each_flavor(|| async {
+        let (mut client, server) = pair().await;
+        client.write_all(b"xyz").await.unwrap();
+        let mut buf = [0; 8];
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let n = loop {
+            match server.try_read(&mut buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "try_read never saw the data"
+                    );
+                    kevent::task::yield_now().await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(&buf[..n], b"xyz");
+    });
+}
+
 #[test]
 fn try_write_would_block_when_the_send_buffer_is_full() {
     each_flavor(|| async {

@@ -210,7 +210,7 @@ impl Kevent {
     /// Watches a raw file descriptor. The caller keeps it open until
     /// [`Kevent::deregister`].
     pub fn register_fd(&self, fd: RawFd, token: Token, interest: Interest) -> io::Result<Key> {
-        self.register_with(fd, token, interest, false)
+        self.register_with(fd, token, interest, Source::Fd)
     }
 
     /// Watches a listening socket's raw descriptor, as
@@ -225,7 +225,7 @@ impl Kevent {
         token: Token,
         interest: Interest,
     ) -> io::Result<Key> {
-        self.register_with(fd, token, interest, true)
+        self.register_with(fd, token, interest, Source::Listener)
     }
 
     fn register_with(
@@ -233,14 +233,17 @@ impl Kevent {
         fd: RawFd,
         token: Token,
         interest: Interest,
-        listener: bool,
+        source: Source,
     ) -> io::Result<Key> {
         let (key, _) = self.inner.regs.insert(Kind::Fd, token.0, Flags::NONE, fd)?;
         let backend = &self.inner.backend;
-        let registered = if listener {
-            backend.register_listener(fd, key.entry(), interest)
-        } else {
-            backend.register(fd, key.entry(), interest)
+        let registered = match source {
+            Source::Fd => backend.register(fd, key.entry(), interest),
+            Source::Listener => backend.register_listener(fd, key.entry(), interest),
+            Source::Stream => {
+                let ring_recv = self.inner.recv_through_ring;
+                backend.register_stream(fd, key.entry(), interest, ring_recv)
+            }
         };
         if let Err(e) = registered {
             self.inner.regs.remove(key);
@@ -270,6 +273,11 @@ impl Kevent {
     /// [`Config::recv_through_ring`] and [`Config::send_through_ring`]
     /// allow). The caller keeps `fd` open while the `StreamIo` lives and
     /// until [`Kevent::deregister`].
+    ///
+    /// Where the stream receives through the ring, the backend may start
+    /// watching it only at its first read or at [`Kevent::arm`]: call
+    /// `arm` before waiting for its readiness or reading its current
+    /// readiness, as the runtime's registrations do.
     pub fn register_stream(
         &self,
         fd: &impl AsRawFd,
@@ -277,7 +285,7 @@ impl Kevent {
         interest: Interest,
     ) -> io::Result<(Key, StreamIo)> {
         let fd = fd.as_raw_fd();
-        let key = self.register_fd(fd, token, interest)?;
+        let key = self.register_with(fd, token, interest, Source::Stream)?;
         let inner = &self.inner;
         let io = inner.backend.clone().stream(
             fd,
@@ -286,6 +294,17 @@ impl Kevent {
             inner.send_through_ring,
         );
         Ok((key, io))
+    }
+
+    /// Has the backend watch a stream registered with
+    /// [`Kevent::register_stream`] now, if it left that for its first use;
+    /// nothing for any other registration, or one already watched.
+    pub fn arm(&self, key: Key) -> io::Result<()> {
+        let reg = self.inner.regs.get(key).ok_or_else(stale)?;
+        if reg.kind() != Kind::Fd {
+            return Ok(());
+        }
+        self.inner.backend.arm(key.entry())
     }
 
     /// Removes a registration of any kind. Entries still queued for it are
@@ -637,4 +656,16 @@ impl Inner {
         let n = until.map_or(u64::MAX, |u| self.timers.nanos(u).max(1));
         self.harvest.set_sleep_until(n);
     }
+}
+
+/// What a file-descriptor registration watches (`Kevent::register_with`).
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    /// Any descriptor, watched at once.
+    Fd,
+    /// A listening socket, watched without holding it open.
+    Listener,
+    /// A stream socket, watched from its first use where the backend
+    /// receives for it.
+    Stream,
 }

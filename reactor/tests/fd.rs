@@ -403,6 +403,57 @@ fn a_stream_receives_through_the_ring_in_order_then_eof() {
     kq.deregister(key).unwrap();
 }
 
+/// A stream that may receive through the ring (io_uring) is watched from
+/// its first use: bytes that arrive before it is read or armed raise no
+/// event, `arm` reports them (the poll it submits finds them there), and
+/// deregistering a stream never armed has nothing to cancel. On mio the
+/// stream is watched at once.
+#[test]
+fn a_stream_receiving_through_the_ring_is_watched_from_its_first_use() {
+    let kq = mio_ring(64);
+    let (a, mut b) = pair();
+    let (key, _io) = kq
+        .register_stream(&a, Token(11), Interest::READABLE)
+        .unwrap();
+    let mut c = kq.consumer().unwrap();
+    b.write_all(b"ping").unwrap();
+    let early = next_events(&mut c, Duration::from_millis(300));
+    if kq.backend_name() != "io_uring" {
+        assert_eq!(early.len(), 1, "mio watches a stream at once: {early:?}");
+        assert!(early[0].ready.is_readable());
+        c.commit(1);
+        kq.arm(key).unwrap();
+        kq.deregister(key).unwrap();
+        return;
+    }
+    assert!(early.is_empty(), "an unarmed stream raised {early:?}");
+    kq.arm(key).unwrap();
+    // A second arm submits nothing more.
+    kq.arm(key).unwrap();
+    let events = next_events(&mut c, Duration::from_secs(5));
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].token, Token(11));
+    assert!(events[0].ready.is_readable());
+    c.commit(1);
+    kq.deregister(key).unwrap();
+
+    // Registered, never used, deregistered: the socket closes at once (no
+    // poll holds it), so the peer sees the end of the stream.
+    let (a2, mut b2) = pair();
+    let (key2, io2) = kq.register_stream(&a2, Token(12), Interest::BOTH).unwrap();
+    drop(io2);
+    kq.deregister(key2).unwrap();
+    drop(a2);
+    b2.set_nonblocking(false).unwrap();
+    b2.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        b2.read(&mut buf).unwrap(),
+        0,
+        "the peer did not see the close"
+    );
+}
+
 /// A waker that records that it was woken.
 #[derive(Default)]
 struct Flag(std::sync::atomic::AtomicBool);

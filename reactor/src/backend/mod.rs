@@ -87,6 +87,27 @@ pub(crate) trait Poller: Send + Sync + fmt::Debug {
     fn home_closings(&self) -> u64 {
         0
     }
+    /// Starts watching the stream socket `fd`, as `register` does, except
+    /// that a backend that can receive for it (`ring_recv`) may wait to
+    /// watch it until [`arm`](Poller::arm) or its first receive: an
+    /// accepted connection's first use is then the one request it needs,
+    /// made from the thread that serves it.
+    fn register_stream(
+        &self,
+        fd: RawFd,
+        entry: u64,
+        interest: Interest,
+        ring_recv: bool,
+    ) -> io::Result<()> {
+        let _ = ring_recv;
+        self.register(fd, entry, interest)
+    }
+    /// Watches `entry` now if `register_stream` left it for later; before
+    /// anyone waits for its readiness or looks at it.
+    fn arm(&self, entry: u64) -> io::Result<()> {
+        let _ = entry;
+        Ok(())
+    }
     /// Changes the interest of a watched `fd`.
     fn reregister(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()>;
     /// Stops watching `fd`, registered as `entry`.

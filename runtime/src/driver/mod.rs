@@ -6,6 +6,7 @@ pub(crate) mod slab;
 
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -27,6 +28,9 @@ pub(crate) struct Registration {
     token: IoToken,
     /// The last affinity hint given to the ring, to skip repeating it.
     hint: std::sync::atomic::AtomicUsize,
+    /// A stream the ring may not watch yet (`Kevent::register_stream`):
+    /// the first wait for its readiness, or look at it, arms it.
+    unarmed: AtomicBool,
     /// A timer whose ring registration goes back to the runtime's pool on
     /// drop instead of being removed (hyper arms one per request).
     pooled_timer: bool,
@@ -47,6 +51,7 @@ impl Registration {
                 key,
                 token,
                 hint: std::sync::atomic::AtomicUsize::new(usize::MAX),
+                unarmed: AtomicBool::new(false),
                 pooled_timer: false,
             }),
             Err(e) => {
@@ -103,7 +108,9 @@ impl Registration {
                 return Err(e);
             }
         };
-        Ok((Self::finish(handle, token, Ok(key))?, stream))
+        let reg = Self::finish(handle, token, Ok(key))?;
+        reg.unarmed.store(true, Ordering::Relaxed);
+        Ok((reg, stream))
     }
 
     /// Registers a file descriptor with `handle`'s runtime.
@@ -135,6 +142,7 @@ impl Registration {
                         key,
                         token,
                         hint: std::sync::atomic::AtomicUsize::new(usize::MAX),
+                        unarmed: AtomicBool::new(false),
                         pooled_timer: true,
                     });
                 }
@@ -168,6 +176,19 @@ impl Registration {
             .expect("a live registration's slot is live")
     }
 
+    /// Has the ring watch a stream registered lazily, before its
+    /// readiness is waited for or looked at (see `unarmed`).
+    fn arm(&self) -> io::Result<()> {
+        if self.unarmed.load(Ordering::Relaxed) && self.unarmed.swap(false, Ordering::Relaxed) {
+            if let Err(e) = self.handle.shared.kevent.arm(self.key) {
+                // The next wait tries again.
+                self.unarmed.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// Readiness in `dir`, or registers the task to be woken.
     pub(crate) fn poll_ready(
         &self,
@@ -179,6 +200,9 @@ impl Registration {
         }
         if self.runtime_is_gone() {
             return Poll::Ready(Err(crate::runtime::shut_down_error()));
+        }
+        if let Err(e) = self.arm() {
+            return Poll::Ready(Err(e));
         }
         match self.io().poll_ready(cx, dir) {
             Poll::Ready(ev) => Poll::Ready(Ok(ev)),
@@ -237,6 +261,7 @@ impl Registration {
     ) -> io::Result<R> {
         // Look, don't register: a `try_*` call must not disturb the wakers
         // of tasks awaiting this resource.
+        self.arm()?;
         let Some(ev) = self.io().current(dir) else {
             return Err(io::ErrorKind::WouldBlock.into());
         };
@@ -274,6 +299,8 @@ impl kevent_reactor::Readiness for Registration {
     }
 
     fn current(&self, dir: kevent_reactor::Direction) -> Option<ReadyEvent> {
+        // An error to arm shows at the next wait, which tries again.
+        let _ = self.arm();
         self.io().current(direction(dir))
     }
 

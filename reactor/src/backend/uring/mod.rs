@@ -81,6 +81,9 @@ struct Polled {
     mask: u32,
     /// The inbox of a socket receiving through the ring.
     inbox: Option<Arc<Inbox>>,
+    /// The poll was submitted (false: a stream registered lazily, see
+    /// `register_stream`, that nobody has waited on or read yet).
+    armed: bool,
 }
 
 /// Whether an io_uring with what this backend needs can be set up here;
@@ -449,9 +452,51 @@ impl Poller for UringBackend {
             fd,
             mask,
             inbox: None,
+            armed: true,
         };
         self.polls.lock().insert(entry, watch);
         self.post(&[Self::poll_sqe(fd, entry, mask)], self.consumes_here())
+    }
+
+    /// A stream that may receive through the ring is watched from its
+    /// first use: its first read arms the poll (writability and errors)
+    /// with the receive, its first wait for readiness the whole poll
+    /// (`arm`). An accepted connection then costs no poll, no cancel of it
+    /// at the first read, and no wake-up of a consumer to submit it from
+    /// the accepting thread.
+    fn register_stream(
+        &self,
+        fd: RawFd,
+        entry: u64,
+        interest: Interest,
+        ring_recv: bool,
+    ) -> io::Result<()> {
+        if !ring_recv || self.pool.is_none() {
+            return self.register(fd, entry, interest);
+        }
+        debug_assert_eq!(entry & RECV, 0, "entry index beyond 2^31");
+        let watch = Polled {
+            fd,
+            mask: poll_mask(interest),
+            inbox: None,
+            armed: false,
+        };
+        self.polls.lock().insert(entry, watch);
+        Ok(())
+    }
+
+    fn arm(&self, entry: u64) -> io::Result<()> {
+        // Under the lock `deregister` cancels under: the poll is pushed
+        // before any removal of it.
+        let mut polls = self.polls.lock();
+        match polls.get_mut(&entry) {
+            Some(w) if !w.armed => {
+                w.armed = true;
+                let poll = Self::poll_sqe(w.fd, entry, w.mask);
+                self.post(&[poll], self.consumes_here())
+            }
+            _ => Ok(()),
+        }
     }
 
     fn register_listener(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
@@ -469,11 +514,16 @@ impl Poller for UringBackend {
                 fd,
                 mask,
                 inbox: None,
+                armed: true,
             });
             if w.inbox.is_some() {
                 mask = without_reads(mask);
             }
             w.mask = mask;
+            if !w.armed {
+                // Armed with the new mask when first used.
+                return Ok(());
+            }
         }
         let add = Self::poll_sqe(fd, entry, mask);
         self.submit_or_queue(&[Self::remove_sqe(entry), add], self.consumes_here())
@@ -491,6 +541,10 @@ impl Poller for UringBackend {
         {
             let mut polls = self.polls.lock();
             let watch = polls.remove(&entry);
+            if matches!(&watch, Some(w) if !w.armed) {
+                // Never armed: nothing in flight to cancel.
+                return Ok(());
+            }
             if self.pool.is_none() {
                 self.push(&[Self::remove_sqe(entry)])?;
             } else {

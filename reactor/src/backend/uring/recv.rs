@@ -376,9 +376,14 @@ impl UringBackend {
         w.inbox = Some(inbox.clone());
         w.mask = without_reads(w.mask);
         let poll = Self::poll_sqe(fd, entry, w.mask);
-        // In order: the old poll goes, the new one and the receive come.
-        let sqes = [Self::cancel_all_sqe(entry), poll, Self::recv_sqe(fd, entry)];
-        self.post(&sqes, here)?;
+        if std::mem::replace(&mut w.armed, true) {
+            // In order: the old poll goes, the new one and the receive come.
+            let sqes = [Self::cancel_all_sqe(entry), poll, Self::recv_sqe(fd, entry)];
+            self.post(&sqes, here)?;
+        } else {
+            // Registered lazily and never armed: no old poll to cancel.
+            self.post(&[poll, Self::recv_sqe(fd, entry)], here)?;
+        }
         Ok(inbox)
     }
 
