@@ -311,19 +311,23 @@ impl UringBackend {
             unsubmitted: AtomicBool::new(false),
             syscalls: AtomicU64::new(0),
         };
+        // The polls on the listeners' set (and on the wake eventfd, where
+        // there is no MSG_RING): a consumer's first enter submits them, so
+        // that their task work runs on a thread that reads the ring, not on
+        // the one making the runtime. Submitted from `main`, which then
+        // runs an accept loop in `block_on`, every new connection's poll
+        // completion interrupted its futex sleep with task work, one more
+        // wake-up and context switch of `main` per connection.
+        let mut polls = vec![Self::poll_sqe(
+            backend.listeners.fd(),
+            LISTENERS,
+            libc::POLLIN as u32,
+        )];
         if backend.waker.is_none() {
-            backend.submit_poll(wake_fd, WAKE, libc::POLLIN as u32)?;
+            polls.push(Self::poll_sqe(wake_fd, WAKE, libc::POLLIN as u32));
         }
-        let listeners = Self::poll_sqe(backend.listeners.fd(), LISTENERS, libc::POLLIN as u32);
-        if backend.cq_tail.is_some() {
-            // A consumer's first enter submits it, so that its task work
-            // runs on a thread that reads the ring (`cq_tail.rs`), not on
-            // the one making the runtime.
-            backend.push(&[listeners])?;
-            backend.unsubmitted.store(true, Ordering::SeqCst);
-        } else {
-            backend.submit(&[listeners])?;
-        }
+        backend.push(&polls)?;
+        backend.unsubmitted.store(true, Ordering::SeqCst);
         Ok(backend)
     }
 }

@@ -214,12 +214,6 @@ impl UringBackend {
         }
     }
 
-    /// Pushes SQEs and submits them from this thread.
-    pub(super) fn submit(&self, entries: &[io_uring::squeue::Entry]) -> io::Result<()> {
-        self.push(entries)?;
-        self.enter_submit()
-    }
-
     /// Pushes SQEs without submitting them.
     pub(super) fn push(&self, entries: &[io_uring::squeue::Entry]) -> io::Result<()> {
         {
@@ -300,10 +294,6 @@ impl UringBackend {
     pub(super) fn enter_submit(&self) -> io::Result<()> {
         self.count_syscall();
         super::send_ring::enter(&self.ring, false, &self.unsubmitted)
-    }
-
-    pub(super) fn submit_poll(&self, fd: RawFd, user_data: u64, mask: u32) -> io::Result<()> {
-        self.submit(&[Self::poll_sqe(fd, user_data, mask)])
     }
 
     /// A multishot poll of `fd` for `mask`, reported as `user_data`.
