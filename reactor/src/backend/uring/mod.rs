@@ -333,6 +333,19 @@ impl UringBackend {
 }
 
 impl UringBackend {
+    /// Records `fd` as registration `entry`, its poll not yet submitted
+    /// (`Poller::arm` submits it).
+    fn watch_later(&self, fd: RawFd, entry: u64, interest: Interest) {
+        debug_assert_eq!(entry & RECV, 0, "entry index beyond 2^31");
+        let watch = Polled {
+            fd,
+            mask: poll_mask(interest),
+            inbox: None,
+            armed: false,
+        };
+        self.polls.lock().insert(entry, watch);
+    }
+
     /// Counts one syscall made for the ring.
     fn count_syscall(&self) {
         self.syscalls.fetch_add(1, Ordering::Relaxed);
@@ -450,16 +463,8 @@ impl UringBackend {
 
 impl Poller for UringBackend {
     fn register(&self, fd: RawFd, entry: u64, interest: Interest) -> io::Result<()> {
-        debug_assert_eq!(entry & RECV, 0, "entry index beyond 2^31");
-        let mask = poll_mask(interest);
-        let watch = Polled {
-            fd,
-            mask,
-            inbox: None,
-            armed: true,
-        };
-        self.polls.lock().insert(entry, watch);
-        self.post(&[Self::poll_sqe(fd, entry, mask)], self.consumes_here())
+        self.watch_later(fd, entry, interest);
+        self.arm(entry)
     }
 
     /// A stream that may receive through the ring is watched from its
@@ -478,17 +483,13 @@ impl Poller for UringBackend {
         if !ring_recv || self.pool.is_none() {
             return self.register(fd, entry, interest);
         }
-        debug_assert_eq!(entry & RECV, 0, "entry index beyond 2^31");
-        let watch = Polled {
-            fd,
-            mask: poll_mask(interest),
-            inbox: None,
-            armed: false,
-        };
-        self.polls.lock().insert(entry, watch);
+        self.watch_later(fd, entry, interest);
         Ok(())
     }
 
+    /// Submits the registration's poll unless one was already submitted:
+    /// `register` calls it at once, a lazy stream's first wait later
+    /// (`arm_recv` submits a lazy stream's poll with its receive instead).
     fn arm(&self, entry: u64) -> io::Result<()> {
         // Under the lock `deregister` cancels under: the poll is pushed
         // before any removal of it.
