@@ -63,17 +63,47 @@ impl Timer {
 }
 
 /// A kevent [`Sleep`] as a `hyper::rt::Sleep`.
+///
+/// It takes its runtime, and its ring timer, at its first poll: hyper makes
+/// a header-read timeout for every request it reads and drops it once the
+/// head is parsed, which with pipelined requests (the next head already
+/// buffered) is before anything waited on it. A timeout nobody waited on
+/// then costs no runtime handle (a reference count the workers would pass
+/// back and forth) and no timer. Polled outside a kevent runtime, it
+/// panics as [`crate::time::sleep`] does.
 #[derive(Debug)]
 pub struct HyperSleep {
-    /// The sleep.
-    inner: Sleep,
+    state: SleepState,
+}
+
+#[derive(Debug)]
+enum SleepState {
+    /// Not polled yet: only the deadline.
+    Deadline(crate::time::Instant),
+    /// Polled: the sleep, on the runtime it was first polled in.
+    Sleeping(Sleep),
+}
+
+impl HyperSleep {
+    fn until(deadline: crate::time::Instant) -> HyperSleep {
+        HyperSleep {
+            state: SleepState::Deadline(deadline),
+        }
+    }
 }
 
 impl Future for HyperSleep {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.get_mut().inner).poll(cx)
+        let this = self.get_mut();
+        if let SleepState::Deadline(deadline) = this.state {
+            this.state = SleepState::Sleeping(crate::time::sleep_until(deadline));
+        }
+        match &mut this.state {
+            SleepState::Sleeping(sleep) => Pin::new(sleep).poll(cx),
+            SleepState::Deadline(_) => unreachable!("made a sleep above"),
+        }
     }
 }
 
@@ -81,20 +111,22 @@ impl hyper::rt::Sleep for HyperSleep {}
 
 impl hyper::rt::Timer for Timer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(HyperSleep {
-            inner: crate::time::sleep(duration),
-        })
+        let deadline = crate::time::Instant::now()
+            .checked_add(duration)
+            .unwrap_or_else(crate::time::far_future);
+        Box::pin(HyperSleep::until(deadline))
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(HyperSleep {
-            inner: crate::time::sleep_until(deadline.into()),
-        })
+        Box::pin(HyperSleep::until(deadline.into()))
     }
 
     fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
         match sleep.as_mut().downcast_mut_pin::<HyperSleep>() {
-            Some(s) => Pin::new(&mut s.get_mut().inner).reset(new_deadline.into()),
+            Some(s) => match &mut s.get_mut().state {
+                SleepState::Deadline(d) => *d = new_deadline.into(),
+                SleepState::Sleeping(inner) => Pin::new(inner).reset(new_deadline.into()),
+            },
             None => *sleep = self.sleep_until(new_deadline),
         }
     }

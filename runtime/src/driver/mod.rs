@@ -130,7 +130,7 @@ impl Registration {
     /// A timer firing at `deadline`, on `handle`'s runtime. Reuses an idle
     /// timer registration when there is one: from the calling worker's own
     /// pool first, then from the runtime's.
-    pub(crate) fn new_timer(handle: &Handle, deadline: Instant) -> io::Result<Registration> {
+    pub(crate) fn new_timer(handle: Handle, deadline: Instant) -> io::Result<Registration> {
         let pooled = crate::scheduler::worker::take_timer(&handle.shared)
             .or_else(|| handle.shared.timer_pool.pop());
         if let Some((key, token)) = pooled {
@@ -138,7 +138,7 @@ impl Registration {
                 io.reset();
                 if handle.shared.kevent.reset_timer(key, deadline).is_ok() {
                     return Ok(Registration {
-                        handle: handle.clone(),
+                        handle,
                         key,
                         token,
                         hint: std::sync::atomic::AtomicUsize::new(usize::MAX),
@@ -148,12 +148,12 @@ impl Registration {
                 }
             }
         }
-        let token = Self::alloc(handle)?;
+        let token = Self::alloc(&handle)?;
         let key = handle
             .shared
             .kevent
             .add_timer(Token(token.to_usize()), deadline, Flags::NONE);
-        let mut reg = Self::finish(handle.clone(), token, key)?;
+        let mut reg = Self::finish(handle, token, key)?;
         reg.pooled_timer = true;
         Ok(reg)
     }
@@ -166,6 +166,11 @@ impl Registration {
             .kevent
             .add_signal(Token(token.to_usize()), signo);
         Self::finish(handle.clone(), token, key)
+    }
+
+    /// The runtime it is registered with.
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.handle
     }
 
     fn io(&self) -> &ScheduledIo {

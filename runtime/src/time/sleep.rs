@@ -37,7 +37,7 @@ pub fn sleep(duration: Duration) -> Sleep {
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline,
-        handle: crate::driver::current_handle(),
+        handle: Some(crate::driver::current_handle()),
         timer: None,
         armed: deadline,
         armed_generation: 0,
@@ -62,8 +62,10 @@ pub(crate) fn far_future() -> Instant {
 pub struct Sleep {
     /// When to complete.
     deadline: Instant,
-    /// The runtime whose ring runs the timer.
-    handle: Handle,
+    /// The runtime whose ring runs the timer, until the timer is armed:
+    /// then the timer's registration holds it (one reference, not two, to
+    /// count up and down for each of hyper's per-request timeouts).
+    handle: Option<Handle>,
     /// The ring timer, once armed.
     timer: Option<Registration>,
     /// The deadline the ring timer is set to (no later than `deadline`).
@@ -90,31 +92,38 @@ impl Sleep {
         self.elapsed || self.now() >= self.deadline
     }
 
+    /// The runtime: the timer's once armed, else the one kept for it.
+    fn handle(&self) -> &Handle {
+        runtime_of(&self.timer, &self.handle)
+    }
+
     /// The reading of the runtime's clock.
     fn now(&self) -> Instant {
-        Instant::from_std(self.handle.shared.clock.now())
+        Instant::from_std(self.handle().shared.clock.now())
     }
 
     /// Arms (or re-arms) the ring timer for `deadline`, converted to std's
     /// clock; false if the ring refused.
     fn arm(&mut self, deadline: Instant) -> bool {
-        let clock = &self.handle.shared.clock;
-        self.armed_generation = clock.generation();
-        let at = clock.to_std(deadline.into_std());
+        let clock = &self.handle().shared.clock;
+        let (generation, at) = (clock.generation(), clock.to_std(deadline.into_std()));
+        self.armed_generation = generation;
         self.armed = deadline;
         self.fired = false;
         match &self.timer {
             Some(timer) => timer.reset_timer(at).is_ok(),
-            None => match Registration::new_timer(&self.handle, at) {
-                Ok(r) => {
-                    self.timer = Some(r);
-                    true
+            None => {
+                match Registration::new_timer(self.handle.take().expect("held while unarmed"), at) {
+                    Ok(r) => {
+                        self.timer = Some(r);
+                        true
+                    }
+                    // The ring refused a timer (out of memory): checking the
+                    // clock when woken for other reasons is not good enough, so
+                    // fail loudly.
+                    Err(e) => panic!("kevent: cannot arm a timer: {e}"),
                 }
-                // The ring refused a timer (out of memory): checking the
-                // clock when woken for other reasons is not good enough, so
-                // fail loudly.
-                Err(e) => panic!("kevent: cannot arm a timer: {e}"),
-            },
+            }
         }
     }
 
@@ -126,7 +135,15 @@ impl Sleep {
         this.deadline = deadline;
         this.elapsed = false;
         if this.timer.is_some() && (this.fired || deadline < this.armed) && !this.arm(deadline) {
-            this.timer = None;
+            this.disarm();
+        }
+    }
+
+    /// Drops the ring timer (the ring refused to move it), keeping the
+    /// runtime.
+    fn disarm(&mut self) {
+        if let Some(timer) = self.timer.take() {
+            self.handle = Some(timer.handle().clone());
         }
     }
 
@@ -140,8 +157,8 @@ impl Sleep {
             return Poll::Ready(());
         }
         self.check_runtime_alive();
-        if self.handle.shared.clock.is_paused() || self.paused.is_some() {
-            let clock = &self.handle.shared.clock;
+        if self.handle().shared.clock.is_paused() || self.paused.is_some() {
+            let clock = &runtime_of(&self.timer, &self.handle).shared.clock;
             match clock.poll_paused_sleep(self.deadline.into_std(), &mut self.paused, cx.waker()) {
                 PausedSleep::Elapsed => {
                     self.elapsed = true;
@@ -151,7 +168,8 @@ impl Sleep {
                 PausedSleep::NotPaused => {}
             }
         }
-        if self.timer.is_none() || self.armed_generation != self.handle.shared.clock.generation() {
+        if self.timer.is_none() || self.armed_generation != self.handle().shared.clock.generation()
+        {
             if self.now() >= self.deadline {
                 self.elapsed = true;
                 return Poll::Ready(());
@@ -193,6 +211,16 @@ impl Sleep {
     }
 }
 
+/// The runtime a `Sleep` holds, in its timer or beside it (split from the
+/// `Sleep` so the other fields stay free to borrow).
+fn runtime_of<'a>(timer: &'a Option<Registration>, handle: &'a Option<Handle>) -> &'a Handle {
+    match (timer, handle) {
+        (Some(timer), _) => timer.handle(),
+        (None, Some(handle)) => handle,
+        (None, None) => unreachable!("a `Sleep` holds its runtime or its timer"),
+    }
+}
+
 impl Sleep {
     /// Panics when the timer's runtime has shut down: nothing would ever
     /// fire the timer, and the caller would wait forever.
@@ -200,7 +228,7 @@ impl Sleep {
     /// A worker of a multi-thread runtime polling its last task while it
     /// stops is let through: that task is dropped right after.
     fn check_runtime_alive(&self) {
-        let shared = &self.handle.shared;
+        let shared = &self.handle().shared;
         if !shared.shutdown.load(Ordering::Acquire) {
             return;
         }
@@ -218,7 +246,7 @@ impl Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(key) = self.paused.take() {
-            self.handle.shared.clock.forget_sleeper(key);
+            self.handle().shared.clock.forget_sleeper(key);
         }
     }
 }
