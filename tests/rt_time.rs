@@ -8,7 +8,7 @@
 mod common;
 
 use kevent::time::Instant;
-use std::future::pending;
+use std::future::{pending, Future};
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
@@ -377,6 +377,92 @@ async fn timeout_returns_the_output_of_a_fast_future(_: Flavor) {
     // Completing from another task.
     let v = timeout(Duration::from_secs(5), kevent::spawn(async { 3 })).await;
     assert_eq!(v.unwrap().unwrap(), 3);
+}
+
+// ---------------------------------------------------------------- reused timers
+//
+// A sleep dropped before its deadline leaves its ring timer armed for the
+// worker's next sleep (hyper's header-read timeout, once per request): the
+// next sleep must still fire at its own deadline, earlier or later, and an
+// expiry while the timer is idle must wake nobody.
+
+rt_test!(a_sleep_after_a_dropped_earlier_one_fires_at_its_own_deadline);
+async fn a_sleep_after_a_dropped_earlier_one_fires_at_its_own_deadline(_: Flavor) {
+    for _ in 0..3 {
+        {
+            let mut s = pin!(sleep(ms(20)));
+            assert!(poll!(s.as_mut()).is_pending());
+        }
+        let start = Instant::now();
+        sleep(ms(80)).await;
+        let took = start.elapsed();
+        assert!(
+            took >= ms(80),
+            "fired after {took:?}, at the dropped sleep's deadline"
+        );
+        assert!(took < ms(2_000), "fired after {took:?}");
+    }
+}
+
+rt_test!(a_sleep_after_a_dropped_later_one_fires_at_its_own_deadline);
+async fn a_sleep_after_a_dropped_later_one_fires_at_its_own_deadline(_: Flavor) {
+    {
+        let mut s = pin!(sleep(Duration::from_secs(30)));
+        assert!(poll!(s.as_mut()).is_pending());
+    }
+    let start = Instant::now();
+    sleep(ms(20)).await;
+    let took = start.elapsed();
+    assert!(took >= ms(20), "fired after {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "waited for the dropped sleep's deadline: {took:?}"
+    );
+}
+
+rt_test!(an_expiry_while_the_timer_is_idle_ends_no_later_sleep_early);
+async fn an_expiry_while_the_timer_is_idle_ends_no_later_sleep_early(_: Flavor) {
+    {
+        let mut s = pin!(sleep(ms(10)));
+        assert!(poll!(s.as_mut()).is_pending());
+    }
+    // The dropped sleep's deadline passes while its timer waits for reuse.
+    std::thread::sleep(ms(40));
+    sleep(ms(1)).await;
+    let start = Instant::now();
+    sleep(ms(50)).await;
+    let took = start.elapsed();
+    assert!(took >= ms(50), "ended early, after {took:?}");
+}
+
+rt_test!(an_expiry_while_the_timer_is_idle_wakes_nobody);
+async fn an_expiry_while_the_timer_is_idle_wakes_nobody(_: Flavor) {
+    let woken = Arc::new(AtomicUsize::new(0));
+    let task = kevent::spawn({
+        let woken = woken.clone();
+        async move {
+            let mut first = true;
+            std::future::poll_fn(move |cx| {
+                if first {
+                    first = false;
+                    let mut s = pin!(sleep(ms(10)));
+                    assert!(s.as_mut().poll(cx).is_pending());
+                    // Dropped here, armed, with this task's waker.
+                } else {
+                    woken.fetch_add(1, SeqCst);
+                }
+                std::task::Poll::<()>::Pending
+            })
+            .await
+        }
+    });
+    sleep(ms(80)).await;
+    assert_eq!(
+        woken.load(SeqCst),
+        0,
+        "the idle timer's expiry woke its last owner"
+    );
+    task.abort();
 }
 
 // ---------------------------------------------------------------- interval

@@ -13,7 +13,7 @@ use std::time::Instant;
 use kevent_reactor::{Flags, Interest, Key, Ready, StreamIo, Token};
 
 use crate::runtime::Handle;
-use crate::scheduler::worker;
+use crate::scheduler::worker::{self, IdleTimer};
 use crate::task::coop;
 use slab::{Direction, IoToken, ReadyEvent, ScheduledIo};
 
@@ -127,24 +127,52 @@ impl Registration {
         Self::finish(handle.clone(), token, key)
     }
 
-    /// A timer firing at `deadline`, on `handle`'s runtime. Reuses an idle
+    /// A timer firing at `deadline`, on `handle`'s runtime, and the instant
+    /// its ring timer fires at: `deadline`, or, with `take_armed`, an
+    /// earlier one when it reuses an idle timer still armed no later than
+    /// `deadline` (its owner then moves it on when that expiry comes; see
+    /// [`IdleTimer`](crate::scheduler::worker::IdleTimer)). Reuses an idle
     /// timer registration when there is one: from the calling worker's own
     /// pool first, then from the runtime's.
-    pub(crate) fn new_timer(handle: Handle, deadline: Instant) -> io::Result<Registration> {
-        let pooled = crate::scheduler::worker::take_timer(&handle.shared)
-            .or_else(|| handle.shared.timer_pool.pop());
-        if let Some((key, token)) = pooled {
+    pub(crate) fn new_timer(
+        handle: Handle,
+        deadline: Instant,
+        take_armed: bool,
+    ) -> io::Result<(Registration, Instant)> {
+        let pooled = crate::scheduler::worker::take_timer(&handle.shared).or_else(|| {
+            let (key, token) = handle.shared.timer_pool.pop()?;
+            Some(IdleTimer {
+                key,
+                token,
+                armed: None,
+                hint: usize::MAX,
+            })
+        });
+        if let Some(IdleTimer {
+            key,
+            token,
+            armed,
+            hint,
+        }) = pooled
+        {
             if let Some(io) = handle.shared.io.get(token) {
-                io.reset();
-                if handle.shared.kevent.reset_timer(key, deadline).is_ok() {
-                    return Ok(Registration {
-                        handle,
-                        key,
-                        token,
-                        hint: std::sync::atomic::AtomicUsize::new(usize::MAX),
-                        unarmed: AtomicBool::new(false),
-                        pooled_timer: true,
-                    });
+                let reused = |handle| Registration {
+                    handle,
+                    key,
+                    token,
+                    hint: std::sync::atomic::AtomicUsize::new(hint),
+                    unarmed: AtomicBool::new(false),
+                    pooled_timer: true,
+                };
+                match armed {
+                    // Still armed, early enough: nothing to do.
+                    Some(at) if take_armed && at <= deadline => return Ok((reused(handle), at)),
+                    _ => {
+                        io.reset();
+                        if handle.shared.kevent.reset_timer(key, deadline).is_ok() {
+                            return Ok((reused(handle), deadline));
+                        }
+                    }
                 }
             }
         }
@@ -155,7 +183,36 @@ impl Registration {
             .add_timer(Token(token.to_usize()), deadline, Flags::NONE);
         let mut reg = Self::finish(handle, token, key)?;
         reg.pooled_timer = true;
-        Ok(reg)
+        Ok((reg, deadline))
+    }
+
+    /// Gives back a timer whose ring timer still fires at `armed`, left
+    /// armed for the calling worker's next timer (its wakers forgotten).
+    /// Off a worker, with its pool full, or while the runtime stops, it is
+    /// dropped as usual (disarmed, or removed).
+    pub(crate) fn release_armed(self, armed: Instant) {
+        debug_assert!(self.pooled_timer);
+        let shared = &self.handle.shared;
+        if shared.shutdown.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let Some(io) = shared.io.get(self.token) else {
+            return;
+        };
+        io.forget_readers();
+        let idle = IdleTimer {
+            key: self.key,
+            token: self.token,
+            armed: Some(armed),
+            hint: self.hint.load(std::sync::atomic::Ordering::Relaxed),
+        };
+        if crate::scheduler::worker::keep_timer(shared, idle).is_ok() {
+            let this = std::mem::ManuallyDrop::new(self);
+            // SAFETY: `this` is never used or dropped again: its handle is
+            // moved out once and dropped here, and its other fields own
+            // nothing (the registration itself now belongs to the pool).
+            drop(unsafe { std::ptr::read(&this.handle) });
+        }
     }
 
     /// A signal watcher.
@@ -339,9 +396,15 @@ impl Drop for Registration {
             // ignores expiries seen before its deadline). Neither step takes
             // a lock (the ring's disarm leaves the wheel entry to be dropped
             // when due); a full pool refuses and the timer is removed.
+            let idle = IdleTimer {
+                key: self.key,
+                token: self.token,
+                armed: None,
+                hint: self.hint.load(std::sync::atomic::Ordering::Relaxed),
+            };
             if shared.kevent.disarm_timer(self.key).is_ok()
-                && crate::scheduler::worker::keep_timer(shared, (self.key, self.token))
-                    .or_else(|timer| shared.timer_pool.push(timer))
+                && crate::scheduler::worker::keep_timer(shared, idle)
+                    .or_else(|idle| shared.timer_pool.push((idle.key, idle.token)))
                     .is_ok()
             {
                 return;

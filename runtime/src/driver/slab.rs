@@ -164,6 +164,13 @@ impl ScheduledIo {
     }
 
     /// Forgets readiness and waiters (a pooled timer being reused).
+    /// Forgets the tasks waiting to read (a timer's only direction),
+    /// leaving the readiness bits.
+    pub(crate) fn forget_readers(&self) {
+        let forgotten = self.reader.lock().take();
+        drop(forgotten);
+    }
+
     pub(crate) fn reset(&self) {
         self.state.store(0, Ordering::Release);
         self.reader.lock().clear();

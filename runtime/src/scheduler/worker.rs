@@ -90,16 +90,25 @@ pub(crate) struct WorkerCtx {
     /// Idle timer registrations this worker keeps for its own next timers,
     /// newest last: hyper arms and drops a timer per request, and a stack
     /// of its own costs no atomic and hands back the entry it just used,
-    /// still in cache (the runtime's shared pool takes the overflow).
-    timers: RefCell<Vec<(kevent_reactor::Key, IoToken)>>,
+    /// still in cache (the runtime's shared pool takes the overflow). An
+    /// entry may still be armed in the ring (see [`IdleTimer`]).
+    timers: RefCell<Vec<IdleTimer>>,
 }
 
 impl WorkerCtx {
     /// Hands this worker's idle timers to the runtime's pool, for the
     /// workers that stay; what it cannot take is removed.
     fn give_back_timers(&self) {
-        for timer in self.timers.borrow_mut().drain(..) {
-            if let Err((key, token)) = self.shared.timer_pool.push(timer) {
+        for IdleTimer {
+            key, token, armed, ..
+        } in self.timers.borrow_mut().drain(..)
+        {
+            // The shared pool holds disarmed timers only.
+            if armed.is_some() && self.shared.kevent.disarm_timer(key).is_err() {
+                self.shared.io.release(token);
+                continue;
+            }
+            if let Err((key, token)) = self.shared.timer_pool.push((key, token)) {
                 let _ = self.shared.kevent.deregister(key);
                 self.shared.io.release(token);
             }
@@ -110,9 +119,28 @@ impl WorkerCtx {
 /// Most idle timer registrations a worker keeps for itself.
 const LOCAL_TIMERS: usize = 64;
 
+/// An idle timer registration in a worker's own pool.
+///
+/// `armed`: the ring timer still runs and fires at this instant. A timer
+/// dropped before its deadline (hyper's header-read timeout, once the
+/// request has arrived) is kept so, its wakers cleared: the next sleep on
+/// this worker whose deadline is no earlier takes it with no ring
+/// operation at all, and re-arms it only if that early expiry comes while
+/// it still waits (as `Sleep::reset` to a later deadline does). An expiry
+/// while idle wakes nobody; it leaves readiness bits that the taker's
+/// `Sleep` reads as an early expiry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdleTimer {
+    pub(crate) key: kevent_reactor::Key,
+    pub(crate) token: IoToken,
+    pub(crate) armed: Option<std::time::Instant>,
+    /// The worker the ring's affinity hint names (`usize::MAX`: none).
+    pub(crate) hint: usize,
+}
+
 /// An idle timer registration from this worker's own pool, if this thread
 /// is one of `shared`'s workers and has one.
-pub(crate) fn take_timer(shared: &Arc<Shared>) -> Option<(kevent_reactor::Key, IoToken)> {
+pub(crate) fn take_timer(shared: &Arc<Shared>) -> Option<IdleTimer> {
     WORKER
         .try_with(|w| {
             let w = w.try_borrow().ok()?;
@@ -126,10 +154,7 @@ pub(crate) fn take_timer(shared: &Arc<Shared>) -> Option<(kevent_reactor::Key, I
 
 /// Keeps an idle timer registration in this worker's own pool. Gives it
 /// back when this thread is no worker of `shared`'s or its pool is full.
-pub(crate) fn keep_timer(
-    shared: &Arc<Shared>,
-    timer: (kevent_reactor::Key, IoToken),
-) -> Result<(), (kevent_reactor::Key, IoToken)> {
+pub(crate) fn keep_timer(shared: &Arc<Shared>, timer: IdleTimer) -> Result<(), IdleTimer> {
     let mut timer = Some(timer);
     let _ = WORKER.try_with(|w| {
         if let Ok(w) = w.try_borrow() {
@@ -887,16 +912,20 @@ mod tests {
                     let mut s = pin!(crate::time::sleep(Duration::from_secs(30)));
                     assert!(poll_once(s.as_mut()).is_pending());
                 }
-                let kept = super::take_timer(&shared);
+                // Dropped before its deadline: kept still armed.
+                let kept = super::take_timer(&shared).map(|t| t.armed.is_some());
+                // Dropped after its expiry: kept disarmed.
+                crate::time::sleep(Duration::from_millis(1)).await;
+                let fired = super::take_timer(&shared).map(|t| t.armed.is_some());
                 // Off the workers (here: a plain thread) nothing is kept.
                 let elsewhere = std::thread::spawn(move || super::take_timer(&shared).is_none())
                     .join()
                     .unwrap();
-                (kept.is_some(), elsewhere)
+                (kept, fired, elsewhere)
             })
             .await
             .unwrap()
         });
-        assert_eq!(kept, (true, true));
+        assert_eq!(kept, (Some(true), Some(false), true));
     }
 }

@@ -241,6 +241,12 @@ fn take_due(state: &mut ClockState) -> Vec<Waker> {
 }
 
 /// The current runtime's clock reading, std's outside a runtime.
+/// Whether any runtime's clock was ever paused: until then every clock
+/// reads as std's.
+pub(crate) fn ever_paused() -> bool {
+    EVER_PAUSED.load(Ordering::Acquire)
+}
+
 pub(crate) fn now() -> StdInstant {
     if !EVER_PAUSED.load(Ordering::Acquire) {
         return StdInstant::now();

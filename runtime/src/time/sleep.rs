@@ -113,8 +113,14 @@ impl Sleep {
         match &self.timer {
             Some(timer) => timer.reset_timer(at).is_ok(),
             None => {
-                match Registration::new_timer(self.handle.take().expect("held while unarmed"), at) {
-                    Ok(r) => {
+                let handle = self.handle.take().expect("held while unarmed");
+                // An idle timer still armed earlier is taken as it is while
+                // clocks read as std's (`armed` is then its instant).
+                match Registration::new_timer(handle, at, !super::clock::ever_paused()) {
+                    Ok((r, ring_at)) => {
+                        if ring_at < at {
+                            self.armed = Instant::from_std(ring_at);
+                        }
                         self.timer = Some(r);
                         true
                     }
@@ -247,6 +253,14 @@ impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(key) = self.paused.take() {
             self.handle().shared.clock.forget_sleeper(key);
+        }
+        // Dropped before its expiry was seen (hyper's header-read timeout
+        // once the request came): the ring timer stays armed for this
+        // worker's next sleep.
+        if let Some(timer) = self.timer.take() {
+            if !self.fired && !super::clock::ever_paused() {
+                timer.release_armed(self.armed.into_std());
+            }
         }
     }
 }
