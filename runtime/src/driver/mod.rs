@@ -270,8 +270,11 @@ impl Registration {
             Poll::Ready(ev) => Poll::Ready(Ok(ev)),
             Poll::Pending => {
                 // The event should go to the worker this task runs on.
+                // A load first: the hint rarely changes, and a plain load
+                // costs no locked instruction on every wait.
                 if let Some(i) = worker::current_index(&self.handle.shared) {
-                    if self.hint.swap(i, std::sync::atomic::Ordering::Relaxed) != i {
+                    if self.hint.load(std::sync::atomic::Ordering::Relaxed) != i {
+                        self.hint.store(i, std::sync::atomic::Ordering::Relaxed);
                         self.handle.shared.kevent.set_hint(self.key, i);
                     }
                 }

@@ -151,12 +151,17 @@ impl Outbox {
 
     /// Appends as much of `bufs`, in order, as fits. `Ok(None)`: full,
     /// wait for the send in flight ([`poll_room`](Outbox::poll_room)).
-    /// `Ok(Some((n, start)))`: `n` bytes taken; with `start`, no send is in
-    /// flight and the caller must start one. One lock: all the slices join
+    /// `Ok(Some((n, batch)))`: `n` bytes taken; with a `batch`, no send was
+    /// in flight, so these bytes now are one (`busy`, under the same lock):
+    /// the caller must submit its send (`UringBackend::start_send`). One
+    /// lock: all the slices join
     /// the same pending batch, so a response handed over as
     /// headers and body leaves in one send (one segment where the peer's
     /// window allows), as one `writev(2)` would.
-    pub fn write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<Option<(usize, bool)>> {
+    pub(crate) fn write_vectored(
+        &self,
+        bufs: &[io::IoSlice<'_>],
+    ) -> io::Result<Option<(usize, Option<(*const u8, usize)>)>> {
         let mut s = self.state.lock();
         if let Some(e) = s.error {
             return Err(io::Error::from_raw_os_error(e));
@@ -169,7 +174,7 @@ impl Outbox {
         }
         let len: usize = bufs.iter().map(|b| b.len()).sum();
         if len == 0 {
-            return Ok(Some((0, false)));
+            return Ok(Some((0, None)));
         }
         let mut room = OUTBOX_LIMIT.saturating_sub(s.queued());
         if room == 0 {
@@ -186,7 +191,7 @@ impl Outbox {
                 break;
             }
         }
-        Ok(Some((n, !s.busy)))
+        Ok(Some((n, Self::start_locked(&mut s))))
     }
 
     /// Ready when a write would take at least one byte (or a send
@@ -290,11 +295,6 @@ impl Outbox {
     }
 
     /// Starts a batch if none is in flight: the bytes to send.
-    pub(crate) fn start(&self) -> Option<(*const u8, usize)> {
-        let mut s = self.state.lock();
-        Self::start_locked(&mut s)
-    }
-
     fn start_locked(s: &mut State) -> Option<(*const u8, usize)> {
         if s.busy || s.pending.is_empty() || s.error.is_some() {
             return None;
@@ -398,22 +398,23 @@ impl UringBackend {
         .user_data(outbox.id() | SEND)
     }
 
-    /// Starts sending what `outbox` holds, unless a send is in flight: on
-    /// the calling worker's own send ring, or the shared ring.
-    pub(super) fn start_send(&self, outbox: &Arc<Outbox>) -> io::Result<()> {
+    /// Sends `outbox`'s batch that [`Outbox::write_vectored`] started
+    /// (`len` bytes at `ptr`, its bytes in flight): on the calling worker's
+    /// own send ring, or the shared ring.
+    pub(super) fn start_send(
+        &self,
+        outbox: &Arc<Outbox>,
+        (ptr, len): (*const u8, usize),
+    ) -> io::Result<()> {
         let here = self.consumes_here();
-        let mut sends = self.sends.lock();
-        if let Some((ptr, len)) = outbox.start() {
-            // Held here until the batch is sent: the kernel reads it.
-            sends.insert(outbox.id(), outbox.clone());
-            drop(sends);
-            let sqe = Self::send_sqe(outbox, ptr, len);
-            match self.own_send_ring(here).filter(|_| here) {
-                // SAFETY: the batch stays put until the send's completion
-                // (the outbox is held in `sends` until then).
-                Some(ring) => unsafe { ring.push(&[sqe], &|| self.count_syscall())? },
-                None => self.post(&[sqe], here)?,
-            }
+        // Held here until the batch is sent: the kernel reads it.
+        self.sends.lock().insert(outbox.id(), outbox.clone());
+        let sqe = Self::send_sqe(outbox, ptr, len);
+        match self.own_send_ring(here).filter(|_| here) {
+            // SAFETY: the batch stays put until the send's completion (the
+            // outbox is held in `sends` until then).
+            Some(ring) => unsafe { ring.push(&[sqe], &|| self.count_syscall())? },
+            None => self.post(&[sqe], here)?,
         }
         Ok(())
     }

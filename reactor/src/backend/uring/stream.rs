@@ -248,9 +248,9 @@ impl Stream {
     /// send if none is in flight; `WouldBlock` when the outbox is full.
     fn queue(&self, outbox: &Arc<Outbox>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match outbox.write_vectored(bufs)? {
-            Some((n, start)) => {
-                if start {
-                    self.backend.start_send(outbox)?;
+            Some((n, batch)) => {
+                if let Some(batch) = batch {
+                    self.backend.start_send(outbox, batch)?;
                 }
                 Ok(n)
             }
