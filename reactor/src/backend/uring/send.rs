@@ -105,6 +105,9 @@ struct State {
     wakers: crate::WakerList,
 }
 
+/// A batch in flight: its bytes, which stay put until its send completes.
+pub(crate) type Batch = (*const u8, usize);
+
 /// What a send's completion leads to.
 pub(crate) enum Next {
     /// Submit a send of these bytes (the rest of the batch, or the next).
@@ -161,7 +164,7 @@ impl Outbox {
     pub(crate) fn write_vectored(
         &self,
         bufs: &[io::IoSlice<'_>],
-    ) -> io::Result<Option<(usize, Option<(*const u8, usize)>)>> {
+    ) -> io::Result<Option<(usize, Option<Batch>)>> {
         let mut s = self.state.lock();
         if let Some(e) = s.error {
             return Err(io::Error::from_raw_os_error(e));
@@ -401,11 +404,7 @@ impl UringBackend {
     /// Sends `outbox`'s batch that [`Outbox::write_vectored`] started
     /// (`len` bytes at `ptr`, its bytes in flight): on the calling worker's
     /// own send ring, or the shared ring.
-    pub(super) fn start_send(
-        &self,
-        outbox: &Arc<Outbox>,
-        (ptr, len): (*const u8, usize),
-    ) -> io::Result<()> {
+    pub(super) fn start_send(&self, outbox: &Arc<Outbox>, (ptr, len): Batch) -> io::Result<()> {
         let here = self.consumes_here();
         // Held here until the batch is sent: the kernel reads it.
         self.sends.lock().insert(outbox.id(), outbox.clone());
