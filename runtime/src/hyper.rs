@@ -111,10 +111,7 @@ impl hyper::rt::Sleep for HyperSleep {}
 
 impl hyper::rt::Timer for Timer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        let deadline = crate::time::Instant::now()
-            .checked_add(duration)
-            .unwrap_or_else(crate::time::far_future);
-        Box::pin(HyperSleep::until(deadline))
+        Box::pin(HyperSleep::until(crate::time::deadline_in(duration)))
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {

@@ -155,19 +155,20 @@ impl Registration {
             hint,
         }) = pooled
         {
-            if let Some(io) = handle.shared.io.get(token) {
-                let reused = |handle| Registration {
-                    handle,
-                    key,
-                    token,
-                    hint: std::sync::atomic::AtomicUsize::new(hint),
-                    unarmed: AtomicBool::new(false),
-                    pooled_timer: true,
-                };
-                match armed {
-                    // Still armed, early enough: nothing to do.
-                    Some(at) if take_armed && at <= deadline => return Ok((reused(handle), at)),
-                    _ => {
+            let reused = |handle| Registration {
+                handle,
+                key,
+                token,
+                hint: std::sync::atomic::AtomicUsize::new(hint),
+                unarmed: AtomicBool::new(false),
+                pooled_timer: true,
+            };
+            match armed {
+                // Still armed, early enough: nothing to do (its slot keeps
+                // the bits of an expiry while idle, for the new owner).
+                Some(at) if take_armed && at <= deadline => return Ok((reused(handle), at)),
+                _ => {
+                    if let Some(io) = handle.shared.io.get(token) {
                         io.reset();
                         if handle.shared.kevent.reset_timer(key, deadline).is_ok() {
                             return Ok((reused(handle), deadline));

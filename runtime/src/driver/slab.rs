@@ -163,14 +163,15 @@ impl ScheduledIo {
         wake_list(&self.writer);
     }
 
-    /// Forgets readiness and waiters (a pooled timer being reused).
     /// Forgets the tasks waiting to read (a timer's only direction),
     /// leaving the readiness bits.
     pub(crate) fn forget_readers(&self) {
+        // Taken under the lock, dropped after it.
         let forgotten = self.reader.lock().take();
         drop(forgotten);
     }
 
+    /// Forgets readiness and waiters (a pooled timer being reused).
     pub(crate) fn reset(&self) {
         self.state.store(0, Ordering::Release);
         self.reader.lock().clear();

@@ -240,15 +240,15 @@ fn take_due(state: &mut ClockState) -> Vec<Waker> {
     due
 }
 
-/// The current runtime's clock reading, std's outside a runtime.
 /// Whether any runtime's clock was ever paused: until then every clock
 /// reads as std's.
 pub(crate) fn ever_paused() -> bool {
     EVER_PAUSED.load(Ordering::Acquire)
 }
 
+/// The current runtime's clock reading, std's outside a runtime.
 pub(crate) fn now() -> StdInstant {
-    if !EVER_PAUSED.load(Ordering::Acquire) {
+    if !ever_paused() {
         return StdInstant::now();
     }
     context::with_current(|h| h.map_or_else(StdInstant::now, |h| h.shared.clock.now()))

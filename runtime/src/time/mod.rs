@@ -15,7 +15,7 @@ mod timeout;
 pub use clock::{advance, pause, resume};
 pub use instant::Instant;
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
-pub(crate) use sleep::far_future;
+pub(crate) use sleep::deadline_in;
 pub use sleep::{sleep, sleep_until, Sleep};
 pub use std::time::Duration;
 pub use timeout::{timeout, timeout_at, Timeout};

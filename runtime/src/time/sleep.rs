@@ -21,11 +21,7 @@ use crate::scheduler::{worker, Flavor};
 /// Outside a kevent runtime.
 #[track_caller]
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(
-        Instant::now()
-            .checked_add(duration)
-            .unwrap_or_else(far_future),
-    )
+    sleep_until(deadline_in(duration))
 }
 
 /// Waits until `deadline`.
@@ -47,8 +43,16 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     }
 }
 
+/// `duration` from now on the runtime's clock; "never" (30 years) when
+/// that overflows.
+pub(crate) fn deadline_in(duration: Duration) -> Instant {
+    Instant::now()
+        .checked_add(duration)
+        .unwrap_or_else(far_future)
+}
+
 /// About 30 years from now: "never" for overflowing durations.
-pub(crate) fn far_future() -> Instant {
+fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365 * 30)
 }
 

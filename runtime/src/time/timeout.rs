@@ -7,17 +7,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::error::Elapsed;
-use super::sleep::{far_future, sleep_until, Sleep};
+use super::sleep::{deadline_in, sleep_until, Sleep};
 use super::Instant;
 
 /// Requires `future` to complete within `duration`; otherwise it is
 /// dropped and the result is [`Elapsed`].
 #[track_caller]
 pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<F::IntoFuture> {
-    let deadline = Instant::now()
-        .checked_add(duration)
-        .unwrap_or_else(far_future);
-    timeout_at(deadline, future)
+    timeout_at(deadline_in(duration), future)
 }
 
 /// Requires `future` to complete before `deadline`.

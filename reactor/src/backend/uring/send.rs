@@ -157,10 +157,9 @@ impl Outbox {
     /// `Ok(Some((n, batch)))`: `n` bytes taken; with a `batch`, no send was
     /// in flight, so these bytes now are one (`busy`, under the same lock):
     /// the caller must submit its send (`UringBackend::start_send`). One
-    /// lock: all the slices join
-    /// the same pending batch, so a response handed over as
-    /// headers and body leaves in one send (one segment where the peer's
-    /// window allows), as one `writev(2)` would.
+    /// lock: all the slices join the same pending batch, so a response
+    /// handed over as headers and body leaves in one send (one segment
+    /// where the peer's window allows), as one `writev(2)` would.
     pub(crate) fn write_vectored(
         &self,
         bufs: &[io::IoSlice<'_>],
@@ -298,7 +297,7 @@ impl Outbox {
     }
 
     /// Starts a batch if none is in flight: the bytes to send.
-    fn start_locked(s: &mut State) -> Option<(*const u8, usize)> {
+    fn start_locked(s: &mut State) -> Option<Batch> {
         if s.busy || s.pending.is_empty() || s.error.is_some() {
             return None;
         }
