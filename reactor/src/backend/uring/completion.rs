@@ -25,8 +25,8 @@ pub(super) const LISTENERS: u64 = u64::MAX - 2;
 /// near 2^31.
 pub(super) const RECV: u64 = 1 << 63;
 
-/// Tag on the `user_data` of a send through the ring (its outbox's id
-/// otherwise; ids stay far below 2^62).
+/// Tag on the `user_data` of a send through the ring (its outbox's
+/// address otherwise: a user-space address stays below 2^62).
 pub(super) const SEND: u64 = 1 << 62;
 
 /// Both tags: the `user_data` of the poll on a worker's send ring (its
@@ -99,8 +99,10 @@ impl UringBackend {
                 match Completion::decode(cqe.user_data()) {
                     Completion::Cancel => {}
                     Completion::SendRing(index) => fired.push(index),
-                    Completion::Send(id) => {
-                        resend.extend(self.sent(id, res, out, &mut writers));
+                    Completion::Send(addr) => {
+                        // SAFETY: a `SEND` tag is only put on sends built by
+                        // `send_sqe`, and each completion is read once.
+                        resend.extend(unsafe { self.sent(addr, res, out, &mut writers) });
                     }
                     Completion::Recv(entry) => {
                         let polls = self.polls.lock();

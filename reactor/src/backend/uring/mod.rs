@@ -57,7 +57,6 @@ pub use send::OUTBOX_LIMIT;
 use self::completion::{LISTENERS, RECV, WAKE};
 use self::pool::{BufPool, BUF_GROUP};
 use self::recv::{without_reads, Inbox};
-use self::send::Outbox;
 use self::send::LINGER;
 use self::send_ring::SendRing;
 use super::listen_set::ListenSet;
@@ -130,16 +129,19 @@ pub(crate) struct UringBackend {
     /// that no request of the ring holds one open (see `listen_set`).
     listeners: ListenSet,
     /// Each worker's ring for its sends, by index (see `send_ring`).
-    /// Declared before `sends`: closed before the memory they send goes.
+    /// Dropped before a backend that gives up on its sends in flight
+    /// (`finish_sends`) would leak their outboxes' memory, never free it.
     send_rings: Mutex<Vec<Arc<SendRing>>>,
     /// Unique among backends (the key of `OWN_SEND_RING`).
     id: u64,
     /// The ring this backend feeds (`backend::consumes`); 0: none (a probe).
     ring_id: usize,
-    /// Outboxes with a send in flight, by outbox id: the kernel reads their
-    /// memory until the send completes, and a dropped stream's outbox
-    /// lives here until its last byte is sent.
-    sends: Mutex<IdMap<Arc<Outbox>>>,
+    /// Outboxes with a send in flight. Each holds itself alive through its
+    /// send's `user_data` (see `send.rs`): the kernel reads its memory until
+    /// the send completes, and a dropped stream's outbox lives until its
+    /// last byte is sent. Counted so that a backend going away knows when
+    /// all are sent.
+    sends_in_flight: AtomicUsize,
     /// The eventfd `wake` writes (default mode); -1 with MSG_RING.
     wake_fd: RawFd,
     /// A harvester sleeps in `io_uring_enter` now.
@@ -293,7 +295,7 @@ impl UringBackend {
             send_rings: Mutex::new(Vec::new()),
             id: NEXT_BACKEND.fetch_add(1, Ordering::Relaxed),
             ring_id,
-            sends: Mutex::new(IdMap::default()),
+            sends_in_flight: AtomicUsize::new(0),
             wake_fd,
             in_wait: AtomicBool::new(false),
             cq_tail,

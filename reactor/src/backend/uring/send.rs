@@ -27,8 +27,6 @@
 
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
-// std's atomic for the `static` id counter (see `loom.rs`).
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -45,16 +43,9 @@ use crate::loom::Mutex;
 /// Queued bytes past which a write waits for the send in flight.
 pub const OUTBOX_LIMIT: usize = 256 * 1024;
 
-/// Outbox ids (a `static`, so std's atomic: see `loom.rs`): a send's
-/// completion names its outbox, not its registration
-/// (whose entry may be reused once the stream is gone).
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
 /// A stream socket's unsent bytes.
 #[derive(Debug)]
 pub struct Outbox {
-    /// Unique, below 2^62 (the send's `user_data` tag bit).
-    id: u64,
     /// The stream's registration entry: a completion that wakes a writer
     /// is also delivered there as WRITABLE, so that a consumer asleep in
     /// the ring returns to run the woken task.
@@ -123,7 +114,6 @@ impl Outbox {
     /// stream keeps owning `fd` (see [`adopt`](Outbox::adopt)).
     pub(crate) fn new(fd: RawFd, entry: u64) -> Outbox {
         Outbox {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             entry,
             fd,
             adopted: Mutex::new(None),
@@ -138,10 +128,6 @@ impl Outbox {
     pub fn adopt(&self, fd: OwnedFd) {
         debug_assert_eq!(std::os::fd::AsRawFd::as_raw_fd(&fd), self.fd);
         *self.adopted.lock() = Some(fd);
-    }
-
-    pub(crate) fn id(&self) -> u64 {
-        self.id
     }
 
     pub(crate) fn entry(&self) -> u64 {
@@ -388,8 +374,14 @@ const LINGER_STEP: Duration = Duration::from_millis(10);
 
 impl UringBackend {
     /// A send of `len` bytes at `ptr`, inside `outbox`'s batch in flight
-    /// (which stays put until the send's completion).
+    /// (which stays put until the send's completion). Its `user_data` is
+    /// the outbox's address: the completion finds the outbox without a
+    /// lookup, through the reference the batch in flight holds (see
+    /// [`start_send`](Self::start_send)).
     pub(super) fn send_sqe(outbox: &Outbox, ptr: *const u8, len: usize) -> io_uring::squeue::Entry {
+        let addr = outbox as *const Outbox as u64;
+        // A user-space address leaves the two tag bits clear.
+        debug_assert_eq!(addr & SEND_RING, 0);
         opcode::Send::new(
             types::Fd(outbox.fd()),
             ptr,
@@ -397,38 +389,56 @@ impl UringBackend {
         )
         .flags(libc::MSG_NOSIGNAL)
         .build()
-        .user_data(outbox.id() | SEND)
+        .user_data(addr | SEND)
     }
 
     /// Sends `outbox`'s batch that [`Outbox::write_vectored`] started
     /// (`len` bytes at `ptr`, its bytes in flight): on the calling worker's
     /// own send ring, or the shared ring.
+    ///
+    /// The batch in flight holds a reference to the outbox (leaked here,
+    /// taken back in [`sent`](Self::sent) when the outbox has nothing more
+    /// to send): the kernel reads its memory until the last send's
+    /// completion, and a dropped stream's outbox lives until its last byte
+    /// is sent. One reference per outbox, however many sends it chains:
+    /// an outbox has one send in flight at a time.
     pub(super) fn start_send(&self, outbox: &Arc<Outbox>, (ptr, len): Batch) -> io::Result<()> {
         let here = self.consumes_here();
-        // Held here until the batch is sent: the kernel reads it.
-        self.sends.lock().insert(outbox.id(), outbox.clone());
+        // The batch in flight holds the outbox from here. A push that fails
+        // keeps it, as a send that never completes would.
+        let _ = Arc::into_raw(outbox.clone());
+        self.sends_in_flight.fetch_add(1, Ordering::SeqCst);
         let sqe = Self::send_sqe(outbox, ptr, len);
         match self.own_send_ring(here).filter(|_| here) {
             // SAFETY: the batch stays put until the send's completion (the
-            // outbox is held in `sends` until then).
+            // batch in flight holds the outbox).
             Some(ring) => unsafe { ring.push(&[sqe], &|| self.count_syscall())? },
             None => self.post(&[sqe], here)?,
         }
         Ok(())
     }
 
-    /// A completion of outbox `id`'s send: the outbox moves on
-    /// and its waiting writers go to `writers`. Returns the next send to
-    /// submit, if any.
-    pub(super) fn sent(
+    /// A completion of the send whose `user_data` (tag cleared) is `addr`:
+    /// the outbox moves on and its waiting writers go to `writers`.
+    /// Returns the next send to submit, if any.
+    ///
+    /// # Safety
+    ///
+    /// `addr` is the `user_data` of a send built by
+    /// [`send_sqe`](Self::send_sqe) and submitted after
+    /// [`start_send`](Self::start_send) (or returned by this function),
+    /// and each send's completion is handed here once.
+    pub(super) unsafe fn sent(
         &self,
-        id: u64,
+        addr: u64,
         res: i32,
         out: &mut Vec<(u64, Ready)>,
         writers: &mut crate::WakerList,
     ) -> Option<io_uring::squeue::Entry> {
-        let mut sends = self.sends.lock();
-        let outbox = sends.get(&id)?;
+        let held = addr as *const Outbox;
+        // SAFETY: the batch in flight holds a reference to the outbox
+        // (`start_send`'s `Arc::into_raw`), released below at the earliest.
+        let outbox = unsafe { &*held };
         let (next, waiting) = outbox.completed(res);
         if !waiting.is_empty() {
             // A waiter may run on a consumer asleep in the shared ring's
@@ -437,9 +447,13 @@ impl UringBackend {
             out.push((outbox.entry(), Ready::WRITABLE));
         }
         match next {
+            // The reference passes to the next send.
             Next::Send(p, len) => Some(Self::send_sqe(outbox, p, len)),
             Next::Drained | Next::Failed => {
-                sends.remove(&id);
+                self.sends_in_flight.fetch_sub(1, Ordering::SeqCst);
+                // SAFETY: the reference `start_send` leaked for this batch
+                // chain, taken back once: nothing of it is in flight now.
+                drop(unsafe { Arc::from_raw(held) });
                 None
             }
         }
@@ -498,7 +512,7 @@ impl UringBackend {
                 break;
             }
             // SAFETY: a send names its outbox's batch in flight, which stays
-            // put until its completion (the outbox is held in `sends`).
+            // put until its completion (the batch holds the outbox).
             if let Err(e) = unsafe { ring.push(&resend, &|| self.count_syscall()) } {
                 result = Err(e);
                 break;
@@ -522,7 +536,9 @@ impl UringBackend {
     ) -> io::Result<()> {
         loop {
             ring.drain(true, |data, res| {
-                resend.extend(self.sent(data & !SEND, res, out, writers));
+                // SAFETY: a send ring carries only sends built by
+                // `send_sqe`, each completion read once.
+                resend.extend(unsafe { self.sent(data & !SEND, res, out, writers) });
             });
             if !ring.flush_overflow(&|| self.count_syscall())? {
                 return Ok(());
@@ -571,7 +587,7 @@ impl UringBackend {
     pub(super) fn finish_sends(&self, limit: Duration) {
         let deadline = std::time::Instant::now() + limit;
         let mut out = Vec::new();
-        while !self.sends.lock().is_empty() {
+        while self.sends_in_flight.load(Ordering::SeqCst) > 0 {
             // The workers are gone: what their rings hold is sent from here.
             let rings = self.send_rings.lock().clone();
             let mut resend = Vec::new();
