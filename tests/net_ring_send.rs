@@ -142,6 +142,52 @@ fn bytes_written_before_the_runtime_is_dropped_still_arrive() {
     }
 }
 
+/// Every send completed (each stream's batches chained over several sends,
+/// its peer read it all): the runtime holds nothing in flight, so its drop
+/// does not wait out the linger it gives sends still queued (2 s). A send
+/// whose completion failed to release its outbox would keep it waiting.
+#[test]
+fn a_runtime_whose_sends_all_completed_drops_at_once() {
+    const STREAMS: usize = 16;
+    const LEN: usize = 1 << 20;
+    for workers in [0, 1, 2] {
+        let rt = runtime(workers, true);
+        let readers = rt.block_on(async {
+            let mut readers = Vec::new();
+            let mut servers = Vec::new();
+            for _ in 0..STREAMS {
+                let (client, server) = std_pair().await;
+                readers.push(read_all_slowly(client));
+                servers.push(server);
+            }
+            let writers: Vec<_> = servers
+                .into_iter()
+                .map(|mut server| {
+                    kevent::spawn(async move {
+                        server.write_all(&pattern(LEN)).await.unwrap();
+                        // Waits until the ring has sent every byte.
+                        server.flush().await.unwrap();
+                    })
+                })
+                .collect();
+            for w in writers {
+                w.await.unwrap();
+            }
+            readers
+        });
+        for r in readers {
+            assert_every_byte(&r.join().unwrap(), LEN);
+        }
+        let start = std::time::Instant::now();
+        drop(rt);
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_millis(1500),
+            "workers {workers}: the drop took {took:?}, as if a send were still in flight"
+        );
+    }
+}
+
 /// The send in flight waits for room in a full socket when the runtime
 /// goes away: the kernel cancels it once its submitting worker has exited
 /// (`ECANCELED` when the socket drains), and the bytes must still arrive,
