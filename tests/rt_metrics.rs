@@ -234,8 +234,14 @@ async fn tasks_woken_by_one_batch_of_events_wake_no_sleeping_worker(_: Flavor) {
     // 32 tasks wait for timers that expire together. The ring shares the
     // expiries out; a worker that dispatches its share runs the tasks it
     // wakes itself (fewer than a claim batch) and wakes no sibling for them.
-    kevent::spawn(async {
-        for round in 0..5 {
+    // A round whose worker is preempted past `SPREAD_AFTER` (500 µs) may
+    // wake one (1 run in 20 of this file did, with the tests beside it on
+    // both CPUs), so two rounds are allowed to; waking a sibling for the
+    // batch would wake one every round.
+    const ROUNDS: usize = 10;
+    let woke = kevent::spawn(async {
+        let mut woke = 0;
+        for _ in 0..ROUNDS {
             let deadline = kevent::time::Instant::now() + ms(40);
             let waiting = Arc::new(AtomicUsize::new(0));
             let handles: Vec<_> = (0..32)
@@ -258,15 +264,18 @@ async fn tasks_woken_by_one_batch_of_events_wake_no_sleeping_worker(_: Flavor) {
             for h in handles {
                 h.await.unwrap();
             }
-            let sent = sum(&metrics(), |w| w.wakeups_sent) - before;
-            assert_eq!(
-                sent, 0,
-                "round {round}: 32 tasks woken by expiring timers woke a sleeping worker"
-            );
+            if sum(&metrics(), |w| w.wakeups_sent) != before {
+                woke += 1;
+            }
         }
+        woke
     })
     .await
     .unwrap();
+    assert!(
+        woke <= 2,
+        "{woke} of {ROUNDS} rounds of 32 tasks woken by expiring timers woke a sleeping worker"
+    );
 }
 
 rt_test!(tasks_that_yield_wake_no_sleeping_worker: multi_thread_2, multi_thread_4);
