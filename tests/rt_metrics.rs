@@ -329,26 +329,37 @@ async fn tasks_that_yield_wake_no_sleeping_worker(_: Flavor) {
 rt_test!(a_long_backlog_wakes_a_sleeping_worker_to_steal: multi_thread_2, multi_thread_4);
 async fn a_long_backlog_wakes_a_sleeping_worker_to_steal(_: Flavor) {
     // Sixteen tasks that each keep their worker busy for 5 ms, queued by
-    // one task: a sleeping worker is woken and takes some of them.
-    let ran_on = kevent::spawn(async {
-        sleep(ms(5)).await;
-        let before = sum(&metrics(), |w| w.wakeups_sent);
-        let handles: Vec<_> = (0..16)
-            .map(|_| {
-                kevent::spawn(async {
-                    thread::sleep(ms(5));
-                    thread::current().id()
+    // one task: a sleeping worker is woken and takes some of them. A
+    // sibling still awake from the tests beside this one (both CPUs busy)
+    // steals without being woken: up to three attempts, one must show it.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let ran_on = kevent::spawn(async {
+            sleep(ms(5)).await;
+            let before = sum(&metrics(), |w| w.wakeups_sent);
+            let handles: Vec<_> = (0..16)
+                .map(|_| {
+                    kevent::spawn(async {
+                        thread::sleep(ms(5));
+                        thread::current().id()
+                    })
                 })
-            })
-            .collect();
-        let mut threads = std::collections::HashSet::new();
-        for h in handles {
-            threads.insert(h.await.unwrap());
+                .collect();
+            let mut threads = std::collections::HashSet::new();
+            for h in handles {
+                threads.insert(h.await.unwrap());
+            }
+            (threads.len(), sum(&metrics(), |w| w.wakeups_sent) - before)
+        })
+        .await
+        .unwrap();
+        if ran_on.0 >= 2 && ran_on.1 >= 1 {
+            return;
         }
-        (threads.len(), sum(&metrics(), |w| w.wakeups_sent) - before)
-    })
-    .await
-    .unwrap();
-    assert!(ran_on.1 >= 1, "a backlog of 16 woke no sleeping worker");
-    assert!(ran_on.0 >= 2, "all 16 tasks ran on one worker");
+        seen.push(ran_on);
+    }
+    panic!(
+        "a backlog of 16 never woke a sleeping worker that took some of it: \
+         (workers that ran them, wakeups) = {seen:?}"
+    );
 }
