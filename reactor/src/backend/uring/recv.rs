@@ -126,6 +126,10 @@ pub(crate) struct Taken {
     pub(crate) resume: bool,
     /// Cancel it, so that the reading thread re-arms it (`Recv::Moving`).
     pub(crate) cancel: bool,
+    /// The read took the last byte of a stream that goes on: the next
+    /// read would block, so the reader may forget the readiness it read on
+    /// now and wait for the next (saving a read that finds nothing).
+    pub(crate) drained: bool,
 }
 
 impl State {
@@ -136,6 +140,28 @@ impl State {
     /// More bytes may come: no end, no error, still registered.
     pub(crate) fn live(&self) -> bool {
         !self.closed && !self.eof && self.error.is_none()
+    }
+
+    /// A reader is about to wait for the next receive (its read found
+    /// nothing, or took the last byte). Counts the waits in a row of a
+    /// reader whose thread does not own the receive; at
+    /// [`STRAYS_TO_MOVE`] the receive moves to it (`Recv::Moving`) and
+    /// this returns true: cancel it. See [`Inbox::take`].
+    fn reader_waits(&mut self, reader: Option<Reader>) -> bool {
+        let Some(me) = reader else {
+            return false;
+        };
+        if self.owner == me.tag && !(self.unsettled && me.settled) {
+            self.strays = 0;
+        } else if self.recv == Recv::Armed && self.live() {
+            self.strays += 1;
+            if self.strays >= STRAYS_TO_MOVE {
+                self.strays = 0;
+                self.recv = Recv::Moving;
+                return true;
+            }
+        }
+        false
     }
 
     /// Appends received bytes (harvester).
@@ -194,9 +220,10 @@ impl Inbox {
     /// (`UringBackend::receive_home`). The kernel posts a receive's
     /// completions from work run on the thread that submitted it, so a
     /// receive whose socket is now read on another worker would need that
-    /// thread woken for every message. After [`STRAYS_TO_MOVE`] empty reads
-    /// in a row by a reader whose receive belongs elsewhere, the receive is
-    /// cancelled and the reader re-arms it.
+    /// thread woken for every message. After [`STRAYS_TO_MOVE`] reads in a
+    /// row that leave a reader whose receive belongs elsewhere waiting (they
+    /// found nothing, or took the last byte), the receive is cancelled and
+    /// the reader re-arms it.
     pub(crate) fn take(
         &self,
         dst: &mut [MaybeUninit<u8>],
@@ -214,18 +241,7 @@ impl Inbox {
                 s.eof = true;
                 Err(io::Error::from_raw_os_error(errno))
             } else {
-                if let Some(me) = reader {
-                    if s.owner == me.tag && !(s.unsettled && me.settled) {
-                        s.strays = 0;
-                    } else if s.recv == Recv::Armed && s.live() {
-                        s.strays += 1;
-                        if s.strays >= STRAYS_TO_MOVE {
-                            s.strays = 0;
-                            s.recv = Recv::Moving;
-                            cancel = true;
-                        }
-                    }
-                }
+                cancel = s.reader_waits(reader);
                 Err(io::ErrorKind::WouldBlock.into())
             }
         } else {
@@ -250,6 +266,12 @@ impl Inbox {
             }
             Ok(n)
         };
+        // Read to the last byte of a live stream: the reader's next read
+        // would block, so it waits for the next receive from here.
+        let drained = !peek && matches!(result, Ok(n) if n > 0) && s.unread() == 0 && s.live();
+        if drained {
+            cancel = s.reader_waits(reader);
+        }
         let mut resume = false;
         if s.live() && s.unread() < RESUME_BELOW {
             match s.recv {
@@ -269,6 +291,7 @@ impl Inbox {
             result,
             resume,
             cancel,
+            drained,
         }
     }
 }
@@ -545,6 +568,55 @@ mod tests {
         for _ in 0..4 {
             assert!(!inbox.take(&mut dst, false, Some(open)).cancel);
         }
+    }
+
+    #[test]
+    fn a_read_that_takes_the_last_byte_of_a_live_stream_says_so() {
+        let inbox = Inbox::new(1, false);
+        let mut four = [MaybeUninit::uninit(); 4];
+        inbox.lock().push(b"abcdef");
+        let t = inbox.take(&mut four, true, None);
+        assert!(!t.drained, "a peek leaves the bytes");
+        let t = inbox.take(&mut four, false, None);
+        assert_eq!(t.result.unwrap(), 4);
+        assert!(!t.drained, "two bytes left");
+        let t = inbox.take(&mut four, false, None);
+        assert_eq!(t.result.unwrap(), 2);
+        assert!(t.drained);
+        let t = inbox.take(&mut four, false, None);
+        assert!(!t.drained, "nothing taken");
+        // The last bytes before the end: the next read returns 0, at once.
+        inbox.lock().push(b"gh");
+        inbox.lock().eof = true;
+        let t = inbox.take(&mut four, false, None);
+        assert_eq!(t.result.unwrap(), 2);
+        assert!(!t.drained, "the stream ended: the next read does not wait");
+    }
+
+    #[test]
+    fn a_receive_moves_to_a_reader_thread_whose_reads_keep_emptying_it() {
+        let (owner, reader) = (1usize, 2usize);
+        let inbox = Inbox::new(owner, false);
+        let mut dst = [MaybeUninit::uninit(); 4];
+        // The owner's draining reads never move it.
+        for _ in 0..3 {
+            inbox.lock().push(b"ab");
+            let t = inbox.take(&mut dst, false, Some(Reader::settled(owner)));
+            assert!(t.drained && !t.cancel);
+        }
+        // A stranger's: the first is tolerated, the second in a row moves
+        // it, as empty reads do.
+        inbox.lock().push(b"ab");
+        assert!(
+            !inbox
+                .take(&mut dst, false, Some(Reader::settled(reader)))
+                .cancel
+        );
+        inbox.lock().push(b"ab");
+        let t = inbox.take(&mut dst, false, Some(Reader::settled(reader)));
+        assert_eq!(t.result.unwrap(), 2, "the bytes are read all the same");
+        assert!(t.cancel && t.drained);
+        assert_eq!(inbox.lock().recv, Recv::Moving);
     }
 
     #[test]

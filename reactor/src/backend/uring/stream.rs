@@ -131,7 +131,11 @@ impl Stream {
         if taken.resume {
             self.backend.resume_recv(self.entry, here)?;
         }
-        if matches!(&taken.result, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+        // Forgotten once nothing is left to read: the next read then
+        // waits at once, rather than finding the inbox empty first. A
+        // receive that lands meanwhile is a newer event, which stays.
+        if taken.drained || matches!(&taken.result, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        {
             r.clear_with_closed(ev);
         }
         taken.result
