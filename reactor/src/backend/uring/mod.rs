@@ -128,9 +128,10 @@ pub(crate) struct UringBackend {
     /// Listening sockets, watched through an epoll set the ring polls, so
     /// that no request of the ring holds one open (see `listen_set`).
     listeners: ListenSet,
-    /// Each worker's ring for its sends, by index (see `send_ring`).
-    /// Dropped before a backend that gives up on its sends in flight
-    /// (`finish_sends`) would leak their outboxes' memory, never free it.
+    /// Each worker's ring for its sends, by index (see `send_ring`). A
+    /// send still in flight when `finish_sends` gives up keeps its outbox
+    /// for good: the memory the kernel may still read is leaked, never
+    /// freed under it.
     send_rings: Mutex<Vec<Arc<SendRing>>>,
     /// Unique among backends (the key of `OWN_SEND_RING`).
     id: u64,
