@@ -6,6 +6,7 @@ pub(crate) mod slab;
 
 use std::io;
 use std::os::fd::RawFd;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -26,6 +27,8 @@ pub(crate) struct Registration {
     key: Key,
     /// Where readiness and wakers live.
     token: IoToken,
+    /// `token`'s slot, looked up once: every poll reads it.
+    io: NonNull<ScheduledIo>,
     /// The last affinity hint given to the ring, to skip repeating it.
     hint: std::sync::atomic::AtomicUsize,
     /// A stream the ring may not watch yet (`Kevent::register_stream`):
@@ -36,20 +39,35 @@ pub(crate) struct Registration {
     pooled_timer: bool,
 }
 
+// SAFETY: `io` points into the runtime's slab, which `handle` keeps alive
+// and which never moves or frees a slot before the runtime drops; the slot
+// is this registration's until its drop releases it. `ScheduledIo` is
+// `Sync` (atomics and mutexes), so sharing the pointer across threads is
+// sharing a `&ScheduledIo`.
+unsafe impl Send for Registration {}
+// SAFETY: as for `Send`: through `io` only `&ScheduledIo` is ever formed.
+unsafe impl Sync for Registration {}
+
 /// Most idle timer registrations a runtime keeps for reuse.
 pub(crate) const TIMER_POOL: usize = 4096;
 
 impl Registration {
-    fn alloc(handle: &Handle) -> io::Result<IoToken> {
-        Ok(handle.shared.io.alloc()?.0)
+    fn alloc(handle: &Handle) -> io::Result<(IoToken, NonNull<ScheduledIo>)> {
+        let (token, io) = handle.shared.io.alloc()?;
+        Ok((token, NonNull::from(io)))
     }
 
-    fn finish(handle: Handle, token: IoToken, key: io::Result<Key>) -> io::Result<Registration> {
+    fn finish(
+        handle: Handle,
+        (token, io): (IoToken, NonNull<ScheduledIo>),
+        key: io::Result<Key>,
+    ) -> io::Result<Registration> {
         match key {
             Ok(key) => Ok(Registration {
                 handle,
                 key,
                 token,
+                io,
                 hint: std::sync::atomic::AtomicUsize::new(usize::MAX),
                 unarmed: AtomicBool::new(false),
                 pooled_timer: false,
@@ -65,12 +83,13 @@ impl Registration {
     #[track_caller]
     pub(crate) fn new_fd(fd: RawFd, interest: Interest) -> io::Result<Registration> {
         let handle = current_handle();
-        let token = Self::alloc(&handle)?;
+        let slot = Self::alloc(&handle)?;
+        let token = slot.0;
         let key = handle
             .shared
             .kevent
             .register_fd(fd, Token(token.to_usize()), interest);
-        Self::finish(handle, token, key)
+        Self::finish(handle, slot, key)
     }
 
     /// Registers a listening socket with the current runtime, so that no
@@ -78,12 +97,13 @@ impl Registration {
     #[track_caller]
     pub(crate) fn new_listener_fd(fd: RawFd, interest: Interest) -> io::Result<Registration> {
         let handle = current_handle();
-        let token = Self::alloc(&handle)?;
+        let slot = Self::alloc(&handle)?;
+        let token = slot.0;
         let key = handle
             .shared
             .kevent
             .register_listener_fd(fd, Token(token.to_usize()), interest);
-        Self::finish(handle, token, key)
+        Self::finish(handle, slot, key)
     }
 
     /// Registers a stream socket with the current runtime; its bytes move
@@ -95,7 +115,8 @@ impl Registration {
         interest: Interest,
     ) -> io::Result<(Registration, StreamIo)> {
         let handle = current_handle();
-        let token = Self::alloc(&handle)?;
+        let slot = Self::alloc(&handle)?;
+        let token = slot.0;
         let registered =
             handle
                 .shared
@@ -108,7 +129,7 @@ impl Registration {
                 return Err(e);
             }
         };
-        let reg = Self::finish(handle, token, Ok(key))?;
+        let reg = Self::finish(handle, slot, Ok(key))?;
         reg.unarmed.store(true, Ordering::Relaxed);
         Ok((reg, stream))
     }
@@ -119,12 +140,13 @@ impl Registration {
         fd: RawFd,
         interest: Interest,
     ) -> io::Result<Registration> {
-        let token = Self::alloc(handle)?;
+        let slot = Self::alloc(handle)?;
+        let token = slot.0;
         let key = handle
             .shared
             .kevent
             .register_fd(fd, Token(token.to_usize()), interest);
-        Self::finish(handle.clone(), token, key)
+        Self::finish(handle.clone(), slot, key)
     }
 
     /// A timer firing at `deadline`, on `handle`'s runtime, and the instant
@@ -155,34 +177,42 @@ impl Registration {
             hint,
         }) = pooled
         {
-            let reused = |handle| Registration {
+            let reused = |handle, io| Registration {
                 handle,
                 key,
                 token,
+                io,
                 hint: std::sync::atomic::AtomicUsize::new(hint),
                 unarmed: AtomicBool::new(false),
                 pooled_timer: true,
             };
-            match armed {
-                // Still armed, early enough: nothing to do (its slot keeps
-                // the bits of an expiry while idle, for the new owner).
-                Some(at) if take_armed && at <= deadline => return Ok((reused(handle), at)),
-                _ => {
-                    if let Some(io) = handle.shared.io.get(token) {
+            // An idle timer's slot stays live (it is released with the
+            // timer), so this finds it.
+            if let Some(io) = handle.shared.io.get(token) {
+                let fires_at = match armed {
+                    // Still armed, early enough: nothing to do (its slot
+                    // keeps the bits of an expiry while idle, for the new
+                    // owner).
+                    Some(at) if take_armed && at <= deadline => Some(at),
+                    _ => {
                         io.reset();
-                        if handle.shared.kevent.reset_timer(key, deadline).is_ok() {
-                            return Ok((reused(handle), deadline));
-                        }
+                        let reset = handle.shared.kevent.reset_timer(key, deadline);
+                        reset.is_ok().then_some(deadline)
                     }
+                };
+                if let Some(at) = fires_at {
+                    let io = NonNull::from(io);
+                    return Ok((reused(handle, io), at));
                 }
             }
         }
-        let token = Self::alloc(&handle)?;
+        let slot = Self::alloc(&handle)?;
+        let token = slot.0;
         let key = handle
             .shared
             .kevent
             .add_timer(Token(token.to_usize()), deadline, Flags::NONE);
-        let mut reg = Self::finish(handle, token, key)?;
+        let mut reg = Self::finish(handle, slot, key)?;
         reg.pooled_timer = true;
         Ok((reg, deadline))
     }
@@ -197,10 +227,7 @@ impl Registration {
         if shared.shutdown.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
-        let Some(io) = shared.io.get(self.token) else {
-            return;
-        };
-        io.forget_readers();
+        self.io().forget_readers();
         let idle = IdleTimer {
             key: self.key,
             token: self.token,
@@ -218,12 +245,13 @@ impl Registration {
 
     /// A signal watcher.
     pub(crate) fn new_signal(handle: &Handle, signo: i32) -> io::Result<Registration> {
-        let token = Self::alloc(handle)?;
+        let slot = Self::alloc(handle)?;
+        let token = slot.0;
         let key = handle
             .shared
             .kevent
             .add_signal(Token(token.to_usize()), signo);
-        Self::finish(handle.clone(), token, key)
+        Self::finish(handle.clone(), slot, key)
     }
 
     /// The runtime it is registered with.
@@ -232,11 +260,10 @@ impl Registration {
     }
 
     fn io(&self) -> &ScheduledIo {
-        self.handle
-            .shared
-            .io
-            .get(self.token)
-            .expect("a live registration's slot is live")
+        // SAFETY: the slot outlives `self` (see `impl Send`): the slab
+        // keeps it in place while `handle` keeps the slab, and only
+        // `self`'s drop releases it.
+        unsafe { self.io.as_ref() }
     }
 
     /// Has the ring watch a stream registered lazily, before its

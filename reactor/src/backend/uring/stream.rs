@@ -123,13 +123,15 @@ impl Stream {
         peek: bool,
         ev: R::Event,
     ) -> io::Result<usize> {
-        let here = self.backend.consumes_here();
         let taken = inbox.take(dst, peek, self.backend.receive_home());
-        if taken.cancel {
-            self.backend.cancel_recv(self.entry, here)?;
-        }
-        if taken.resume {
-            self.backend.resume_recv(self.entry, here)?;
+        if taken.cancel || taken.resume {
+            let here = self.backend.consumes_here();
+            if taken.cancel {
+                self.backend.cancel_recv(self.entry, here)?;
+            }
+            if taken.resume {
+                self.backend.resume_recv(self.entry, here)?;
+            }
         }
         // Forgotten once nothing is left to read: the next read then
         // waits at once, rather than finding the inbox empty first. A
