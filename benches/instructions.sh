@@ -80,7 +80,7 @@ count() { # name binary
     kill -KILL $pid
     wait $pid 2>/dev/null || true
     local dump
-    dump=$(ls "$TMP/$name.out".* | head -n1)
+    dump=$(ls "$TMP/$name.out".* 2>/dev/null | head -n1) || true
     if [[ -z "$req" || "$req" == 0 || -z "$dump" ]]; then
         echo "instructions.sh: $name served nothing (log: $(tail -n3 "$TMP/$name.log"))" >&2
         exit 1
