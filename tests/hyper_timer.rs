@@ -93,3 +93,63 @@ async fn many_timeouts_dropped_unpolled_leave_polled_ones_working(_: Flavor) {
     waited.await;
     assert!(start.elapsed() >= ms(40));
 }
+
+/// hyper reads the time for its deadlines from `Timer::now`: on a paused
+/// clock that must be the runtime's clock, as the sleeps it makes run on
+/// it. Here the clock is an hour ahead of the machine's; a deadline taken
+/// from the machine's clock would be an hour in the past, and the
+/// connection would fail its header-read timeout at the first poll,
+/// before the client had sent anything.
+#[kevent::test(start_paused = true)]
+async fn hypers_deadlines_follow_the_paused_clock() {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use kevent::io::{AsyncReadExt, AsyncWriteExt};
+    use kevent::net::{TcpListener, TcpStream};
+
+    kevent::time::advance(Duration::from_secs(3600)).await;
+    let timer = Timer::new();
+    let ahead = timer.now() - Instant::now();
+    assert!(
+        ahead >= Duration::from_secs(3599),
+        "Timer::now is {ahead:?} ahead of the machine's clock, not the paused clock's hour"
+    );
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (accepted_tx, accepted_rx) = futures::channel::oneshot::channel();
+    let server = kevent::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(Timer::new())
+            .header_read_timeout(Duration::from_secs(10))
+            .serve_connection(
+                stream,
+                hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                        Bytes::from_static(b"ok"),
+                    )))
+                }),
+            );
+        let mut conn = std::pin::pin!(conn);
+        // The first poll finds no request yet and arms the header timer.
+        let first = futures::poll!(conn.as_mut());
+        let _ = accepted_tx.send(first.is_pending());
+        conn.await
+    });
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    let pending = accepted_rx.await.unwrap();
+    assert!(
+        pending,
+        "the connection ended at its first poll (header-read timeout)"
+    );
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    client.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "got {response:?}");
+    server.await.unwrap().unwrap();
+}

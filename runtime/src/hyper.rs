@@ -118,6 +118,13 @@ impl hyper::rt::Timer for Timer {
         Box::pin(HyperSleep::until(deadline.into()))
     }
 
+    /// The runtime's clock, the one its sleeps run on: with the clock
+    /// paused (`kevent::time::pause`) hyper's deadlines move with it, as
+    /// they do with tokio's timer. Outside a runtime, the machine's clock.
+    fn now(&self) -> Instant {
+        crate::time::Instant::now().into_std()
+    }
+
     fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
         match sleep.as_mut().downcast_mut_pin::<HyperSleep>() {
             Some(s) => match &mut s.get_mut().state {
