@@ -615,3 +615,42 @@ fn hypers_flush_reports_a_send_that_failed() {
         })
     });
 }
+
+/// A task that writes and then blocks its worker's thread (a long
+/// computation, a blocking call) has its bytes sent anyway: the worker
+/// would submit them at its next harvest, after the task returns, so an
+/// idle worker (woken by the runtime's stall check) submits them for it.
+/// With a home worker (the default at 2 workers) a task on the other
+/// worker hands its sends to the home instead; CI also runs this file with
+/// `KEVENT_HOME_WORKER=0`, where every worker sends on its own ring.
+#[test]
+fn bytes_written_before_a_task_blocks_its_worker_leave_while_it_blocks() {
+    const BLOCK: Duration = Duration::from_secs(2);
+    let rt = runtime(2, true);
+    let (client, server) = rt.block_on(std_pair());
+    let blocked_until = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let until = blocked_until.clone();
+    let task = rt.spawn(async move {
+        let mut server = server;
+        server.write_all(b"sent before the block").await.unwrap();
+        std::thread::sleep(BLOCK);
+        *until.lock().unwrap() = Some(std::time::Instant::now());
+        server
+    });
+    let mut client = client;
+    client.set_read_timeout(Some(BLOCK * 5)).unwrap();
+    let mut got = [0u8; 21];
+    client.read_exact(&mut got).unwrap();
+    let arrived = std::time::Instant::now();
+    assert_eq!(&got, b"sent before the block");
+    assert!(
+        blocked_until.lock().unwrap().is_none(),
+        "the bytes waited until the writer's worker was free again"
+    );
+    drop(rt.block_on(task).unwrap());
+    let unblocked = blocked_until
+        .lock()
+        .unwrap()
+        .expect("the task ran to its end");
+    assert!(arrived < unblocked);
+}

@@ -553,16 +553,21 @@ impl UringBackend {
     /// worker submits its own at its next harvest, but one stuck in a task
     /// that blocks its thread would hold them back until the task returns;
     /// the runtime's stall check wakes idle workers meanwhile, which send
-    /// them from here.
+    /// them from here. Only sends stranded that long (`SendRing::stranded`:
+    /// across two looks), not those of a worker that is running.
     pub(super) fn submit_stranded_sends(&self) -> io::Result<()> {
-        let stranded: Vec<_> = self
+        let waiting: Vec<_> = self
             .send_rings
             .lock()
             .iter()
             .filter(|r| r.has_unsubmitted())
             .cloned()
             .collect();
-        for ring in stranded {
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let now = std::time::Instant::now();
+        for ring in waiting.into_iter().filter(|r| r.stranded(now)) {
             ring.submit(&|| self.count_syscall())?;
             self.watch_send_ring(&ring)?;
         }

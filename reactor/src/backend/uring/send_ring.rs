@@ -18,10 +18,11 @@
 //! consumer may read completions, under `cq`, and whoever reads also
 //! fetches completions the kernel kept aside on overflow.
 
-use crate::loom::sync::atomic::{self, AtomicBool, AtomicUsize, Ordering};
+use crate::loom::sync::atomic::{self, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::loom::Mutex;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, squeue, IoUring};
 
@@ -97,9 +98,18 @@ pub(crate) struct SendRing {
     cq: Mutex<()>,
     /// Sends pushed and not yet submitted.
     unsubmitted: AtomicBool,
+    /// Submissions of pushed sends so far (under `sq`).
+    submits: AtomicU64,
+    /// An idle consumer's last look at this ring while it held unsubmitted
+    /// sends: `submits` then, and when (see [`stranded`](Self::stranded)).
+    looked: Mutex<Option<(u64, Instant)>>,
     /// Sends in flight, and the shared ring's poll on this ring.
     watch: Watch,
 }
+
+/// How long sends must wait unsubmitted, their owner submitting nothing
+/// meanwhile, before an idle consumer submits them in its place.
+pub(crate) const STRANDED_AFTER: Duration = Duration::from_millis(1);
 
 impl std::fmt::Debug for SendRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -131,6 +141,8 @@ impl SendRing {
             sq: Mutex::new(()),
             cq: Mutex::new(()),
             unsubmitted: AtomicBool::new(false),
+            submits: AtomicU64::new(0),
+            looked: Mutex::new(None),
             watch: Watch::default(),
         })
     }
@@ -151,6 +163,35 @@ impl SendRing {
     /// Sends were pushed and not submitted yet.
     pub(crate) fn has_unsubmitted(&self) -> bool {
         self.unsubmitted.load(Ordering::SeqCst)
+    }
+
+    /// Whether the sends waiting here are stranded: seen unsubmitted by an
+    /// earlier look at least [`STRANDED_AFTER`] before `now`, with no
+    /// submission by the owner since. An owner that runs submits its sends
+    /// at its next harvest; taking its ring's lock from another thread
+    /// meanwhile only makes the owner wait for it (its pushes block while
+    /// the other thread's enter runs the sends inline). An owner whose
+    /// thread a task blocks submits nothing: the second look, after the
+    /// runtime's stall check woke an idle worker, finds it so.
+    pub(crate) fn stranded(&self, now: Instant) -> bool {
+        if !self.has_unsubmitted() {
+            return false;
+        }
+        let submits = self.submits.load(Ordering::SeqCst);
+        let mut looked = self.looked.lock();
+        match *looked {
+            Some((seen, at)) if seen == submits => {
+                if now.saturating_duration_since(at) < STRANDED_AFTER {
+                    return false;
+                }
+                *looked = None;
+                true
+            }
+            _ => {
+                *looked = Some((submits, now));
+                false
+            }
+        }
     }
 
     /// See [`Watch::needs_arming`].
@@ -203,6 +244,7 @@ impl SendRing {
     pub(crate) fn submit(&self, syscalls: &dyn Fn()) -> io::Result<bool> {
         let _guard = self.sq.lock();
         if self.unsubmitted.swap(false, Ordering::SeqCst) {
+            self.submits.fetch_add(1, Ordering::SeqCst);
             syscalls();
             self.enter(false)?;
             return Ok(true);
@@ -391,5 +433,47 @@ mod loom_tests {
                 "a completion nobody read and nobody will hear of"
             );
         });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{SendRing, STRANDED_AFTER};
+    use std::time::{Duration, Instant};
+
+    fn push_nop(ring: &SendRing) {
+        let nop = io_uring::opcode::Nop::new().build();
+        // SAFETY: a NOP names no memory.
+        unsafe { ring.push(&[nop], &|| ()) }.unwrap();
+    }
+
+    #[test]
+    fn sends_are_stranded_only_after_two_looks_apart_with_no_submission_between() {
+        let Ok(ring) = SendRing::new(0, true) else {
+            return; // no io_uring here: the integration tests cover mio.
+        };
+        let t0 = Instant::now();
+        assert!(!ring.stranded(t0), "nothing pushed");
+        push_nop(&ring);
+        assert!(!ring.stranded(t0), "a first look only notes the time");
+        assert!(
+            !ring.stranded(t0 + STRANDED_AFTER / 2),
+            "a second look too soon"
+        );
+        assert!(ring.stranded(t0 + STRANDED_AFTER), "a second look later");
+        assert!(ring.submit(&|| ()).unwrap());
+        assert!(!ring.stranded(t0 + Duration::from_secs(1)), "submitted");
+        // A look, then the owner submits and pushes again: a later look
+        // finds sends waiting, but not since the first look.
+        let t1 = t0 + Duration::from_secs(2);
+        push_nop(&ring);
+        assert!(!ring.stranded(t1));
+        assert!(ring.submit(&|| ()).unwrap());
+        push_nop(&ring);
+        assert!(
+            !ring.stranded(t1 + 2 * STRANDED_AFTER),
+            "the owner submitted between the looks"
+        );
+        assert!(ring.stranded(t1 + 3 * STRANDED_AFTER));
     }
 }
