@@ -86,6 +86,8 @@ pub struct Consumer {
     events: Vec<Event>,
     /// Scratch for harvested OS readiness.
     harvested: Vec<(u64, Ready)>,
+    /// Scratch for the ring entries `harvested` turns into.
+    entries: Vec<u64>,
     /// This `wait` gave the harvester role back without waking a consumer
     /// that wanted it (see `park_while_others_run`): wake it on leaving.
     owes_hand_off: bool,
@@ -115,6 +117,7 @@ impl Consumer {
             held: VecDeque::new(),
             events: Vec::new(),
             harvested: Vec::new(),
+            entries: Vec::new(),
             owes_hand_off: false,
             home: false,
             sigmask: None,
@@ -300,7 +303,7 @@ impl Consumer {
                             .backend
                             .poll(&mut self.harvested, timeout, self.sigmask.as_ref());
                     let notified = inner.waiters.cancel(self.id);
-                    let published = inner.absorb(&self.harvested, Some(self.id))
+                    let published = inner.absorb(&self.harvested, &mut self.entries, Some(self.id))
                         + inner.fire_timers(Some(self.id));
                     self.stats.published += published as u64;
                     inner.release_harvest_role(self.id);
@@ -372,7 +375,7 @@ impl Consumer {
             self.harvested.clear();
             self.stats.harvests += 1;
             let drained = inner.backend.drain_now(&mut self.harvested);
-            let published = inner.absorb(&self.harvested, Some(self.id));
+            let published = inner.absorb(&self.harvested, &mut self.entries, Some(self.id));
             self.stats.published += published as u64;
             drained?;
         }
@@ -421,8 +424,8 @@ impl Consumer {
         let polled = inner
             .backend
             .poll(&mut self.harvested, Some(Duration::ZERO), None);
-        let published =
-            inner.absorb(&self.harvested, Some(self.id)) + inner.fire_timers(Some(self.id));
+        let published = inner.absorb(&self.harvested, &mut self.entries, Some(self.id))
+            + inner.fire_timers(Some(self.id));
         self.stats.harvests += 1;
         self.stats.published += published as u64;
         (polled, published)
@@ -494,11 +497,11 @@ impl Consumer {
                     .home_sample(inner.waiters.others_busy(self.id));
             }
             inner.backend.drain_now(&mut self.harvested)?;
-            published += inner.absorb(&self.harvested, Some(self.id));
+            published += inner.absorb(&self.harvested, &mut self.entries, Some(self.id));
         } else if inner.harvest.try_take() {
             self.stats.harvests += 1;
             let polled = inner.backend.drain_now(&mut self.harvested);
-            published += inner.absorb(&self.harvested, Some(self.id));
+            published += inner.absorb(&self.harvested, &mut self.entries, Some(self.id));
             inner.release_harvest_role(self.id);
             polled?;
         }

@@ -506,13 +506,22 @@ impl Inner {
         self.id
     }
 
-    /// Turns harvested OS readiness into ring entries.
-    pub(crate) fn absorb(&self, harvested: &[(u64, Ready)], publisher: Option<usize>) -> usize {
+    /// Turns harvested OS readiness into ring entries (`entries` is the
+    /// caller's scratch, emptied first).
+    pub(crate) fn absorb(
+        &self,
+        harvested: &[(u64, Ready)],
+        entries: &mut Vec<u64>,
+        publisher: Option<usize>,
+    ) -> usize {
+        entries.clear();
+        if harvested.is_empty() {
+            return 0;
+        }
         let signal_entry = self.signals.entry();
-        let mut entries = Vec::with_capacity(harvested.len());
         for &(entry, ready) in harvested {
             if Some(entry) == signal_entry {
-                self.signals.arrived(&self.regs, &mut entries);
+                self.signals.arrived(&self.regs, entries);
                 continue;
             }
             let key = Key::from_entry(entry);
@@ -522,7 +531,7 @@ impl Inner {
                 }
             }
         }
-        self.enqueue(&entries, publisher);
+        self.enqueue(entries, publisher);
         entries.len()
     }
 
