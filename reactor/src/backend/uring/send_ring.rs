@@ -98,7 +98,8 @@ pub(crate) struct SendRing {
     cq: Mutex<()>,
     /// Sends pushed and not yet submitted.
     unsubmitted: AtomicBool,
-    /// Submissions of pushed sends so far (under `sq`).
+    /// Submissions of pushed sends so far, by `submit` or by a `push` that
+    /// found the queue full (under `sq`).
     submits: AtomicU64,
     /// An idle consumer's last look at this ring while it held unsubmitted
     /// sends: `submits` then, and when (see [`stranded`](Self::stranded)).
@@ -228,6 +229,7 @@ impl SendRing {
                 drop(sq);
                 syscalls();
                 self.enter(false)?;
+                self.submits.fetch_add(1, Ordering::SeqCst);
                 // SAFETY: as above, still under `sq`'s lock.
                 sq = unsafe { self.ring.submission_shared() };
             }
