@@ -283,3 +283,37 @@ fn tokio_io_traits_and_two_step_seek_on_kevent_files() {
     }
     let _ = std::fs::remove_file(&path);
 }
+
+/// kevent's paused clock is kevent's only: a tokio timer called from a
+/// kevent task runs on tokio's clock, in real time, and while it is
+/// pending kevent's runtime has no work of its own, so its paused clock
+/// jumps to its next timer. A kevent `timeout` around a tokio sleep then
+/// fires at once. (README, "Using the tokio ecosystem": tests that pause
+/// the clock should use kevent's timers.)
+#[test]
+fn tokio_timers_keep_real_time_under_kevents_paused_clock() {
+    let rt = Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let real = Instant::now();
+        let paused = kevent::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(real.elapsed() >= Duration::from_millis(100));
+        assert_eq!(paused.elapsed(), Duration::ZERO, "kevent's clock moved");
+
+        let real = Instant::now();
+        let outer = kevent::time::timeout(
+            Duration::from_secs(3600),
+            tokio::time::sleep(Duration::from_secs(30)),
+        )
+        .await;
+        assert!(
+            outer.is_err(),
+            "kevent's paused clock waited for tokio's timer"
+        );
+        assert!(real.elapsed() < Duration::from_secs(30));
+    });
+}
